@@ -1,0 +1,1 @@
+"""What each file is: pure, versioned, registered analyzers (bytes in, findings out)."""

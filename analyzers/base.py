@@ -1,0 +1,66 @@
+"""The analyzer contract: pure code that turns one file's bytes into findings.
+
+Analyzers never open evidence, write a database or touch the ledger. A worker reads a
+file once and hands every analyzer the part it declared it needs:
+
+- ``"stream"``: every chunk, in order (``start`` → ``update``… → ``finish``). Digests.
+- ``"head"``: the first ``head_size`` bytes, once (``analyze``). File type.
+- ``"content"``: the whole content up to ``max_size`` bytes, once (``analyze``), after
+  the head analyzers ran, so ``applies_to`` can look at their findings (EXIF only on
+  images). Larger files are not handed over; the worker records why.
+
+Findings are JSON-serializable dicts. An analyzer that meets bad input raises
+``AnalyzerError`` (or anything else): the worker turns it into an error record with the
+analyzer's name, version and the file's evidence location; the run goes on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
+
+from ingest.location import FileEntry
+
+Findings = dict[str, Any]
+InputKind = Literal["stream", "head", "content"]
+
+
+class AnalyzerError(Exception):
+    """Root of the errors an analyzer raises for input it cannot analyse."""
+
+
+class StreamSession(ABC):
+    """Per-file state of a ``"stream"`` analyzer."""
+
+    @abstractmethod
+    def update(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    def finish(self) -> Findings: ...
+
+
+class Analyzer(ABC):
+    """Base class; subclasses set the class constants and one of the two entry points."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    input: ClassVar[InputKind]
+    head_size: ClassVar[int] = 0  # for "head" analyzers
+    max_size: ClassVar[int | None] = None  # for "content" analyzers
+
+    def applies_to(self, entry: FileEntry, findings: dict[str, Findings]) -> bool:
+        """Whether this file is for us; ``findings`` holds earlier analyzers' output."""
+        return entry.kind == "file"
+
+    def start(self, entry: FileEntry) -> StreamSession:
+        """Begin a stream for one file (``"stream"`` analyzers only)."""
+        raise NotImplementedError(f"{self.name} is not a stream analyzer")
+
+    def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
+        """Analyse the head or the whole content (``"head"``/``"content"`` analyzers)."""
+        raise NotImplementedError(f"{self.name} is not a head/content analyzer")
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        """Versions of the libraries whose behaviour shapes this analyzer's findings."""
+        return {}

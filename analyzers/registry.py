@@ -1,0 +1,46 @@
+"""The explicit list of analyzers a triage runs, keyed by name.
+
+Registration is explicit (no import-time magic beyond this module) and a duplicate name
+is an error, so the analyzer set recorded in the ledger is exactly the one that ran.
+"""
+
+from __future__ import annotations
+
+from analyzers.base import Analyzer
+
+_REGISTRY: dict[str, type[Analyzer]] = {}
+
+
+def register(cls: type[Analyzer]) -> type[Analyzer]:
+    """Class decorator: add an analyzer; refuse a second one with the same name."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"analyzer name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin() -> None:
+    # Importing the modules runs their @register decorators.
+    from analyzers import exif, filetype, hashes, perceptual  # noqa: F401
+
+
+def registered() -> dict[str, type[Analyzer]]:
+    """All known analyzers by name."""
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def create(names: list[str] | None = None) -> list[Analyzer]:
+    """Instances of the named analyzers (all when ``names`` is None), in run order.
+
+    Run order is by input kind: head analyzers first (their findings decide which content
+    analyzers apply), then stream, then content; by name within a kind.
+    """
+    available = registered()
+    chosen = sorted(available) if names is None else list(names)
+    unknown = [n for n in chosen if n not in available]
+    if unknown:
+        raise ValueError(f"unknown analyzer(s): {', '.join(unknown)}; known: {sorted(available)}")
+    order = {"head": 0, "stream": 1, "content": 2}
+    classes = sorted((available[n] for n in chosen), key=lambda c: (order[c.input], c.name))
+    return [cls() for cls in classes]

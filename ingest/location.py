@@ -1,0 +1,120 @@
+"""Where a byte range lives on the seized media, and what the walk found there.
+
+Every finding, database row, Dask task key and ledger entry names its evidence by one
+``EvidenceLocation``: image (its SHA-256) → volume (index, byte offset) → filesystem
+type → inode (meta address) and path → data stream. Nothing here imports pytsk3, so
+analyzers, the pipeline and the ledger can share these types without touching
+evidence formats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FileKind = Literal["file", "directory", "symlink", "other"]
+
+_ESCAPE = re.compile(r"\\(\\|x[0-9a-fA-F]{2})")
+
+
+def decode_name(raw: bytes) -> str:
+    r"""Decode a name from the media without losing a byte.
+
+    Valid UTF-8 passes through unchanged. Each byte that is not part of valid UTF-8
+    becomes ``\xNN``; a literal backslash becomes ``\\`` so the escape is reversible
+    (``encode_name(decode_name(b)) == b`` for every ``b``). Backslashes cannot occur in
+    FAT/NTFS names, so Windows media reads as it always did.
+    """
+    text = raw.decode("utf-8", errors="surrogateescape")
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def encode_name(text: str) -> bytes:
+    """Invert :func:`decode_name`: the exact bytes the media held."""
+    parts: list[bytes] = []
+    pos = 0
+    for match in _ESCAPE.finditer(text):
+        parts.append(text[pos : match.start()].encode("utf-8"))
+        token = match.group(1)
+        parts.append(b"\\" if token == "\\" else bytes([int(token[1:], 16)]))
+        pos = match.end()
+    parts.append(text[pos:].encode("utf-8"))
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceLocation:
+    """A serializable address of one data stream on one piece of evidence."""
+
+    evidence_id: str  # SHA-256 of the whole image's media data
+    volume_index: int  # index in the volume system; -1 when the image has none
+    volume_offset: int  # byte offset of the volume in the image
+    fs_type: str  # e.g. "fat32", "ext4", "ntfs"
+    inode: int  # meta address as The Sleuth Kit numbers it
+    path: str  # "/" + path from the filesystem root, decoded with decode_name
+    stream: str | None = None  # NTFS alternate data stream name; None = default
+
+    def key(self) -> str:
+        """A compact, stable string form (used in task keys and log lines)."""
+        stream = f":{self.stream}" if self.stream else ""
+        return (
+            f"{self.evidence_id[:16]}/v{self.volume_index}@{self.volume_offset}"
+            f"/{self.fs_type}/i{self.inode}{self.path}{stream}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvidenceLocation:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One name the filesystem walk found (allocated, deleted or orphan)."""
+
+    location: EvidenceLocation
+    name: str  # last path component, decoded with decode_name
+    size: int
+    kind: FileKind
+    allocated: bool  # False for deleted names and orphans
+    mtime: str | None = None  # ISO 8601 UTC ("2024-05-01T10:00:00Z"); None when unset
+    atime: str | None = None
+    ctime: str | None = None  # metadata change time (ext, NTFS $SI change)
+    crtime: str | None = None  # creation time
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    meta_allocated: bool | None = None  # the inode's own allocation state, when known
+    notes: tuple[str, ...] = field(default=())  # walk remarks (e.g. "no metadata")
+
+    @property
+    def extension(self) -> str:
+        """Lower-case extension without the dot; '' when the name has none."""
+        base = self.name.rsplit("/", 1)[-1]
+        if "." not in base.strip("."):
+            return ""
+        return base.rsplit(".", 1)[-1].lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileEntry:
+        data = dict(data)
+        data["location"] = EvidenceLocation.from_dict(data["location"])
+        data["notes"] = tuple(data.get("notes", ()))
+        return cls(**data)
