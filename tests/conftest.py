@@ -1,0 +1,90 @@
+"""Shared fixtures: the sample image in its three containers, and the oracle tools.
+
+Images are made once per test session in a temporary directory: the raw image is
+decompressed from ``sample_data/sample.img.gz``; the split raw set and the E01 are made
+from it with ``split`` and ``ewfacquire`` (the real tools). A missing tool fails loudly
+(``make test`` installs them), it never skips.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_GZ = REPO / "sample_data" / "sample.img.gz"
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"required oracle tool {name!r} is not installed (run `make test`)")
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def sample_raw(images_dir: Path) -> Path:
+    """The bundled sample image as a raw/dd file (read-only on disk)."""
+    if not SAMPLE_GZ.exists():
+        pytest.fail(f"{SAMPLE_GZ} is missing: run sample_data/generate.sh")
+    out = images_dir / "sample.dd"
+    with gzip.open(SAMPLE_GZ, "rb") as src, out.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    out.chmod(0o444)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_split(sample_raw: Path, images_dir: Path) -> list[Path]:
+    """The same image as a split raw set ``sample.001``, ``sample.002``, …"""
+    require_tool("split")
+    outdir = images_dir / "split"
+    outdir.mkdir()
+    subprocess.run(
+        ["split", "-b", "16M", "-d", "-a", "3", "--numeric-suffixes=1",
+         str(sample_raw), str(outdir / "sample.")],
+        check=True,
+    )
+    parts = sorted(outdir.iterdir())
+    for part in parts:
+        part.chmod(0o444)
+    return parts
+
+
+@pytest.fixture(scope="session")
+def sample_e01(sample_raw: Path, images_dir: Path) -> Path:
+    """The same image acquired into EnCase format by ``ewfacquire`` (stores its MD5)."""
+    require_tool("ewfacquire")
+    outdir = images_dir / "e01"
+    outdir.mkdir()
+    target = outdir / "sample"
+    subprocess.run(
+        ["ewfacquire", "-u", "-t", str(target), "-f", "encase6", "-c", "fast",
+         "-d", "sha1", "-C", "case-1", "-D", "sample card", "-E", "EX-1",
+         "-e", "examiner", "-N", "test", "-S", "1.4GiB", "-l", str(outdir / "acquire.log"),
+         str(sample_raw)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    e01 = target.with_suffix(".E01")
+    e01.chmod(0o444)
+    return e01
