@@ -1,0 +1,63 @@
+# exhibit — the two set-up commands of the README, and the pieces they are made of.
+#   make demo   installs what is missing, triages the bundled sample image, verifies the ledger
+#   make test   installs what is missing (incl. the oracle tools), runs ruff and the full test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian/Ubuntu packages: libmagic1 is needed at run time; the rest are the generator's and
+# the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...).
+RUNTIME_PACKAGES := libmagic1
+TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
+	mtools dosfstools e2fsprogs fdisk gzip coreutils
+
+DEMO_IMAGE := build/sample.dd
+DEMO_CASE  := demo-case
+
+.PHONY: demo test lint system-deps-run system-deps-test venv clean
+
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+endef
+
+system-deps-run:
+	$(call apt_install,$(RUNTIME_PACKAGES))
+
+system-deps-test:
+	$(call apt_install,$(TEST_PACKAGES))
+
+$(BIN)/exhibit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(BIN)/exhibit
+
+$(DEMO_IMAGE): sample_data/sample.img.gz
+	@mkdir -p build
+	gzip -dc $< > $@.tmp && chmod 0444 $@.tmp && mv -f $@.tmp $@
+
+demo: system-deps-run venv $(DEMO_IMAGE)
+	rm -rf $(DEMO_CASE)
+	$(BIN)/exhibit triage $(DEMO_IMAGE) --case $(DEMO_CASE) --examiner "Demo Examiner" \
+		--hashset sample_data/known_hashes.txt --hashset sample_data/known_hashes.csv
+	$(BIN)/exhibit ledger verify $(DEMO_CASE)
+	$(BIN)/exhibit export $(DEMO_CASE) --format jsonl -o $(DEMO_CASE)/files.jsonl
+	@echo "Case written to $(DEMO_CASE)/ (database case.sqlite, ledger ledger.jsonl, files.jsonl)"
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: system-deps-test venv lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf build $(DEMO_CASE) .pytest_cache

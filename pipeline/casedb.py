@@ -1,0 +1,328 @@
+"""The case database: one SQLite file per case, written only by the driver.
+
+Dask workers return results; the driver alone writes here (and to the ledger), so a
+crashed worker can never leave a half-written row. Every multi-row step (a walk, a
+batch of results) is one transaction: after a kill the database holds whole steps only,
+which is what makes ``triage`` resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ingest.location import EvidenceLocation, FileEntry
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS case_info (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    id TEXT PRIMARY KEY,                 -- SHA-256 of the media data
+    format TEXT NOT NULL,
+    paths TEXT NOT NULL,                 -- JSON list of the container's files
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL,
+    stored_hashes TEXT NOT NULL,         -- JSON: hashes the container itself records (E01)
+    expected_hashes TEXT NOT NULL,       -- JSON: hashes the examiner stated
+    verification TEXT NOT NULL,          -- JSON list of comparisons
+    verified INTEGER NOT NULL,           -- 1 when every comparison matched
+    container_stat TEXT NOT NULL,        -- JSON: size and mtime of each container file
+    registered_at TEXT NOT NULL,
+    walk_complete INTEGER NOT NULL DEFAULT 0,
+    partition_table TEXT
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    evidence_id TEXT NOT NULL REFERENCES evidence(id),
+    idx INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    allocated INTEGER NOT NULL,
+    fs_type TEXT,
+    status TEXT NOT NULL,                -- walked | no-filesystem | not-allocated
+    detail TEXT NOT NULL,                -- JSON: walk counts or the reason it was not walked
+    PRIMARY KEY (evidence_id, idx)
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    entry_key TEXT NOT NULL UNIQUE,
+    evidence_id TEXT NOT NULL REFERENCES evidence(id),
+    volume_index INTEGER NOT NULL,
+    volume_offset INTEGER NOT NULL,
+    fs_type TEXT NOT NULL,
+    inode INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    stream TEXT,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    allocated INTEGER NOT NULL,
+    mtime TEXT, atime TEXT, ctime TEXT, crtime TEXT,
+    mode INTEGER, uid INTEGER, gid INTEGER,
+    meta_allocated INTEGER,
+    notes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_by_evidence ON files(evidence_id, volume_offset, id);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    evidence_id TEXT NOT NULL,
+    volume_offset INTEGER NOT NULL,
+    file_ids TEXT NOT NULL,              -- JSON list, in order
+    bytes INTEGER NOT NULL,
+    status TEXT NOT NULL,                -- planned | done
+    merkle_root TEXT,
+    worker TEXT,                         -- JSON: host and library versions of the worker
+    ledger_seq INTEGER                   -- the ledger entry that covers this batch
+);
+CREATE TABLE IF NOT EXISTS results (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    batch_id TEXT NOT NULL REFERENCES batches(id),
+    leaf_index INTEGER NOT NULL,         -- position in the batch's Merkle tree
+    record TEXT NOT NULL,                -- canonical JSON of the result record
+    md5 TEXT, sha1 TEXT, sha256 TEXT,
+    mime TEXT, magic TEXT, extension_mismatch INTEGER,
+    exif TEXT, phash TEXT, dhash TEXT
+);
+CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
+CREATE INDEX IF NOT EXISTS results_sha1 ON results(sha1);
+CREATE INDEX IF NOT EXISTS results_sha256 ON results(sha256);
+CREATE TABLE IF NOT EXISTS errors (
+    id INTEGER PRIMARY KEY,
+    evidence_id TEXT,
+    file_id INTEGER REFERENCES files(id),
+    batch_id TEXT,
+    stage TEXT NOT NULL,                 -- acquire | volumes | walk | analyze | hashset
+    analyzer TEXT,
+    analyzer_version TEXT,
+    error TEXT NOT NULL,                 -- exception type or short code
+    message TEXT NOT NULL,
+    traceback TEXT,
+    location TEXT                        -- JSON evidence location when there is one
+);
+CREATE TABLE IF NOT EXISTS hashsets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    format TEXT NOT NULL,
+    counts TEXT NOT NULL,                -- JSON: entries per algorithm, rejected lines
+    loaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known_hashes (
+    hashset_id INTEGER NOT NULL REFERENCES hashsets(id),
+    algorithm TEXT NOT NULL,
+    value TEXT NOT NULL,
+    category TEXT
+);
+CREATE INDEX IF NOT EXISTS known_by_value ON known_hashes(algorithm, value);
+CREATE TABLE IF NOT EXISTS matches (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    hashset_id INTEGER NOT NULL REFERENCES hashsets(id),
+    algorithm TEXT NOT NULL,
+    distance INTEGER NOT NULL,
+    category TEXT,
+    known_value TEXT NOT NULL,
+    UNIQUE (file_id, hashset_id, algorithm, known_value)
+);
+"""
+
+
+def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -> str:
+    """A stable identity for one walked name (also the resume key).
+
+    Inode alone is not unique (hard links, a deleted name whose inode was reused), so the
+    key joins location, allocation state and, for the rare exact repeat, its ordinal.
+    """
+    stream = location.stream or ""
+    key = (
+        f"{location.evidence_id}:{location.volume_offset}:{location.inode}:"
+        f"{int(allocated)}:{location.path}:{stream}"
+    )
+    return key if duplicate == 0 else f"{key}#{duplicate}"
+
+
+class CaseDatabase:
+    """Thin, explicit access to the case's SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(_SCHEMA)
+        self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """``with db.transaction():`` — one atomic step."""
+        return self.conn
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- case info -------------------------------------------------------------------
+
+    def set_info(self, key: str, value: str, overwrite: bool = True) -> None:
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        self.conn.execute(f"{verb} INTO case_info(key, value) VALUES (?, ?)", (key, value))
+
+    def info(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM case_info WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    # -- evidence and volumes --------------------------------------------------------
+
+    def evidence(self, evidence_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM evidence WHERE id = ?", (evidence_id,)).fetchone()
+
+    def evidence_by_paths(self, paths: list[str]) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM evidence WHERE paths = ?", (json.dumps(paths),)
+        ).fetchone()
+
+    def all_evidence(self) -> list[sqlite3.Row]:
+        return list(self.conn.execute("SELECT * FROM evidence ORDER BY registered_at, id"))
+
+    def add_evidence(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(f"INSERT INTO evidence ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def volumes(self, evidence_id: str) -> list[sqlite3.Row]:
+        return list(
+            self.conn.execute(
+                "SELECT * FROM volumes WHERE evidence_id = ? ORDER BY idx", (evidence_id,)
+            )
+        )
+
+    def add_volume(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO volumes ({cols}) VALUES ({marks})", tuple(row.values())
+        )
+
+    def forget_walk(self, evidence_id: str) -> None:
+        """Drop a walk that did not complete (no results can refer to it yet)."""
+        self.conn.execute("DELETE FROM volumes WHERE evidence_id = ?", (evidence_id,))
+        self.conn.execute(
+            "DELETE FROM errors WHERE evidence_id = ? AND stage IN ('volumes', 'walk')",
+            (evidence_id,),
+        )
+        self.conn.execute("DELETE FROM files WHERE evidence_id = ?", (evidence_id,))
+
+    # -- files -----------------------------------------------------------------------
+
+    def add_files(self, entries: Iterable[FileEntry]) -> int:
+        """Insert walked entries; returns how many were written."""
+        seen: dict[str, int] = {}
+        count = 0
+        for entry in entries:
+            base = entry_key(entry.location, entry.allocated)
+            dup = seen.get(base, 0)
+            seen[base] = dup + 1
+            loc = entry.location
+            self.conn.execute(
+                "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset, fs_type,"
+                " inode, path, stream, name, size, kind, allocated, mtime, atime, ctime, crtime,"
+                " mode, uid, gid, meta_allocated, notes)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    entry_key(loc, entry.allocated, dup), loc.evidence_id, loc.volume_index,
+                    loc.volume_offset, loc.fs_type, loc.inode, loc.path, loc.stream, entry.name,
+                    entry.size, entry.kind, int(entry.allocated), entry.mtime, entry.atime,
+                    entry.ctime, entry.crtime, entry.mode, entry.uid, entry.gid,
+                    None if entry.meta_allocated is None else int(entry.meta_allocated),
+                    json.dumps(list(entry.notes)),
+                ),
+            )
+            count += 1
+        return count
+
+    def file_entry(self, row: sqlite3.Row) -> FileEntry:
+        location = EvidenceLocation(
+            evidence_id=row["evidence_id"], volume_index=row["volume_index"],
+            volume_offset=row["volume_offset"], fs_type=row["fs_type"], inode=row["inode"],
+            path=row["path"], stream=row["stream"],
+        )
+        return FileEntry(
+            location=location, name=row["name"], size=row["size"], kind=row["kind"],
+            allocated=bool(row["allocated"]), mtime=row["mtime"], atime=row["atime"],
+            ctime=row["ctime"], crtime=row["crtime"], mode=row["mode"], uid=row["uid"],
+            gid=row["gid"],
+            meta_allocated=None if row["meta_allocated"] is None else bool(row["meta_allocated"]),
+            notes=tuple(json.loads(row["notes"])),
+        )
+
+    def files(self, evidence_id: str | None = None) -> Iterator[sqlite3.Row]:
+        if evidence_id is None:
+            yield from self.conn.execute("SELECT * FROM files ORDER BY id")
+        else:
+            yield from self.conn.execute(
+                "SELECT * FROM files WHERE evidence_id = ? ORDER BY id", (evidence_id,)
+            )
+
+    def files_by_ids(self, ids: list[int]) -> list[sqlite3.Row]:
+        rows: dict[int, sqlite3.Row] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" for _ in part)
+            for row in self.conn.execute(f"SELECT * FROM files WHERE id IN ({marks})", part):
+                rows[row["id"]] = row
+        return [rows[i] for i in ids]
+
+    # -- batches and results ---------------------------------------------------------
+
+    def batches(self, evidence_id: str) -> list[sqlite3.Row]:
+        return list(
+            self.conn.execute(
+                "SELECT * FROM batches WHERE evidence_id = ? ORDER BY rowid", (evidence_id,)
+            )
+        )
+
+    def add_batch(self, batch_id: str, evidence_id: str, volume_offset: int,
+                  file_ids: list[int], size: int) -> None:
+        self.conn.execute(
+            "INSERT INTO batches (id, evidence_id, volume_offset, file_ids, bytes, status)"
+            " VALUES (?, ?, ?, ?, ?, 'planned')",
+            (batch_id, evidence_id, volume_offset, json.dumps(file_ids), size),
+        )
+
+    def errors_for(self, file_id: int) -> list[sqlite3.Row]:
+        return list(
+            self.conn.execute("SELECT * FROM errors WHERE file_id = ? ORDER BY id", (file_id,))
+        )
+
+    def add_error(self, *, stage: str, error: str, message: str, evidence_id: str | None = None,
+                  file_id: int | None = None, batch_id: str | None = None,
+                  analyzer: str | None = None, analyzer_version: str | None = None,
+                  traceback: str | None = None, location: dict[str, Any] | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO errors (evidence_id, file_id, batch_id, stage, analyzer,"
+            " analyzer_version, error, message, traceback, location)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (evidence_id, file_id, batch_id, stage, analyzer, analyzer_version, error, message,
+             traceback, None if location is None else json.dumps(location, sort_keys=True)),
+        )
+
+    def count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        row = self.conn.execute(sql, params).fetchone()
+        return int(row[0] or 0)

@@ -1,0 +1,206 @@
+"""The ``exhibit`` command line.
+
+Exit codes (documented in the README):
+  0  success
+  1  acquisition hash mismatch (without --allow-hash-mismatch), or a ledger that fails
+     verification
+  2  usage error (bad option, unknown analyzer, unreadable hash set)
+  3  evidence that cannot be opened (unknown format, unreadable, missing segment)
+  4  the case directory cannot be used (e.g. a torn ledger, not a case)
+  130 interrupted by the examiner (the ledger records where it stopped; re-run resumes)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from chain_of_custody.errors import LedgerError
+from ingest.errors import IngestError
+
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+EXIT_EVIDENCE = 3
+EXIT_CASE = 4
+EXIT_INTERRUPTED = 130
+
+_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"exhibit: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="exhibit", prog_name="exhibit")
+def main() -> None:
+    """exhibit — triage seized-media images with a verifiable custody ledger."""
+
+
+@main.command()
+@click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
+              help="Case directory (created if new; an existing case is resumed).")
+@click.option("--examiner", help="Examiner name for the ledger (default: $EXHIBIT_EXAMINER"
+              " or the login name).")
+@click.option("--hashset", "hashsets", multiple=True, type=click.Path(path_type=Path,
+              exists=True, dir_okay=False), help="Known-hash set (plain list or CSV);"
+              " repeatable.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes"
+              " (default: one per core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Use an existing Dask scheduler,"
+              " e.g. tcp://10.0.0.5:8786; workers must see the image at the same path.")
+@click.option("--expect-md5", help="MD5 stated for the image (e.g. from the acquisition form).")
+@click.option("--expect-sha1", help="SHA-1 stated for the image.")
+@click.option("--expect-sha256", help="SHA-256 stated for the image.")
+@click.option("--allow-hash-mismatch", is_flag=True, help="Analyse even when the acquisition"
+              " hashes do not match (recorded in the ledger).")
+@click.option("--analyzers", "analyzer_list", help="Comma-separated analyzers to run"
+              " (default: all registered).")
+@click.option("--batch-mb", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Target bytes per Dask batch, in MB.")
+@click.option("--batch-files", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Maximum files per Dask batch.")
+@click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
+def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
+           hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
+           expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
+           allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
+           batch_files: int, no_progress: bool) -> None:
+    """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
+    from pipeline.triage import HashMismatchError, Triage, TriageOptions
+
+    expected: dict[str, str] = {}
+    for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
+        if value is None:
+            continue
+        value = value.strip().lower()
+        if len(value) != _HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
+            _fail(f"--expect-{algo} is not a {_HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
+        expected[algo] = value
+    options = TriageOptions(
+        images=list(image), case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
+        workers=workers, scheduler=scheduler, expected_hashes=expected,
+        allow_hash_mismatch=allow_hash_mismatch,
+        analyzers=analyzer_list.split(",") if analyzer_list else None,
+        batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
+    )
+    try:
+        result = Triage(options).run()
+    except HashMismatchError as exc:
+        _fail(str(exc), EXIT_MISMATCH)
+    except IngestError as exc:
+        _fail(str(exc), EXIT_EVIDENCE)
+    except LedgerError as exc:
+        _fail(f"custody ledger: {exc}", EXIT_CASE)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    print_summary(result.summary, result.hash_verified, result.case_dir)
+    if result.interrupted:
+        click.echo("Interrupted: finished batches are saved; run the same command to resume.",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> None:
+    console = Console()
+    table = Table(title=f"exhibit triage — {case_dir}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    rows = [
+        ("evidence (SHA-256)", summary["evidence_id"]),
+        ("acquisition hashes", "verified" if verified else "NOT VERIFIED (mismatch allowed)"),
+        ("volumes", str(summary["volumes"])),
+        ("filesystems", f"{summary['filesystems_walked']} walked: "
+                        f"{', '.join(summary['filesystems']) or '-'}"),
+        ("entries", f"{summary['entries']:,}"),
+        ("files", f"{summary['files']:,}"),
+        ("deleted entries", f"{summary['deleted']:,}"),
+        ("bytes in files", f"{summary['bytes']:,}"),
+        ("files analysed", f"{summary['analysed']:,}"),
+        ("images", f"{summary['images']:,}"),
+        ("type mismatches", f"{summary['type_mismatches']:,}"),
+        ("known-hash matches", f"{summary['known_hash_matches']:,}"),
+        ("errors", f"{summary['errors']:,}"),
+        ("elapsed", f"{summary.get('elapsed_seconds', 0):.1f} s"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    console.print(table)
+
+
+@main.command("export")
+@click.argument("case_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file (default: CASE/exports/files.<format>).")
+@click.option("--bom", is_flag=True, help="CSV: start with a UTF-8 byte-order mark for"
+              " spreadsheet programs.")
+@click.option("--examiner", help="Examiner name for the ledger entry.")
+def export_cmd(case_dir: Path, fmt: str, output: Path | None, bom: bool,
+               examiner: str | None) -> None:
+    """Write one record per file entry (JSON Lines or CSV) and record it in the ledger."""
+    from chain_of_custody.canonical import sha256_hex
+    from pipeline.case import Case, CaseError
+    from pipeline.export import export
+
+    try:
+        case = Case(case_dir, examiner, create=False)
+    except (CaseError, LedgerError) as exc:
+        _fail(str(exc), EXIT_CASE)
+    try:
+        if output is None:
+            (case_dir / "exports").mkdir(exist_ok=True)
+            output = case_dir / "exports" / f"files.{fmt}"
+        count = export(case.db, fmt, output, bom=bom)
+        digest = sha256_hex(output.read_bytes())
+        case.record("export.written", None, {"format": fmt, "path": str(output.resolve()),
+                                             "records": count, "sha256": digest})
+    finally:
+        case.close()
+    click.echo(f"{count} records written to {output} (sha256 {digest})")
+
+
+@main.group()
+def ledger() -> None:
+    """Inspect and verify a case's custody ledger."""
+
+
+@ledger.command("verify")
+@click.argument("case_dir", type=click.Path(path_type=Path, exists=True))
+def ledger_verify(case_dir: Path) -> None:
+    """Check every entry's hash, the chain, sequence and time; exit 1 on the first fault."""
+    from pipeline.case import DB_NAME, LEDGER_NAME
+    from pipeline.casedb import CaseDatabase
+
+    from chain_of_custody.verify import verify_ledger
+
+    path = case_dir / LEDGER_NAME if case_dir.is_dir() else case_dir
+    if not path.exists():
+        _fail(f"{path} does not exist", EXIT_CASE)
+    head = None
+    db_path = path.parent / DB_NAME
+    if db_path.exists():
+        db = CaseDatabase(db_path)
+        value = db.info("ledger_head")
+        db.close()
+        if value:
+            seq, digest = value.split(":", 1)
+            head = (int(seq), digest)
+    report = verify_ledger(path, expected_head=head)
+    if report.ok:
+        click.echo(f"OK: {report.entries} entries")
+        return
+    click.echo(f"FAILED at entry {report.first_bad_seq}: {report.reason}")
+    sys.exit(EXIT_MISMATCH)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

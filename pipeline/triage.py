@@ -1,0 +1,550 @@
+"""``exhibit triage``: the conductor from image to analysed, ledgered case.
+
+Order of work, each step recorded in the ledger and made durable before the next:
+
+1. open the case (create it if new) and load the given hash sets;
+2. open the image read-only, hash it (MD5/SHA-1/SHA-256, one pass) and compare with the
+   hashes the examiner stated and those the container stores; register the evidence;
+3. find the volumes and walk every filesystem (one database transaction per walk);
+4. plan batches of roughly equal bytes (persisted, so a resumed run has the same plan);
+5. run the batches on Dask, write each batch's results in one transaction, then append a
+   ``batch.analysed`` entry carrying the Merkle root over its result records;
+6. match exact hashes against the loaded sets; print the summary.
+
+A re-run on the same case resumes: registered evidence is recognised by its container
+files (path, size, mtime), a complete walk is kept, finished batches are skipped, and a
+batch whose results were committed but whose ledger entry was not yet written gets it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.merkle import leaf_hash, merkle_root
+from ingest.acquisition import compare_hashes, hash_image
+from ingest.errors import IngestError
+from ingest.image import EvidenceImage, ImageSpec, open_image
+from ingest.volumes import find_volumes
+from ingest.walk import WalkStats, open_filesystem, walk_filesystem
+from pipeline import matching
+from pipeline.case import Case, command_line
+from pipeline.cluster import BatchRunner
+from pipeline.hashsets import read_hashset
+from pipeline.progress import Reporter
+from pipeline.worker import BatchTask
+
+DEFAULT_BATCH_BYTES = 256 << 20
+DEFAULT_BATCH_FILES = 2000
+
+
+class HashMismatchError(Exception):
+    """Computed acquisition hashes differ from what was stated or stored."""
+
+
+@dataclass
+class TriageOptions:
+    images: list[Path]
+    case_dir: Path
+    examiner: str | None = None
+    hashsets: list[Path] = field(default_factory=list)
+    workers: int | None = None
+    scheduler: str | None = None
+    expected_hashes: dict[str, str] = field(default_factory=dict)
+    allow_hash_mismatch: bool = False
+    analyzers: list[str] | None = None
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batch_files: int = DEFAULT_BATCH_FILES
+    progress: bool = True
+
+
+@dataclass
+class TriageResult:
+    case_dir: Path
+    evidence_id: str
+    summary: dict[str, Any]
+    hash_verified: bool
+    interrupted: bool = False
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _container_stat(paths: list[str]) -> list[dict[str, Any]]:
+    stats = []
+    for p in paths:
+        st = Path(p).stat()
+        stats.append({"path": p, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    return stats
+
+
+class Triage:
+    """One triage run over one image into one case."""
+
+    def __init__(self, options: TriageOptions, reporter: Reporter | None = None) -> None:
+        self.options = options
+        self.reporter = reporter or Reporter(enabled=options.progress)
+        self.started = time.monotonic()
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self) -> TriageResult:
+        case = Case(self.options.case_dir, self.options.examiner)
+        try:
+            return self._run(case)
+        finally:
+            case.close()
+
+    def _run(self, case: Case) -> TriageResult:
+        opts = self.options
+        analyzers = self._analyzer_names()
+        case.record("triage.started", None, {
+            "command": command_line(),
+            "images": [str(p) for p in opts.images],
+            "analyzers": analyzers,
+            "hashsets": [str(p) for p in opts.hashsets],
+            "scheduler": opts.scheduler or "local",
+            "workers": opts.workers,
+            "batch_bytes": opts.batch_bytes,
+            "batch_files": opts.batch_files,
+        })
+        for path in opts.hashsets:
+            self._load_hashset(case, path)
+        try:
+            image = open_image(opts.images)
+        except IngestError as exc:
+            case.record("error", None, {"stage": "open", "images": [str(p) for p in opts.images],
+                                        "message": str(exc)})
+            raise
+        try:
+            evidence_id, verified = self._register(case, image)
+            self._walk(case, image, evidence_id)
+        finally:
+            image.close()
+        self._plan(case, evidence_id)
+        interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
+        if not interrupted:
+            self._match(case, evidence_id)
+        summary = self.summary(case, evidence_id)
+        summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
+        action = "triage.interrupted" if interrupted else "triage.completed"
+        case.record(action, {"evidence_id": evidence_id}, summary)
+        return TriageResult(opts.case_dir, evidence_id, summary, verified, interrupted)
+
+    def _analyzer_names(self) -> list[str]:
+        from analyzers import registry
+
+        return [a.name for a in registry.create(self.options.analyzers)]
+
+    # -- hash sets -------------------------------------------------------------------
+
+    def _load_hashset(self, case: Case, path: Path) -> None:
+        hashset = read_hashset(path)
+        db = case.db
+        row = db.conn.execute("SELECT id FROM hashsets WHERE sha256 = ?", (hashset.sha256,))
+        if row.fetchone() is not None:
+            return
+        db.begin()
+        try:
+            cur = db.conn.execute(
+                "INSERT INTO hashsets (name, sha256, source, format, counts, loaded_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (hashset.name, hashset.sha256, hashset.source, hashset.format,
+                 json.dumps(hashset.counts()), now()),
+            )
+            db.conn.executemany(
+                "INSERT INTO known_hashes (hashset_id, algorithm, value, category)"
+                " VALUES (?,?,?,?)",
+                [(cur.lastrowid, a, v, c) for a, v, c in hashset.entries],
+            )
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        case.record("hashset.loaded", None, {
+            "name": hashset.name, "source": hashset.source, "sha256": hashset.sha256,
+            "format": hashset.format, "counts": hashset.counts(),
+            "rejected_lines": hashset.rejected[:20],
+        })
+
+    # -- evidence registration and acquisition hashes --------------------------------
+
+    def _register(self, case: Case, image: EvidenceImage) -> tuple[str, bool]:
+        paths = [str(Path(p).resolve()) for p in image.paths]
+        stat = _container_stat(paths)
+        known = case.db.evidence_by_paths(paths)
+        if known is not None and json.loads(known["container_stat"]) == stat:
+            case.record("evidence.reopened", {"evidence_id": known["id"]}, {
+                "paths": paths, "container_stat": stat,
+                "note": "container files unchanged since registration (size, mtime);"
+                        " acquisition hashes not recomputed",
+            })
+            self._check_verified(case, known["id"], bool(known["verified"]))
+            return known["id"], bool(known["verified"])
+
+        with self.reporter.bytes_task("Hashing image", image.size) as advance:
+            started = time.monotonic()
+            computed = hash_image(image, progress=advance)
+            seconds = time.monotonic() - started
+        evidence_id = computed["sha256"]
+        subject = {"evidence_id": evidence_id}
+        case.record("acquisition.hashed", subject, {
+            "format": image.format, "paths": paths, "size": image.size,
+            "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
+            "seconds": round(seconds, 3),
+            "mb_per_s": round(image.size / 1e6 / seconds, 1) if seconds > 0 else None,
+        })
+        comparisons = [
+            dict(c, source="examiner") for c in compare_hashes(computed, self.options.expected_hashes)
+        ] + [dict(c, source="container") for c in compare_hashes(computed, image.stored_hashes)]
+        verified = all(c["status"] == "match" for c in comparisons)
+        case.record("acquisition.compared", subject, {
+            "comparisons": comparisons,
+            "result": "match" if verified else "MISMATCH",
+            "compared": len(comparisons),
+        })
+        existing = case.db.evidence(evidence_id)
+        if existing is None:
+            case.db.add_evidence({
+                "id": evidence_id, "format": image.format, "paths": json.dumps(paths),
+                "size": image.size, "md5": computed["md5"], "sha1": computed["sha1"],
+                "sha256": computed["sha256"], "stored_hashes": json.dumps(image.stored_hashes),
+                "expected_hashes": json.dumps(self.options.expected_hashes),
+                "verification": json.dumps(comparisons), "verified": int(verified),
+                "container_stat": json.dumps(stat), "registered_at": now(),
+            })
+            case.record("evidence.registered", subject, {
+                "format": image.format, "paths": paths, "size": image.size,
+                "container_metadata": image.metadata,
+            })
+        else:
+            case.record("evidence.reopened", subject, {
+                "paths": paths, "note": "same media data as already registered evidence",
+                "registered_paths": json.loads(existing["paths"]),
+            })
+        self._check_verified(case, evidence_id, verified)
+        return evidence_id, verified
+
+    def _check_verified(self, case: Case, evidence_id: str, verified: bool) -> None:
+        if verified:
+            return
+        if not self.options.allow_hash_mismatch:
+            case.record("triage.refused", {"evidence_id": evidence_id}, {
+                "reason": "acquisition hash mismatch; rerun with --allow-hash-mismatch to"
+                          " analyse the image anyway",
+            })
+            raise HashMismatchError(
+                "acquisition hashes do not match the stated or stored hashes"
+                " (see the ledger); use --allow-hash-mismatch to analyse anyway"
+            )
+        case.record("acquisition.mismatch_allowed", {"evidence_id": evidence_id}, {
+            "note": "examiner chose to continue despite the hash mismatch",
+        })
+
+    # -- volumes and filesystems -----------------------------------------------------
+
+    def _walk(self, case: Case, image: EvidenceImage, evidence_id: str) -> None:
+        db = case.db
+        row = db.evidence(evidence_id)
+        if row is not None and row["walk_complete"]:
+            return
+        scan = find_volumes(image)
+        db.begin()
+        try:
+            db.forget_walk(evidence_id)
+            db.conn.execute("UPDATE evidence SET partition_table = ? WHERE id = ?",
+                            (scan.partition_table, evidence_id))
+            walked: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            for volume in scan.volumes:
+                walked.append(self._walk_volume(case, image, evidence_id, volume))
+            db.conn.execute("UPDATE evidence SET walk_complete = 1 WHERE id = ?", (evidence_id,))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        case.record("volumes.found", {"evidence_id": evidence_id}, {
+            "partition_table": scan.partition_table,
+            "warnings": scan.warnings,
+            "volumes": [
+                {"index": v.index, "offset": v.offset, "length": v.length,
+                 "description": v.description, "allocated": v.allocated}
+                for v in scan.volumes
+            ],
+        })
+        for subject, details in walked:
+            action = "filesystem.walked" if details.get("status") == "walked" else "volume.skipped"
+            if details.get("status") == "no-filesystem":
+                action = "error"
+            case.record(action, subject, details)
+
+    def _walk_volume(self, case: Case, image: EvidenceImage, evidence_id: str,
+                     volume: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        db = case.db
+        subject = {"evidence_id": evidence_id, "volume_index": volume.index,
+                   "volume_offset": volume.offset}
+        base = {"evidence_id": evidence_id, "idx": volume.index, "offset": volume.offset,
+                "length": volume.length, "description": volume.description,
+                "allocated": int(volume.allocated)}
+        if not volume.allocated:
+            detail = {"status": "not-allocated", "description": volume.description}
+            db.add_volume(dict(base, fs_type=None, status="not-allocated",
+                               detail=json.dumps(detail)))
+            return subject, detail
+        try:
+            fs, fs_type = open_filesystem(image, volume.offset)
+        except IngestError as exc:
+            detail = {"status": "no-filesystem", "stage": "walk", "message": str(exc),
+                      "description": volume.description}
+            db.add_volume(dict(base, fs_type=None, status="no-filesystem",
+                               detail=json.dumps(detail)))
+            db.add_error(stage="walk", error="NoFilesystem", message=str(exc),
+                         evidence_id=evidence_id, location=subject)
+            return subject, detail
+        del fs
+        stats = WalkStats()
+        with self.reporter.count_task(f"Walking volume {volume.index} ({fs_type})") as advance:
+            entries = _counting(walk_filesystem(image, volume, evidence_id, stats=stats), advance)
+            count = db.add_files(entries)
+        for note in stats.problems:
+            db.add_error(stage="walk", error="WalkProblem", message=note,
+                         evidence_id=evidence_id, location=dict(subject, fs_type=fs_type))
+        detail = {"status": "walked", "fs_type": fs_type, "entries": count,
+                  **stats.as_dict()}
+        db.add_volume(dict(base, fs_type=fs_type, status="walked", detail=json.dumps(detail)))
+        return dict(subject, fs_type=fs_type), detail
+
+    # -- batches ---------------------------------------------------------------------
+
+    def _plan(self, case: Case, evidence_id: str) -> None:
+        """Split the regular files into batches of about equal bytes, once per evidence."""
+        db = case.db
+        if db.batches(evidence_id):
+            return
+        opts = self.options
+        plan: list[tuple[int, list[int], int]] = []
+        current: list[int] = []
+        size = 0
+        offset = None
+        rows = db.conn.execute(
+            "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
+            " ORDER BY volume_offset, id", (evidence_id,))
+        for row in rows:
+            if current and (row["volume_offset"] != offset or size >= opts.batch_bytes
+                            or len(current) >= opts.batch_files):
+                plan.append((offset, current, size))
+                current, size = [], 0
+            offset = row["volume_offset"]
+            current.append(row["id"])
+            size += max(0, row["size"])
+        if current:
+            plan.append((offset, current, size))
+        db.begin()
+        try:
+            for number, (vol_offset, ids, nbytes) in enumerate(plan, start=1):
+                batch_id = f"{evidence_id[:12]}-{number:06d}"
+                db.add_batch(batch_id, evidence_id, vol_offset, ids, nbytes)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        case.record("batches.planned", {"evidence_id": evidence_id}, {
+            "batches": len(plan), "files": sum(len(p[1]) for p in plan),
+            "bytes": sum(p[2] for p in plan), "batch_bytes": opts.batch_bytes,
+            "batch_files": opts.batch_files,
+        })
+
+    def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
+                 analyzers: list[str]) -> bool:
+        """Run the unfinished batches; returns True when interrupted by the examiner."""
+        db = case.db
+        for batch in db.batches(evidence_id):
+            if batch["status"] == "done" and batch["ledger_seq"] is None:
+                self._record_batch(case, batch["id"])
+        todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
+        if not todo:
+            return False
+        tasks = []
+        total_bytes = 0
+        for batch in todo:
+            ids = json.loads(batch["file_ids"])
+            rows = db.files_by_ids(ids)
+            items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
+            tasks.append(BatchTask(batch["id"], spec, batch["volume_offset"], items,
+                                   tuple(analyzers)))
+            total_bytes += batch["bytes"]
+        total_files = sum(len(t.items) for t in tasks)
+        with _interruptible() as stop, BatchRunner(self.options.workers,
+                                                  self.options.scheduler) as runner, \
+                self.reporter.analysis_task(total_files, total_bytes) as advance:
+            case.record("analysis.started", {"evidence_id": evidence_id}, {
+                "batches": len(tasks), "files": total_files, "bytes": total_bytes,
+                "cluster": runner.describe(),
+            })
+            for task, outcome in runner.run(tasks, stop):
+                self._store_batch(case, task, outcome)
+                self._record_batch(case, task.batch_id)
+                advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            return stop.is_set()
+
+    def _store_batch(self, case: Case, task: BatchTask, outcome: dict[str, Any]) -> None:
+        db = case.db
+        records = outcome["records"]
+        leaves = [leaf_hash(r["record"]) for r in records]
+        root = merkle_root(leaves)
+        db.begin()
+        try:
+            for index, item in enumerate(records):
+                record = item["record"]
+                findings = record["findings"]
+                hashes = findings.get("hashes", {})
+                ftype = findings.get("filetype", {})
+                exif = findings.get("exif")
+                perceptual = findings.get("perceptual", {})
+                db.conn.execute(
+                    "INSERT OR REPLACE INTO results (file_id, batch_id, leaf_index, record, md5,"
+                    " sha1, sha256, mime, magic, extension_mismatch, exif, phash, dhash)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (item["file_id"], task.batch_id, index,
+                     canonical_bytes(record).decode("utf-8"), hashes.get("md5"),
+                     hashes.get("sha1"), hashes.get("sha256"), ftype.get("mime"),
+                     ftype.get("magic"),
+                     None if "extension_mismatch" not in ftype
+                     else int(bool(ftype["extension_mismatch"])),
+                     None if exif is None else json.dumps(exif, sort_keys=True),
+                     perceptual.get("phash"), perceptual.get("dhash")),
+                )
+                db.conn.execute("DELETE FROM errors WHERE file_id = ? AND stage IN"
+                                " ('read', 'analyze', 'worker')", (item["file_id"],))
+                for err in record["errors"]:
+                    db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
+                                 message=err["message"],
+                                 evidence_id=record["location"]["evidence_id"],
+                                 file_id=item["file_id"], batch_id=task.batch_id,
+                                 analyzer=err.get("analyzer"),
+                                 analyzer_version=err.get("version"),
+                                 traceback=err.get("traceback"), location=record["location"])
+            db.conn.execute(
+                "UPDATE batches SET status = 'done', merkle_root = ?, worker = ? WHERE id = ?",
+                (root, json.dumps(outcome.get("worker", {}), sort_keys=True), task.batch_id),
+            )
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    def _record_batch(self, case: Case, batch_id: str) -> None:
+        """Append the batch's ledger entry (from the committed rows, so a resume can too)."""
+        db = case.db
+        batch = db.conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        errors = [
+            {"file_id": r["file_id"], "location": json.loads(r["location"] or "null"),
+             "stage": r["stage"], "analyzer": r["analyzer"], "error": r["error"],
+             "message": r["message"][:500]}
+            for r in db.conn.execute("SELECT * FROM errors WHERE batch_id = ? ORDER BY id",
+                                     (batch_id,))
+        ]
+        ids = json.loads(batch["file_ids"])
+        entry = case.record("batch.analysed", {
+            "evidence_id": batch["evidence_id"], "volume_offset": batch["volume_offset"],
+            "batch_id": batch_id,
+        }, {
+            "files": len(ids), "first_file_id": ids[0], "last_file_id": ids[-1],
+            "bytes": batch["bytes"], "merkle_root": batch["merkle_root"],
+            "record_hash": "sha256, RFC 6962 tree over canonical result records",
+            "errors": errors, "worker": json.loads(batch["worker"] or "{}"),
+        })
+        db.conn.execute("UPDATE batches SET ledger_seq = ? WHERE id = ?",
+                        (entry["seq"], batch_id))
+
+    # -- matching and summary --------------------------------------------------------
+
+    def _match(self, case: Case, evidence_id: str) -> None:
+        found = matching.match_exact(case.db, evidence_id)
+        if case.db.count("SELECT COUNT(*) FROM hashsets") == 0:
+            return
+        case.record("matches.found", {"evidence_id": evidence_id}, found)
+
+    @staticmethod
+    def summary(case: Case, evidence_id: str) -> dict[str, Any]:
+        return summarize(case, evidence_id)
+
+
+def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
+    """The counts an examiner reads first (also the ``triage.completed`` details)."""
+    db = case.db
+    q = (evidence_id,)
+    volumes = db.volumes(evidence_id)
+    return {
+        "evidence_id": evidence_id,
+        "volumes": len(volumes),
+        "filesystems": sorted({v["fs_type"] for v in volumes if v["fs_type"]}),
+        "filesystems_walked": sum(1 for v in volumes if v["status"] == "walked"),
+        "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
+        "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
+        "deleted": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND allocated = 0",
+                            q),
+        "bytes": db.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'",
+                          q),
+        "analysed": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+                             " WHERE f.evidence_id = ?", q),
+        "images": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+                           " WHERE f.evidence_id = ? AND r.mime LIKE 'image/%'", q),
+        "type_mismatches": db.count(
+            "SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+            " WHERE f.evidence_id = ? AND r.extension_mismatch = 1", q),
+        "known_hash_matches": db.count(
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " WHERE f.evidence_id = ?", q),
+        "errors": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?", q),
+    }
+
+
+def _counting(entries: Iterator[Any], advance: Any) -> Iterator[Any]:
+    for entry in entries:
+        advance(1)
+        yield entry
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+@contextmanager
+def _interruptible() -> Iterator[_StopFlag]:
+    """First Ctrl-C: finish the batches in flight, then stop cleanly. Second: abort."""
+    stop = _StopFlag()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. embedded use): no signal handling
+        pass
+    try:
+        yield stop
+    finally:
+        try:
+            signal.signal(signal.SIGINT, previous)
+        except ValueError:
+            pass

@@ -1,0 +1,97 @@
+"""The Dask task: analyse one batch of files and return closed results.
+
+A task gets a picklable description (image spec, volume offset, file entries) and
+returns one result record per file: findings, or error records with tracebacks. It has
+no side effects — the driver writes the database and the ledger — so a retried or
+duplicated task can do no harm. The image and its filesystems stay open in a
+per-process cache across tasks (``ingest.content.reader_for``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from analyzers import registry
+from analyzers.base import Analyzer
+from analyzers.run import analyze_chunks
+from ingest.content import reader_for
+from ingest.image import ImageSpec
+from ingest.location import FileEntry
+from pipeline.versions import library_versions
+
+CHUNK_SIZE = 1 << 20
+
+_ANALYZERS: dict[tuple[str, ...], list[Analyzer]] = {}
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """Everything a worker needs, and nothing that cannot be pickled."""
+
+    batch_id: str
+    spec: ImageSpec
+    volume_offset: int
+    items: tuple[tuple[int, str, dict[str, Any]], ...]  # (file_id, entry_key, entry dict)
+    analyzers: tuple[str, ...]
+
+
+def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
+    if names not in _ANALYZERS:
+        _ANALYZERS[names] = registry.create(list(names))
+    return _ANALYZERS[names]
+
+
+def error_record(stage: str, exc: BaseException, analyzer: Analyzer | None = None) -> dict[str, Any]:
+    """A closed description of a failure, safe to store and to hash."""
+    return {
+        "stage": stage,
+        "analyzer": None if analyzer is None else analyzer.name,
+        "version": None if analyzer is None else analyzer.version,
+        "error": type(exc).__name__,
+        "message": str(exc) or type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) -> dict[str, Any]:
+    """Findings and errors for one file, never an exception."""
+    reader = reader_for(task.spec)
+    loc = entry.location
+    chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE)
+    try:
+        findings, errors = analyze_chunks(chunks, entry, analyzers)
+    except Exception as exc:  # reading the evidence failed: the file gets an error record
+        return {"findings": {}, "errors": [error_record("read", exc)]}
+    return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors]}
+
+
+def analyze_batch(task: BatchTask) -> dict[str, Any]:
+    """Run every analyzer over every file of the batch; one record per file, in order."""
+    analyzers = _analyzers(task.analyzers)
+    versions = {a.name: a.version for a in analyzers}
+    records = []
+    for file_id, key, entry_dict in task.items:
+        entry = FileEntry.from_dict(entry_dict)
+        outcome = analyze_entry(task, entry, analyzers)
+        records.append(
+            {
+                "file_id": file_id,
+                "record": {
+                    "entry": key,
+                    "location": entry.location.to_dict(),
+                    "analyzers": versions,
+                    "findings": outcome["findings"],
+                    "errors": outcome["errors"],
+                },
+            }
+        )
+    return {
+        "batch_id": task.batch_id,
+        "records": records,
+        "worker": {"host": socket.gethostname(), "pid": os.getpid(),
+                   "libraries": library_versions()},
+    }

@@ -1,0 +1,67 @@
+"""Helpers for end-to-end tests: run the real CLI, read exports and ledgers, ask oracles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def exhibit(*args: str | Path, check: bool = True, timeout: float = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``exhibit`` exactly as an examiner would (a separate process)."""
+    cmd = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
+    full_env = dict(os.environ, EXHIBIT_EXAMINER="Test Examiner", COLUMNS="120")
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"exhibit {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def triage(image: Path | list[Path], case: Path, *extra: str | Path,
+           check: bool = True) -> subprocess.CompletedProcess[str]:
+    images = image if isinstance(image, list) else [image]
+    return exhibit("triage", *images, "--case", case, "--workers", "2", "--no-progress",
+                   *extra, check=check)
+
+
+def export_jsonl(case: Path) -> list[dict[str, Any]]:
+    out = case / "export-test.jsonl"
+    exhibit("export", case, "--format", "jsonl", "-o", out)
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def ledger_entries(case: Path) -> list[dict[str, Any]]:
+    text = (case / "ledger.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def fls_entries(image: Path, sector_offset: int) -> set[tuple[bytes, int, bool]]:
+    """(raw path bytes, inode, allocated) for every line of ``fls -r -p``."""
+    out = subprocess.run(["fls", "-r", "-p", "-o", str(sector_offset), str(image)],
+                         capture_output=True, check=True).stdout
+    entries = set()
+    for line in out.split(b"\n"):
+        if not line:
+            continue
+        head, _, path = line.partition(b"\t")
+        fields = head.split()
+        allocated = b"*" not in fields
+        inode = int(fields[-1].rstrip(b":").split(b"-")[0].replace(b"(realloc)", b""))
+        entries.add((path, inode, allocated))
+    return entries
+
+
+def icat(image: Path, sector_offset: int, inode: int) -> bytes:
+    return subprocess.run(["icat", "-o", str(sector_offset), str(image), str(inode)],
+                          capture_output=True, check=True).stdout
