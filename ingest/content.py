@@ -1,0 +1,121 @@
+"""Read one file's bytes by location, for an analysis worker.
+
+Workers get an ``ImageSpec`` and inode lists, never pytsk3 objects (they do not pickle),
+so each process opens the image once and keeps one ``FS_Info`` per volume offset.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytsk3
+
+from ingest.errors import IngestError
+from ingest.image import EvidenceImage, ImageSpec
+from ingest.walk import open_filesystem
+
+DEFAULT_CHUNK = 1 << 20
+_NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
+
+
+class ContentReader:
+    """Streams file contents out of one image; TSK calls are serialised by a lock."""
+
+    def __init__(self, spec: ImageSpec, image: EvidenceImage | None = None) -> None:
+        self.spec = spec
+        self.image = image if image is not None else spec.open()
+        self._filesystems: dict[int, tuple[Any, str]] = {}
+        self._lock = threading.RLock()
+
+    def filesystem(self, volume_offset: int) -> tuple[Any, str]:
+        """The cached (FS_Info, fs_type) at ``volume_offset`` bytes."""
+        with self._lock:
+            if volume_offset not in self._filesystems:
+                self._filesystems[volume_offset] = open_filesystem(self.image, volume_offset)
+            return self._filesystems[volume_offset]
+
+    def _where(self, volume_offset: int, inode: int, stream: str | None) -> str:
+        suffix = f":{stream}" if stream else ""
+        return f"{self.spec.paths[0]} @ byte {volume_offset}, inode {inode}{suffix}"
+
+    def _target(self, volume_offset: int, inode: int, stream: str | None) -> tuple[Any, int, tuple]:
+        """(pytsk3 File, size, extra read_random args selecting the stream)."""
+        fs, _ = self.filesystem(volume_offset)
+        try:
+            file_obj = fs.open_meta(inode=inode)
+        except OSError as exc:
+            raise IngestError(
+                f"cannot open {self._where(volume_offset, inode, stream)}: {str(exc).strip()}"
+            ) from exc
+        meta = file_obj.info.meta
+        if meta is None:
+            raise IngestError(f"no metadata for {self._where(volume_offset, inode, stream)}")
+        if stream is None:
+            return file_obj, int(meta.size), ()
+        wanted = stream.encode("utf-8", "surrogateescape")
+        for attr in file_obj:
+            if int(attr.info.type) == _NTFS_DATA and attr.info.name == wanted:
+                return file_obj, int(attr.info.size), (attr.info.type, attr.info.id)
+        raise IngestError(f"no such stream: {self._where(volume_offset, inode, stream)}")
+
+    def size(self, volume_offset: int, inode: int, stream: str | None = None) -> int:
+        with self._lock:
+            return self._target(volume_offset, inode, stream)[1]
+
+    def iter_chunks(
+        self, volume_offset: int, inode: int, stream: str | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> Iterator[bytes]:
+        """The stream's bytes in order; IngestError naming the location on a read error."""
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        with self._lock:
+            file_obj, size, extra = self._target(volume_offset, inode, stream)
+        offset = 0
+        while offset < size:
+            want = min(chunk_size, size - offset)
+            with self._lock:
+                try:
+                    data = file_obj.read_random(offset, want, *extra)
+                except OSError as exc:
+                    raise IngestError(
+                        f"read error at file offset {offset} of "
+                        f"{self._where(volume_offset, inode, stream)}: {str(exc).strip()}"
+                    ) from exc
+            if not data:
+                raise IngestError(
+                    f"short read at file offset {offset} of {size} bytes of "
+                    f"{self._where(volume_offset, inode, stream)}"
+                )
+            offset += len(data)
+            yield data
+
+    def read_all(self, volume_offset: int, inode: int, stream: str | None = None) -> bytes:
+        return b"".join(self.iter_chunks(volume_offset, inode, stream))
+
+    def close(self) -> None:
+        with self._lock:
+            self._filesystems.clear()
+            self.image.close()
+
+
+_READERS: dict[ImageSpec, ContentReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def reader_for(spec: ImageSpec) -> ContentReader:
+    """This process's reader for ``spec``: Dask workers open each image once."""
+    with _READERS_LOCK:
+        reader = _READERS.get(spec)
+        if reader is None:
+            reader = _READERS[spec] = ContentReader(spec)
+        return reader
+
+
+def close_readers() -> None:
+    """Close every cached reader (worker teardown, tests)."""
+    with _READERS_LOCK:
+        while _READERS:
+            _READERS.popitem()[1].close()

@@ -1,0 +1,363 @@
+"""Open seized media read-only: raw/dd, split raw and EnCase (E01) images.
+
+Every container becomes one ``EvidenceImage``: a ``pytsk3.Img_Info`` created with
+``TSK_IMG_TYPE_EXTERNAL`` so The Sleuth Kit reads through *our* reader. That is the only
+way the PyPI pytsk3 (which has no libewf) can see inside an E01, and it keeps every byte
+read in code we control: segments are opened ``O_RDONLY`` and read with ``pread``, never
+anything that could write to the evidence.
+
+pytsk3 objects cannot be pickled, so Dask tasks carry an ``ImageSpec`` (format and
+paths) and re-open the image in the worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import threading
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyewf
+import pytsk3
+
+from ingest.errors import IngestError, UnsupportedImageError
+
+ImageFormat = str  # "raw", "split-raw" or "ewf"
+FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf")
+
+_EWF_SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"LVF\x09\x0d\x0a\xff\x00", b"EVF2\r\n\x81\x00")
+_NUMERIC_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<num>\d{3,})$")
+_ALPHA_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<alpha>[a-z]{2,})$")
+_EWF_HASHES = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
+
+
+class _Reader(Protocol):
+    size: int
+
+    def read_at(self, offset: int, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """A picklable description of an image: enough for a worker to re-open it."""
+
+    format: str
+    paths: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown image format {self.format!r}; expected one of {FORMATS}")
+        if not self.paths:
+            raise ValueError("an ImageSpec needs at least one path")
+
+    def open(self) -> EvidenceImage:
+        """Re-open the image this spec describes (in a worker process, typically)."""
+        return _open_resolved(self.format, [Path(p) for p in self.paths])
+
+
+# --------------------------------------------------------------------------- readers
+
+
+class RawReader:
+    """Reads a raw image spread over one or more segment files, strictly read-only."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._fds: list[int] = []
+        self._starts: list[int] = []
+        offset = 0
+        try:
+            for path in paths:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                self._fds.append(fd)
+                self._starts.append(offset)
+                offset += os.fstat(fd).st_size
+        except OSError as exc:
+            self.close()
+            raise UnsupportedImageError(f"cannot open image segment {exc.filename}: {exc}") from exc
+        ends = [*self._starts[1:], offset]
+        self._sizes = [end - start for start, end in zip(self._starts, ends, strict=True)]
+        self.size = offset
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0:
+            raise ValueError(f"negative offset/size: {offset}, {size}")
+        end = min(offset + size, self.size)
+        parts: list[bytes] = []
+        pos = offset
+        while pos < end:
+            seg = bisect_right(self._starts, pos) - 1
+            seg_off = pos - self._starts[seg]
+            want = min(end - pos, self._sizes[seg] - seg_off)
+            data = os.pread(self._fds[seg], want, seg_off)
+            if not data:
+                raise IngestError(f"short read in segment {seg} at image offset {pos}")
+            parts.append(data)
+            pos += len(data)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
+
+
+class EwfReader:
+    """Reads an EnCase image through libewf; the handle is not thread-safe, so lock it."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._files: list[Any] = []
+        self._lock = threading.Lock()
+        self._handle = pyewf.handle()
+        try:
+            for path in paths:
+                # "rb" only: libewf never gets a writable file object.
+                self._files.append(open(path, "rb"))  # noqa: SIM115 - closed in close()
+            self._handle.open_file_objects(self._files, "r")
+            self.size = int(self._handle.get_media_size())
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise UnsupportedImageError(f"cannot open EWF image {paths[0]}: {exc}") from exc
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0:
+            raise ValueError(f"negative offset/size: {offset}, {size}")
+        size = max(0, min(size, self.size - offset))
+        if size == 0:
+            return b""
+        with self._lock:
+            try:
+                return self._handle.read_buffer_at_offset(size, offset)
+            except OSError as exc:
+                raise IngestError(f"EWF read error at offset {offset}: {exc}") from exc
+
+    def stored_hashes(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, name in _EWF_HASHES.items():
+            try:
+                value = self._handle.get_hash_value(name)
+            except (OSError, KeyError):
+                value = None
+            if value:
+                out[key] = str(value).lower()
+        return out
+
+    def metadata(self) -> dict[str, str]:
+        try:
+            values = self._handle.get_header_values() or {}
+        except OSError:
+            values = {}
+        out = {str(k): str(v) for k, v in values.items() if v not in (None, "")}
+        out["bytes_per_sector"] = str(self._handle.get_bytes_per_sector())
+        out["media_size"] = str(self.size)
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # never opened: nothing to close
+            self._handle.close()
+        while self._files:
+            self._files.pop().close()
+
+
+# --------------------------------------------------------------------------- image
+
+
+class EvidenceImage(pytsk3.Img_Info):
+    """An image The Sleuth Kit reads through our read-only reader."""
+
+    def __init__(self, spec: ImageSpec, reader: _Reader) -> None:
+        self.spec = spec
+        self.format = spec.format
+        self.paths = tuple(Path(p) for p in spec.paths)
+        self._reader = reader
+        self.size = reader.size
+        self.stored_hashes: dict[str, str] = (
+            reader.stored_hashes() if isinstance(reader, EwfReader) else {}
+        )
+        self.metadata: dict[str, str] = (
+            reader.metadata() if isinstance(reader, EwfReader) else {}
+        )
+        self._closed = False
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    # The two callbacks The Sleuth Kit calls.
+    def read(self, offset: int, size: int) -> bytes:
+        return self._reader.read_at(offset, size)
+
+    def get_size(self) -> int:
+        return self.size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Read media bytes; short only at the end of the image."""
+        return self._reader.read_at(offset, size)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._reader.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle the description, not the handle: the receiver re-opens the image.
+        return (_open_spec, (self.spec,))
+
+    def __enter__(self) -> EvidenceImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EvidenceImage(format={self.format!r}, paths={list(self.spec.paths)!r})"
+
+
+def _open_spec(spec: ImageSpec) -> EvidenceImage:
+    return spec.open()
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def _check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UnsupportedImageError(f"image file does not exist: {path}") from None
+    except OSError as exc:
+        raise UnsupportedImageError(f"cannot stat image file {path}: {exc}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise UnsupportedImageError(f"image path is a directory, not a file: {path}")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise UnsupportedImageError(f"image path is not a regular file or block device: {path}")
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        raise UnsupportedImageError(f"image file is empty: {path}")
+
+
+def _is_ewf(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UnsupportedImageError(f"cannot read image file {path}: {exc}") from exc
+    return head.startswith(_EWF_SIGNATURES)
+
+
+def _alpha_value(text: str) -> int:
+    value = 0
+    for ch in text:
+        value = value * 26 + (ord(ch) - ord("a"))
+    return value
+
+
+def _segment_key(path: Path) -> tuple[str, str, int] | None:
+    """(stem, kind, number) when ``path`` looks like a split-raw segment."""
+    match = _NUMERIC_SEGMENT.match(path.name)
+    if match:
+        return match["stem"], f"num{len(match['num'])}", int(match["num"])
+    match = _ALPHA_SEGMENT.match(path.name)
+    if match and len(match["alpha"]) == 2:
+        return match["stem"], "alpha2", _alpha_value(match["alpha"])
+    return None
+
+
+def _split_siblings(first: Path) -> list[Path]:
+    """All segments of the set ``first`` starts, in order; fails on a gap."""
+    key = _segment_key(first)
+    if key is None:
+        return [first]
+    stem, kind, number = key
+    if number > 1:
+        raise UnsupportedImageError(
+            f"{first} looks like segment {number} of a split image; give the first segment"
+        )
+    found: dict[int, Path] = {}
+    for sibling in first.parent.iterdir():
+        sib_key = _segment_key(sibling)
+        if sib_key is not None and sib_key[:2] == (stem, kind):
+            found[sib_key[2]] = sibling
+    if number == 1 and 0 in found:
+        raise UnsupportedImageError(f"{first}: the split set starts at {found[0]}, give that")
+    return _check_no_gap(sorted(found.items()), first)
+
+
+def _check_no_gap(numbered: list[tuple[int, Path]], first: Path) -> list[Path]:
+    expected = numbered[0][0]
+    for num, path in numbered:
+        if num != expected:
+            raise UnsupportedImageError(
+                f"split image {first} has a gap: segment number {expected} is missing "
+                f"(next found is {path.name})"
+            )
+        expected += 1
+    return [path for _, path in numbered]
+
+
+def _resolve(paths: Sequence[Path]) -> tuple[str, list[Path]]:
+    if isinstance(paths, str | Path):
+        paths = [Path(paths)]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no image path given")
+    for path in paths:
+        _check_file(path)
+    first = paths[0]
+    if _is_ewf(first):
+        try:
+            segments = [Path(p) for p in pyewf.glob(str(first))]
+        except (OSError, ValueError) as exc:
+            raise UnsupportedImageError(f"cannot find EWF segments of {first}: {exc}") from exc
+        if len(paths) > 1 and sorted(map(str, paths)) != sorted(map(str, segments)):
+            raise UnsupportedImageError(
+                f"EWF segments given ({[p.name for p in paths]}) differ from the set found "
+                f"next to {first} ({[p.name for p in segments]})"
+            )
+        return "ewf", segments
+    if len(paths) == 1:
+        segments = _split_siblings(first)
+        return ("split-raw" if len(segments) > 1 else "raw"), segments
+    keys = [_segment_key(p) for p in paths]
+    if any(k is None for k in keys) or len({k[:2] for k in keys if k}) != 1:
+        raise UnsupportedImageError(
+            f"several image paths given but they are not one split set: {[str(p) for p in paths]}"
+        )
+    numbered = sorted((k[2], p) for k, p in zip(keys, paths, strict=True) if k)
+    if numbered[0][0] > 1:
+        raise UnsupportedImageError(f"split set {first} does not start at segment 0 or 1")
+    return "split-raw", _check_no_gap(numbered, numbered[0][1])
+
+
+def detect_format(paths: Sequence[Path] | Path) -> str:
+    """Name the container format: "raw", "split-raw" or "ewf"."""
+    return _resolve(paths)[0]  # type: ignore[arg-type]
+
+
+def open_image(paths: Sequence[Path] | Path) -> EvidenceImage:
+    """Open an image given its file, its first segment, or all its segments."""
+    fmt, segments = _resolve(paths)  # type: ignore[arg-type]
+    return _open_resolved(fmt, segments)
+
+
+def image_spec(paths: Sequence[Path] | Path) -> ImageSpec:
+    """The picklable description of the image at ``paths`` (no handles kept open)."""
+    fmt, segments = _resolve(paths)  # type: ignore[arg-type]
+    return ImageSpec(fmt, tuple(str(p) for p in segments))
+
+
+def _open_resolved(fmt: str, segments: list[Path]) -> EvidenceImage:
+    for path in segments:
+        _check_file(path)
+    spec = ImageSpec(fmt, tuple(str(p) for p in segments))
+    reader: _Reader = EwfReader(segments) if fmt == "ewf" else RawReader(segments)
+    if reader.size <= 0:
+        reader.close()
+        raise UnsupportedImageError(f"image {segments[0]} holds no media data")
+    try:
+        return EvidenceImage(spec, reader)
+    except Exception as exc:
+        reader.close()
+        raise IngestError(f"cannot open image {segments[0]} with The Sleuth Kit: {exc}") from exc
