@@ -1,0 +1,148 @@
+"""A run killed mid-analysis resumes to identical results; a real Dask cluster works too."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool, sha256_file
+from tests.pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries, triage
+
+
+@pytest.fixture(scope="module")
+def many_files_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ext4 image of 1,200 small files (text and binary) in nested folders."""
+    require_tool("mke2fs")
+    root = tmp_path_factory.mktemp("many")
+    src = root / "src"
+    rng = random.Random(20261128)
+    for i in range(1200):
+        folder = src / f"d{i % 7}" / f"e{i % 5}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 3 == 0:
+            data = " ".join(rng.choice(["alpha", "beta", "gamma", "delta"])
+                            for _ in range(rng.randint(10, 800))).encode()
+            name = f"note{i}.txt"
+        else:
+            data = rng.randbytes(rng.randint(0, 12000))
+            name = f"blob{i}.bin"
+        (folder / name).write_bytes(data)
+        os.utime(folder / name, (1_700_000_000 + i, 1_700_000_000 + i))
+    image = root / "many.dd"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-U", "0b4d6a2e-0000-4000-8000-000000000001",
+                    "-E", "hash_seed=0b4d6a2e-0000-4000-8000-000000000002", "-d", str(src),
+                    str(image), "40M"], check=True,
+                   env=dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000"))
+    image.chmod(0o444)
+    return image
+
+
+def _batches_done(case: Path) -> int:
+    ledger = case / "ledger.jsonl"
+    if not ledger.exists():
+        return 0
+    return ledger.read_text(encoding="utf-8", errors="replace").count('"batch.analysed"')
+
+
+def test_sigkill_mid_analysis_then_resume_gives_identical_results(
+        many_files_image: Path, tmp_path: Path) -> None:
+    before = sha256_file(many_files_image)
+    reference = tmp_path / "reference"
+    triage(many_files_image, reference, "--batch-files", "20")
+    expected = export_jsonl(reference)
+
+    case = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pipeline.cli", "triage", str(many_files_image), "--case",
+           str(case), "--workers", "2", "--no-progress", "--batch-files", "20"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _batches_done(case) < 5:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_at_kill = _batches_done(case)
+    total = next(e for e in ledger_entries(reference)
+                 if e["action"] == "batches.planned")["details"]["batches"]
+    assert done_at_kill < total, "killed mid-analysis"
+
+    exhibit("ledger", "verify", case)
+    triage(many_files_image, case, "--batch-files", "20")
+    assert export_jsonl(case) == expected
+    exhibit("ledger", "verify", case)
+    analysed = [e["subject"]["batch_id"] for e in ledger_entries(case)
+                if e["action"] == "batch.analysed"]
+    assert len(analysed) == len(set(analysed)) == total, "no batch analysed twice or lost"
+    assert sha256_file(many_files_image) == before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
+    dask_cli = Path(sys.executable).parent / "dask"
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-dashboard"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for name in ("w1", "w2"):
+        procs.append(subprocess.Popen(
+            [str(dask_cli), "worker", address, "--nthreads", "1", "--nworkers", "1",
+             "--name", name, "--no-dashboard", "--host", "127.0.0.1"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONPATH=str(REPO))))
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(address, timeout="5s") as client:
+                    client.wait_for_workers(2, timeout=30)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_triage_on_existing_dask_scheduler(dask_cluster: str, sample_raw: Path,
+                                           tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    triage(sample_raw, local, "--batch-files", "3")
+    remote = tmp_path / "remote"
+    triage(sample_raw, remote, "--scheduler", dask_cluster, "--batch-files", "3")
+    assert export_jsonl(remote) == export_jsonl(local)
+    entries = ledger_entries(remote)
+    started = next(e for e in entries if e["action"] == "analysis.started")["details"]
+    assert started["cluster"]["scheduler"] == dask_cluster
+    assert started["cluster"]["workers"] == 2
+    pids = {e["details"]["worker"]["pid"] for e in entries if e["action"] == "batch.analysed"}
+    assert len(pids) == 2, "both workers analysed batches"
+    exhibit("ledger", "verify", remote)
