@@ -1,0 +1,150 @@
+"""Perceptual hashes: find the same picture after re-encoding, resizing or light edits.
+
+One decode feeds every hash algorithm in :data:`DEFAULT_ALGORITHMS`; each declares the
+shortest side it needs (pHash and dHash work on 32×32 / 9×8 grey images, so 64 px is
+plenty; PDQ wants ≥ 512 px and slots in as another :class:`HashAlgorithm`). The decode:
+
+1. ``Image.open`` on the bytes (lazy: only the header is parsed).
+2. Decompression-bomb guard: images over :data:`MAX_PIXELS` declared pixels (Pillow's
+   own warning threshold, 89,478,485 ≈ 9459² — a 100-MP photo is refused) raise
+   :class:`AnalyzerError` before any pixel is decoded. Pillow's
+   ``DecompressionBombWarning``/``Error`` are turned into the same error as a second
+   guard. Nothing global is changed (``Image.MAX_IMAGE_PIXELS``,
+   ``ImageFile.LOAD_TRUNCATED_IMAGES`` stay as they are): a truncated file is an error.
+3. JPEG: ``draft("RGB", (n, n))`` lets libjpeg decode at the smallest DCT scale (1/8,
+   1/4, 1/2) that keeps the shorter side ≥ ``n`` = the largest ``min_side`` needed.
+4. The first frame is loaded, EXIF orientation is applied (``ImageOps.exif_transpose``)
+   so a rotated copy and an upright copy hash alike, then converted to RGB.
+
+``width``/``height`` are the stored dimensions before drafting and rotation;
+``decoded_width``/``decoded_height`` are the raster actually decoded (before rotation).
+Hashes are hex strings as ``str(imagehash.ImageHash)`` gives them (16 hex digits for
+64 bits); ``imagehash.hex_to_hash`` reads them back exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import imagehash
+import numpy
+from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from analyzers.base import Analyzer, AnalyzerError, Findings
+from analyzers.registry import register
+from ingest.location import FileEntry
+
+MAX_PIXELS = 89_478_485  # = Pillow's default MAX_IMAGE_PIXELS (its warning threshold)
+
+
+@dataclass(frozen=True)
+class HashAlgorithm:
+    """One perceptual hash computed from the shared decoded RGB image."""
+
+    name: str  # findings key
+    min_side: int  # shorter side in pixels the decoded image must keep
+    compute: Callable[[Image.Image], str]
+
+
+def _phash(img: Image.Image) -> str:
+    return str(imagehash.phash(img, hash_size=8))
+
+
+def _dhash(img: Image.Image) -> str:
+    return str(imagehash.dhash(img, hash_size=8))
+
+
+DEFAULT_ALGORITHMS: tuple[HashAlgorithm, ...] = (
+    HashAlgorithm("phash", 64, _phash),
+    HashAlgorithm("dhash", 64, _dhash),
+)
+
+
+def decode(data: bytes, min_side: int, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, Findings]:
+    """Decode ``data`` once for hashing; return the upright RGB image and its dimensions."""
+    if min_side < 1:
+        raise ValueError(f"min_side must be positive, got {min_side}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError as exc:
+            raise AnalyzerError(f"not an image Pillow can open: {exc}") from exc
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise AnalyzerError(f"refused as a decompression bomb: {exc}") from exc
+        with img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise AnalyzerError(
+                    f"refused as a decompression bomb: {width}x{height} = {width * height} "
+                    f"pixels exceeds the limit of {max_pixels}"
+                )
+            image_format = img.format
+            if image_format == "JPEG":
+                img.draft("RGB", (min_side, min_side))
+            try:
+                img.load()
+                decoded_size = img.size
+                upright = ImageOps.exif_transpose(img)
+                rgb = upright.convert("RGB")
+            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+                raise AnalyzerError(f"refused as a decompression bomb: {exc}") from exc
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                # "image file is truncated", broken Huffman data, bad chunk CRCs…
+                raise AnalyzerError(f"cannot decode {image_format} image: {exc}") from exc
+    return rgb, {
+        "width": width,
+        "height": height,
+        "decoded_width": decoded_size[0],
+        "decoded_height": decoded_size[1],
+        "format": image_format,
+    }
+
+
+@register
+class PerceptualHashAnalyzer(Analyzer):
+    """64-bit pHash and dHash for near-duplicate matching against known images."""
+
+    name = "perceptual"
+    version = "1.0.0"
+    input = "content"
+    max_size = 256 * 1024 * 1024
+
+    def __init__(self, algorithms: Sequence[HashAlgorithm] = DEFAULT_ALGORITHMS) -> None:
+        if not algorithms:
+            raise ValueError("at least one hash algorithm is needed")
+        self.algorithms = tuple(algorithms)
+        self.min_side = max(a.min_side for a in self.algorithms)
+
+    def applies_to(self, entry: FileEntry, findings: dict[str, Findings]) -> bool:
+        mime = findings.get("filetype", {}).get("mime") or ""
+        return entry.kind == "file" and mime.startswith("image/")
+
+    def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
+        image, dims = decode(data, self.min_side)
+        result: Findings = {a.name: a.compute(image) for a in self.algorithms}
+        result.update(dims)
+        return result
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        # Resampling and IDCT details change hashes between releases: record them all.
+        versions = {
+            "pillow": Image.__version__,
+            "imagehash": imagehash.__version__,
+            "numpy": numpy.__version__,
+        }
+        for feature in ("libjpeg_turbo", "zlib", "libtiff", "webp"):
+            version = features.version(feature)
+            if version is not None:
+                versions[feature] = str(version)
+        try:
+            import scipy  # imagehash.phash uses scipy.fftpack when it is installed
+
+            versions["scipy"] = scipy.__version__
+        except ImportError:
+            pass
+        return versions
