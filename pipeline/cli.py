@@ -177,10 +177,9 @@ def ledger() -> None:
 @click.argument("case_dir", type=click.Path(path_type=Path, exists=True))
 def ledger_verify(case_dir: Path) -> None:
     """Check every entry's hash, the chain, sequence and time; exit 1 on the first fault."""
+    from chain_of_custody.verify import verify_ledger
     from pipeline.case import DB_NAME, LEDGER_NAME
     from pipeline.casedb import CaseDatabase
-
-    from chain_of_custody.verify import verify_ledger
 
     path = case_dir / LEDGER_NAME if case_dir.is_dir() else case_dir
     if not path.exists():

@@ -36,14 +36,16 @@ class Reporter:
 
     @contextmanager
     def bytes_task(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Yields ``report(bytes_done_so_far)``."""
         with self._progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                             TransferSpeedColumn(), TimeRemainingColumn()) as progress:
             task = progress.add_task(label, total=total)
-            yield lambda n: progress.advance(task, n)
+            yield lambda done: progress.update(task, completed=done)
 
     @contextmanager
     def count_task(self, label: str) -> Iterator[Callable[[int], None]]:
-        with self._progress(TextColumn("{task.description}"), TextColumn("{task.completed} entries"),
+        with self._progress(TextColumn("{task.description}"),
+                            TextColumn("{task.completed} entries"),
                             TimeElapsedColumn()) as progress:
             task = progress.add_task(label, total=None)
             yield lambda n: progress.advance(task, n)

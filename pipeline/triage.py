@@ -22,7 +22,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from ingest.acquisition import compare_hashes, hash_image
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec, open_image
 from ingest.volumes import find_volumes
-from ingest.walk import WalkStats, open_filesystem, walk_filesystem
+from ingest.walk import FilesystemWalker, open_filesystem
 from pipeline import matching
 from pipeline.case import Case, command_line
 from pipeline.cluster import BatchRunner
@@ -203,9 +203,10 @@ class Triage:
             "seconds": round(seconds, 3),
             "mb_per_s": round(image.size / 1e6 / seconds, 1) if seconds > 0 else None,
         })
-        comparisons = [
-            dict(c, source="examiner") for c in compare_hashes(computed, self.options.expected_hashes)
-        ] + [dict(c, source="container") for c in compare_hashes(computed, image.stored_hashes)]
+        stated = self.options.expected_hashes
+        comparisons = [dict(c, source="examiner") for c in compare_hashes(computed, stated)] + [
+            dict(c, source="container") for c in compare_hashes(computed, image.stored_hashes)
+        ]
         verified = all(c["status"] == "match" for c in comparisons)
         case.record("acquisition.compared", subject, {
             "comparisons": comparisons,
@@ -275,8 +276,8 @@ class Triage:
             "partition_table": scan.partition_table,
             "warnings": scan.warnings,
             "volumes": [
-                {"index": v.index, "offset": v.offset, "length": v.length,
-                 "description": v.description, "allocated": v.allocated}
+                {"index": v.index, "offset": v.start, "length": v.length,
+                 "description": v.description, "flag": v.flag}
                 for v in scan.volumes
             ],
         })
@@ -290,17 +291,18 @@ class Triage:
                      volume: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         db = case.db
         subject = {"evidence_id": evidence_id, "volume_index": volume.index,
-                   "volume_offset": volume.offset}
-        base = {"evidence_id": evidence_id, "idx": volume.index, "offset": volume.offset,
+                   "volume_offset": volume.start}
+        base = {"evidence_id": evidence_id, "idx": volume.index, "offset": volume.start,
                 "length": volume.length, "description": volume.description,
-                "allocated": int(volume.allocated)}
-        if not volume.allocated:
-            detail = {"status": "not-allocated", "description": volume.description}
+                "allocated": int(volume.is_filesystem_candidate)}
+        if not volume.is_filesystem_candidate:
+            detail = {"status": "not-allocated", "flag": volume.flag,
+                      "description": volume.description}
             db.add_volume(dict(base, fs_type=None, status="not-allocated",
                                detail=json.dumps(detail)))
             return subject, detail
         try:
-            fs, fs_type = open_filesystem(image, volume.offset)
+            fs, fs_type = open_filesystem(image, volume.start)
         except IngestError as exc:
             detail = {"status": "no-filesystem", "stage": "walk", "message": str(exc),
                       "description": volume.description}
@@ -309,16 +311,26 @@ class Triage:
             db.add_error(stage="walk", error="NoFilesystem", message=str(exc),
                          evidence_id=evidence_id, location=subject)
             return subject, detail
-        del fs
-        stats = WalkStats()
+        walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type)
+        entries = _counting(iter(walker), None)
+        failure = None
         with self.reporter.count_task(f"Walking volume {volume.index} ({fs_type})") as advance:
-            entries = _counting(walk_filesystem(image, volume, evidence_id, stats=stats), advance)
-            count = db.add_files(entries)
-        for note in stats.problems:
+            entries.advance = advance
+            try:
+                db.add_files(entries)
+            except IngestError as exc:  # keep what was read; say where the walk stopped
+                failure = str(exc)
+                db.add_error(stage="walk", error="WalkFailed", message=failure,
+                             evidence_id=evidence_id, location=dict(subject, fs_type=fs_type))
+        count = entries.count
+        stats = walker.stats
+        for note in stats.notes:
             db.add_error(stage="walk", error="WalkProblem", message=note,
                          evidence_id=evidence_id, location=dict(subject, fs_type=fs_type))
         detail = {"status": "walked", "fs_type": fs_type, "entries": count,
-                  **stats.as_dict()}
+                  **stats.to_dict()}
+        if failure:
+            detail["walk_error"] = failure
         db.add_volume(dict(base, fs_type=fs_type, status="walked", detail=json.dumps(detail)))
         return dict(subject, fs_type=fs_type), detail
 
@@ -508,10 +520,20 @@ def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
     }
 
 
-def _counting(entries: Iterator[Any], advance: Any) -> Iterator[Any]:
-    for entry in entries:
-        advance(1)
-        yield entry
+class _counting:
+    """Pass entries through, counting them and advancing a progress display."""
+
+    def __init__(self, entries: Iterator[Any], advance: Any) -> None:
+        self.entries = entries
+        self.advance = advance
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for entry in self.entries:
+            self.count += 1
+            if self.advance is not None:
+                self.advance(1)
+            yield entry
 
 
 class _StopFlag:
@@ -537,14 +559,10 @@ def _interruptible() -> Iterator[_StopFlag]:
             raise KeyboardInterrupt
         stop.set()
 
-    try:
+    with suppress(ValueError):  # not the main thread (embedded use): no signal handling
         signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (e.g. embedded use): no signal handling
-        pass
     try:
         yield stop
     finally:
-        try:
+        with suppress(ValueError):
             signal.signal(signal.SIGINT, previous)
-        except ValueError:
-            pass

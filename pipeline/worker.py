@@ -45,7 +45,8 @@ def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
     return _ANALYZERS[names]
 
 
-def error_record(stage: str, exc: BaseException, analyzer: Analyzer | None = None) -> dict[str, Any]:
+def error_record(stage: str, exc: BaseException,
+                 analyzer: Analyzer | None = None) -> dict[str, Any]:
     """A closed description of a failure, safe to store and to hash."""
     return {
         "stage": stage,
