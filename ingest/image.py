@@ -271,6 +271,8 @@ def _split_siblings(first: Path) -> list[Path]:
     if key is None:
         return [first]
     stem, kind, number = key
+    if kind == "alpha2" and number != 0:
+        return [first]  # ".dd", ".img"-like names: only ".aa" starts an alphabetic set
     if number > 1:
         raise UnsupportedImageError(
             f"{first} looks like segment {number} of a split image; give the first segment"
