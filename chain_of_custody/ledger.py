@@ -1,0 +1,244 @@
+"""The append-only custody ledger: one hash-chained JSON line per step of the work.
+
+File format: UTF-8 JSON Lines; each line is the RFC 8785 canonical JSON of one entry
+(see :mod:`chain_of_custody.entry` for the fields) followed by ``\\n``.
+
+Durability and ordering, because a lost or forked record is worse than a slow one:
+
+* every append holds an exclusive ``fcntl.flock`` on the sidecar ``<ledger>.lock``
+  (a separate file, so readers and the ledger's own descriptors never carry the lock);
+* under the lock it re-reads the tail — another process may have appended since this
+  object last looked — so the chain never forks;
+* the whole line goes out in one ``os.write`` on an ``O_APPEND`` descriptor, then
+  ``os.fsync``; when the append created the file, the directory is fsynced too so the
+  file's name survives a crash;
+* a torn final line (crash mid-write) is reported with :class:`TornLedgerError`, never
+  truncated or completed: the damaged file is itself evidence.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.entry import (
+    ENTRY_VERSION,
+    GENESIS_HASH,
+    HASH_RE,
+    entry_hash,
+    format_time,
+    is_valid_action,
+)
+from chain_of_custody.errors import LedgerError, TornLedgerError
+
+_TAIL_CHUNK = 64 * 1024
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar lock file every writer of ``path`` must hold."""
+    return path.with_name(path.name + ".lock")
+
+
+def _read_last_line(fd: int, path: Path) -> tuple[int, bytes] | None:
+    """(offset, bytes without newline) of the final line; None for an empty file."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None
+    if os.pread(fd, 1, size - 1) != b"\n":
+        start = _line_start(fd, size)
+        raise TornLedgerError(str(path), start, "no newline at end of file")
+    start = _line_start(fd, size - 1)
+    return start, os.pread(fd, size - 1 - start, start)
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last newline before ``end`` (0 when there is none)."""
+    pos = end
+    while pos > 0:
+        begin = max(0, pos - _TAIL_CHUNK)
+        chunk = os.pread(fd, pos - begin, begin)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            return begin + cut + 1
+        pos = begin
+    return 0
+
+
+def _tail(path: Path) -> tuple[int, str, str | None]:
+    """(seq, hash, time) of the last entry, or (0, GENESIS_HASH, None) for no entries."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0, GENESIS_HASH, None
+    try:
+        last = _read_last_line(fd, path)
+    finally:
+        os.close(fd)
+    if last is None:
+        return 0, GENESIS_HASH, None
+    offset, raw = last
+    try:
+        entry = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TornLedgerError(str(path), offset, f"final line is not valid JSON: {exc}") from exc
+    if not isinstance(entry, dict):
+        raise TornLedgerError(str(path), offset, "final line is not a JSON object")
+    seq, stored, when = entry.get("seq"), entry.get("hash"), entry.get("time")
+    if (
+        isinstance(seq, bool)
+        or not isinstance(seq, int)
+        or seq < 1
+        or not isinstance(stored, str)
+        or not HASH_RE.fullmatch(stored)
+        or not isinstance(when, str)
+    ):
+        raise LedgerError(f"{path}: final entry lacks a valid seq, hash or time")
+    try:
+        recomputed = entry_hash(entry)
+    except LedgerError as exc:
+        raise LedgerError(f"{path}: final entry (seq {seq}) cannot be hashed: {exc}") from exc
+    if recomputed != stored:
+        raise LedgerError(
+            f"{path}: final entry (seq {seq}) does not match its hash; refusing to extend "
+            "a damaged chain (run python -m chain_of_custody verify)"
+        )
+    return seq, stored, when
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_str_dict(name: str, value: object) -> None:
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{name} must be a non-empty dict")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValueError(f"{name} must map str to str; got {key!r}: {item!r}")
+
+
+class CustodyLedger:
+    """Appends hash-chained entries to one ledger file, safely across processes.
+
+    ``head`` is what this object last wrote or read; another process appending to the
+    same file is picked up at the next :meth:`append`, which always re-reads the tail
+    under the lock.
+    """
+
+    def __init__(self, path: Path, actor: dict[str, str], tool: dict[str, Any]) -> None:
+        _check_str_dict("actor", actor)
+        if not isinstance(tool, dict) or not {"name", "version"} <= tool.keys():
+            raise ValueError("tool must be a dict with at least 'name' and 'version'")
+        canonical_bytes(tool)  # refuse a tool record the ledger could never hash
+        self.path = Path(path)
+        self.actor = dict(actor)
+        self.tool = dict(tool)
+        self.host = socket.gethostname()
+        seq, digest, _ = _tail(self.path)
+        self._head = (seq, digest)
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """(last seq, last entry hash); (0, GENESIS_HASH) for an empty ledger.
+
+        Store it somewhere else (the case database): verifying against it is what
+        reveals entries cut from the end, which the chain alone cannot show.
+        """
+        return self._head
+
+    def append(
+        self,
+        action: str,
+        subject: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record one step durably and return the entry as written (with its hash)."""
+        if not is_valid_action(action):
+            raise ValueError(f"action {action!r} must be dotted lower-case, e.g. 'batch.analysed'")
+        if subject is not None and not isinstance(subject, dict):
+            raise ValueError("subject must be an evidence location dict or None")
+        if details is not None and not isinstance(details, dict):
+            raise ValueError("details must be a dict or None")
+        # Fail on unhashable input before taking the lock or touching the file.
+        canonical_bytes({"subject": subject, "details": details})
+
+        lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            return self._append_locked(action, subject, details)
+        finally:
+            os.close(lock_fd)  # closing releases the flock
+
+    def _append_locked(
+        self, action: str, subject: dict[str, Any] | None, details: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        seq, prev_hash, _ = _tail(self.path)
+        entry: dict[str, Any] = {
+            "v": ENTRY_VERSION,
+            "seq": seq + 1,
+            "time": format_time(datetime.now(UTC)),
+            "actor": self.actor,
+            "action": action,
+            "subject": subject,
+            "details": details if details is not None else {},
+            "tool": self.tool,
+            "host": self.host,
+            "prev_hash": prev_hash,
+        }
+        entry["hash"] = entry_hash(entry)
+        line = canonical_bytes(entry) + b"\n"
+
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise LedgerError(
+                    f"{self.path}: short write ({written} of {len(line)} bytes) for entry "
+                    f"{entry['seq']}; the ledger now ends in a torn line"
+                )
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
+        self._head = (entry["seq"], entry["hash"])
+        # Hand back an independent copy: the caller must not be able to alter our actor.
+        return json.loads(line)
+
+
+def read_entries(path: Path | str) -> Iterator[dict[str, Any]]:
+    """Yield the entries in file order, without checking hashes (use verify_ledger).
+
+    Raises :class:`TornLedgerError` at a torn final line and :class:`LedgerError` at
+    any other line that is not a JSON object.
+    """
+    path = Path(path)
+    offset = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.endswith(b"\n"):
+                raise TornLedgerError(str(path), offset, "no newline at end of file")
+            try:
+                entry = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                if not handle.peek(1):
+                    raise TornLedgerError(
+                        str(path), offset, f"final line is not valid JSON: {exc}"
+                    ) from exc
+                raise LedgerError(f"{path}: line {number} is not valid JSON: {exc}") from exc
+            if not isinstance(entry, dict):
+                raise LedgerError(f"{path}: line {number} is not a JSON object")
+            offset += len(raw)
+            yield entry
