@@ -490,3 +490,39 @@ def test_cli_exit_codes(ledger10: tuple[Path, list[dict[str, Any]]], tmp_path: P
     assert run_cli("verify", str(tmp_path / "missing.jsonl")).returncode == 2
     assert run_cli("verify", str(path), "--expect-head", "ten:abc").returncode == 2
     assert run_cli().returncode == 2
+
+
+def test_empty_ledger_verifies_and_reports_missing_entries(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    report = verify_ledger(path, (0, GENESIS_HASH))
+    assert report.ok and report.entries == 0
+    assert_fails(
+        path, 1, "ledger ends at entry 0 but the case records 3 entries", head=(3, "a" * 64)
+    )
+
+
+def test_read_entries_rejects_a_damaged_middle_line(
+    ledger10: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    path, _ = ledger10
+    lines = lines_of(path)
+    lines[2] = b"{not json\n"
+    write_lines(path, lines)
+    with pytest.raises(LedgerError, match="line 3 is not valid JSON") as info:
+        list(read_entries(path))
+    assert not isinstance(info.value, TornLedgerError)
+
+
+def test_package_stands_alone() -> None:
+    """A court's expert verifies with this package only: no exhibit layer gets imported."""
+    code = (
+        "import sys, chain_of_custody, chain_of_custody.__main__\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'ingest', 'analyzers', 'pipeline', 'dask', 'pytsk3', 'PIL'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
