@@ -71,6 +71,7 @@ class RawReader:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._fds: list[int] = []
+        self._paths = [str(p) for p in paths]
         self._starts: list[int] = []
         offset = 0
         try:
@@ -98,7 +99,7 @@ class RawReader:
             want = min(end - pos, self._sizes[seg] - seg_off)
             data = os.pread(self._fds[seg], want, seg_off)
             if not data:
-                raise IngestError(f"short read in segment {seg} at image offset {pos}")
+                raise IngestError(f"short read in {self._paths[seg]} at image offset {pos}")
             parts.append(data)
             pos += len(data)
         return b"".join(parts)
@@ -114,6 +115,7 @@ class EwfReader:
     def __init__(self, paths: Sequence[Path]) -> None:
         self._files: list[Any] = []
         self._lock = threading.Lock()
+        self._name = str(paths[0])
         self._handle = pyewf.handle()
         try:
             for path in paths:
@@ -121,6 +123,8 @@ class EwfReader:
                 self._files.append(open(path, "rb"))  # noqa: SIM115 - closed in close()
             self._handle.open_file_objects(self._files, "r")
             self.size = int(self._handle.get_media_size())
+            # A truncated E01 opens fine and fails on the first chunk: find out now.
+            self._handle.read_buffer_at_offset(min(self.size, 512), 0)
         except (OSError, ValueError) as exc:
             self.close()
             raise UnsupportedImageError(f"cannot open EWF image {paths[0]}: {exc}") from exc
@@ -135,7 +139,9 @@ class EwfReader:
             try:
                 return self._handle.read_buffer_at_offset(size, offset)
             except OSError as exc:
-                raise IngestError(f"EWF read error at offset {offset}: {exc}") from exc
+                raise IngestError(
+                    f"EWF read error in {self._name} at media offset {offset}: {exc}"
+                ) from exc
 
     def stored_hashes(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -25,7 +25,8 @@ from ingest.volumes import find_volumes
 from ingest.walk import FilesystemWalker, walk_filesystem
 
 FLS_LINE = re.compile(
-    rb"^(?P<types>\S+) (?P<deleted>\* )?(?P<inode>\d+)(?P<rest>[-\d]*)(?:\(realloc\))?:\t(?P<path>.*)$"
+    rb"^(?P<types>\S+) (?P<deleted>\* )?(?P<inode>\d+)(?P<rest>[-\d]*)"
+    rb"(?:\(realloc\))?:\t(?P<path>.*)$"
 )
 EVIDENCE_ID = "0" * 64
 
