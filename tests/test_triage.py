@@ -239,8 +239,8 @@ def test_split_and_e01_give_identical_results(raw_case: dict[str, Any], sample_s
     assert export_jsonl(tmp_path / "split") == expected
     proc = triage(sample_e01, tmp_path / "e01", *hs_args)
     assert export_jsonl(tmp_path / "e01") == expected
-    compared = [e for e in ledger_entries(tmp_path / "e01") if e["action"] ==
-                "acquisition.compared"][0]["details"]["comparisons"]
+    compared = next(e for e in ledger_entries(tmp_path / "e01") if e["action"] ==
+                "acquisition.compared")["details"]["comparisons"]
     container_md5 = [c for c in compared if c["source"] == "container" and c["algorithm"] == "md5"]
     assert len(container_md5) == 1 and container_md5[0]["status"] == "match"
     assert "verified" in proc.stdout
@@ -263,8 +263,8 @@ def test_stated_hash_mismatch_fails_loudly(sample_raw: Path, tmp_path: Path) -> 
 def test_stated_hash_match_is_recorded(sample_raw: Path, tmp_path: Path) -> None:
     md5 = hashlib.md5(sample_raw.read_bytes()).hexdigest()
     triage(sample_raw, tmp_path / "c", "--expect-md5", md5, "--analyzers", "hashes")
-    compared = [e for e in ledger_entries(tmp_path / "c")
-                if e["action"] == "acquisition.compared"][0]["details"]
+    compared = next(e for e in ledger_entries(tmp_path / "c")
+                if e["action"] == "acquisition.compared")["details"]
     assert compared["result"] == "match"
     assert compared["comparisons"] == [{"algorithm": "md5", "expected": md5, "computed": md5,
                                         "status": "match", "source": "examiner"}]
