@@ -39,6 +39,10 @@ from ingest.location import FileEntry
 
 HEAD_SIZE = 1 << 20  # file(1)'s default `bytes` parameter (file -P bytes=…)
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 GENERIC_MIMES = frozenset(
     {"application/octet-stream", "application/x-empty", "inode/x-empty", "application/data"}
 )
@@ -165,14 +169,12 @@ MIME_EXTENSIONS: dict[str, str] = {
 }
 
 #: Extensions that are honest names for content libmagic calls ``text/*``.
-TEXT_EXTENSIONS = frozenset(
-    (
-        "txt text md markdown rst csv tsv log html htm xhtml xml json jsonl yaml yml toml "
-        "ini cfg conf config properties inf reg nfo srt vtt sub ass sql sh bash zsh bat cmd "
-        "ps1 psm1 vbs js mjs ts css scss py rb pl pm php java c h cc cpp hpp cs go rs swift "
-        "kt m lua r tex bib eml mbox ics vcf url desktop service plist rss svg rtf readme "
-        "license lst diff patch pem crt key pub asc"
-    ).split()
+TEXT_EXTENSIONS = _words(
+    "txt text md markdown rst csv tsv log html htm xhtml xml json jsonl yaml yml toml "
+    "ini cfg conf config properties inf reg nfo srt vtt sub ass sql sh bash zsh bat cmd "
+    "ps1 psm1 vbs js mjs ts css scss py rb pl pm php java c h cc cpp hpp cs go rs swift "
+    "kt m lua r tex bib eml mbox ics vcf url desktop service plist rss svg rtf readme "
+    "license lst diff patch pem crt key pub asc"
 )
 
 _TYPES = mimetypes.MimeTypes()  # built-in defaults only: reproducible across hosts
@@ -239,6 +241,31 @@ def libmagic_version() -> str:
     return f"{number // 100}.{number % 100:02d}"
 
 
+def identify(head: bytes) -> tuple[str, str]:
+    """libmagic's MIME type and description of ``head``, as file(1) would give them.
+
+    libmagic's ELF parser reads program and section headers with ``pread`` on a file
+    descriptor and is skipped for plain buffers (a PIE then reads as a "shared object").
+    For ELF heads we hand libmagic an in-memory file (``memfd``) holding the same bytes,
+    which is what file(1) reading stdin does; nothing touches the disk.
+    """
+    mime_cookie, text_cookie = _COOKIES.get()
+    if head[:4] == b"\x7fELF" and hasattr(os, "memfd_create"):
+        fd = os.memfd_create("exhibit-head", getattr(os, "MFD_CLOEXEC", 0))
+        try:
+            view = memoryview(head)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.lseek(fd, 0, os.SEEK_SET)
+            mime = mime_cookie.from_descriptor(fd)
+            os.lseek(fd, 0, os.SEEK_SET)
+            description = text_cookie.from_descriptor(fd)
+        finally:
+            os.close(fd)
+        return mime, description
+    return mime_cookie.from_buffer(head), text_cookie.from_buffer(head)
+
+
 @register
 class FileTypeAnalyzer(Analyzer):
     """Content type by libmagic; it decides which content analyzers run on the file."""
@@ -250,9 +277,7 @@ class FileTypeAnalyzer(Analyzer):
 
     def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
         head = data[:HEAD_SIZE]
-        mime_cookie, text_cookie = _COOKIES.get()
-        mime = mime_cookie.from_buffer(head)
-        description = text_cookie.from_buffer(head)
+        mime, description = identify(head)
         expected = expected_extensions(mime)
         extension = entry.extension
         return {

@@ -63,7 +63,9 @@ DEFAULT_ALGORITHMS: tuple[HashAlgorithm, ...] = (
 )
 
 
-def decode(data: bytes, min_side: int, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image, Findings]:
+def decode(
+    data: bytes, min_side: int, max_pixels: int = MAX_PIXELS
+) -> tuple[Image.Image, Findings]:
     """Decode ``data`` once for hashing; return the upright RGB image and its dimensions."""
     if min_side < 1:
         raise ValueError(f"min_side must be positive, got {min_side}")
