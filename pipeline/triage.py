@@ -83,7 +83,7 @@ def _container_stat(paths: list[str]) -> list[dict[str, Any]]:
     stats = []
     for p in paths:
         st = Path(p).stat()
-        stats.append({"path": p, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        stats.append({"path": p, "size": st.st_size, "mtime_ns": str(st.st_mtime_ns)})
     return stats
 
 

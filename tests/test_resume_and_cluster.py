@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import require_tool, sha256_file
-from tests.pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries, triage
+from conftest import require_tool, sha256_file
+from pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries, triage
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ingest.location import decode_name, encode_name
-from tests.conftest import require_tool, sha256_file
-from tests.pipeline_helpers import (
+from conftest import require_tool, sha256_file
+from pipeline_helpers import (
     REPO,
     exhibit,
     export_jsonl,
@@ -25,6 +23,8 @@ from tests.pipeline_helpers import (
     ledger_entries,
     triage,
 )
+
+from ingest.location import decode_name, encode_name
 
 HASHSETS = (REPO / "sample_data" / "known_hashes.txt", REPO / "sample_data" / "known_hashes.csv")
 
