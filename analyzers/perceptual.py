@@ -11,6 +11,8 @@ plenty; PDQ wants ≥ 512 px and slots in as another :class:`HashAlgorithm`). Th
    ``DecompressionBombWarning``/``Error`` are turned into the same error as a second
    guard. Nothing global is changed (``Image.MAX_IMAGE_PIXELS``,
    ``ImageFile.LOAD_TRUNCATED_IMAGES`` stay as they are): a truncated file is an error.
+   ``warnings.catch_warnings`` is process-global state on Python 3.11, so with threads
+   the explicit pixel check — not the warning filter — is the guard that counts.
 3. JPEG: ``draft("RGB", (n, n))`` lets libjpeg decode at the smallest DCT scale (1/8,
    1/4, 1/2) that keeps the shorter side ≥ ``n`` = the largest ``min_side`` needed.
 4. The first frame is loaded, EXIF orientation is applied (``ImageOps.exif_transpose``)
