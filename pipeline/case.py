@@ -56,11 +56,29 @@ class Case:
             actor={"examiner": self.examiner, "user": getpass.getuser()},
             tool=tool_record(),
         )
+        self._check_head()
         if new:
             case_id = str(uuid.uuid4())
             self.db.set_info("case_id", case_id)
             self.db.set_info("created_by", self.examiner)
             self.record("case.created", None, {"case_id": case_id, "directory": str(directory)})
+
+    def _check_head(self) -> None:
+        """Refuse to append to a ledger that lost entries the database knows of."""
+        recorded = self.ledger_head()
+        if recorded is None:
+            return
+        seq, digest = self.ledger.head
+        if seq < recorded[0]:
+            raise CaseError(
+                f"{self.ledger_path} ends at entry {seq} but the case database records"
+                f" {recorded[0]} entries: entries were removed; run `exhibit ledger verify`"
+            )
+        if seq == recorded[0] and digest != recorded[1]:
+            raise CaseError(
+                f"{self.ledger_path}: entry {seq} differs from the one the case database"
+                " records; run `exhibit ledger verify`"
+            )
 
     @property
     def case_id(self) -> str:

@@ -74,6 +74,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
+    from pipeline.case import CaseError
     from pipeline.triage import HashMismatchError, Triage, TriageOptions
 
     expected: dict[str, str] = {}
@@ -97,8 +98,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
         _fail(str(exc), EXIT_MISMATCH)
     except IngestError as exc:
         _fail(str(exc), EXIT_EVIDENCE)
-    except LedgerError as exc:
-        _fail(f"custody ledger: {exc}", EXIT_CASE)
+    except (LedgerError, CaseError) as exc:
+        _fail(f"case {case_dir}: {exc}", EXIT_CASE)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
     print_summary(result.summary, result.hash_verified, result.case_dir)
@@ -128,6 +129,7 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("type mismatches", f"{summary['type_mismatches']:,}"),
         ("known-hash matches", f"{summary['known_hash_matches']:,}"),
         ("errors", f"{summary['errors']:,}"),
+        ("analyses skipped (size limits)", f"{summary.get('skipped', 0):,}"),
         ("elapsed", f"{summary.get('elapsed_seconds', 0):.1f} s"),
     ]
     for what, value in rows:

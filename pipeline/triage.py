@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import leaf_hash, merkle_root
 from ingest.acquisition import compare_hashes, hash_image
 from ingest.errors import IngestError
@@ -378,9 +379,10 @@ class Triage:
                  analyzers: list[str]) -> bool:
         """Run the unfinished batches; returns True when interrupted by the examiner."""
         db = case.db
-        for batch in db.batches(evidence_id):
-            if batch["status"] == "done" and batch["ledger_seq"] is None:
-                self._record_batch(case, batch["id"])
+        unrecorded = [b["id"] for b in db.batches(evidence_id)
+                      if b["status"] == "done" and b["ledger_seq"] is None]
+        if unrecorded:
+            self._reconcile_batches(case, unrecorded)
         todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
         if not todo:
             return False
@@ -406,6 +408,25 @@ class Triage:
                 self._record_batch(case, task.batch_id)
                 advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
             return stop.is_set()
+
+    def _reconcile_batches(self, case: Case, batch_ids: list[str]) -> None:
+        """After a kill: link committed batches to their ledger entries, or write them.
+
+        A kill can fall between the ledger append and the database noting its sequence
+        number; the entry is then already in the ledger and must not be written twice.
+        """
+        wanted = set(batch_ids)
+        found: dict[str, int] = {}
+        for entry in read_entries(case.ledger_path):
+            subject = entry.get("subject") or {}
+            if entry.get("action") == "batch.analysed" and subject.get("batch_id") in wanted:
+                found[subject["batch_id"]] = entry["seq"]
+        for batch_id in batch_ids:
+            if batch_id in found:
+                case.db.conn.execute("UPDATE batches SET ledger_seq = ? WHERE id = ?",
+                                     (found[batch_id], batch_id))
+            else:
+                self._record_batch(case, batch_id)
 
     def _store_batch(self, case: Case, task: BatchTask, outcome: dict[str, Any]) -> None:
         db = case.db
@@ -516,7 +537,10 @@ def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
         "known_hash_matches": db.count(
             "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
             " WHERE f.evidence_id = ?", q),
-        "errors": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?", q),
+        "errors": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
+                           " AND error != 'Skipped'", q),
+        "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
+                            " AND error = 'Skipped'", q),
     }
 
 

@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
+from test_analyzers import entry, tagged_jpeg
 
 from analyzers.base import Analyzer
 from analyzers.registry import create, registered
 from analyzers.run import analyze_bytes
-from tests.test_analyzers import entry, tagged_jpeg
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAMES = sorted(registered())

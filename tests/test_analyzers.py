@@ -24,6 +24,7 @@ import exifread
 import imagehash
 import numpy
 import pytest
+from conftest import require_tool
 from exifread.core.find_exif import determine_type
 from PIL import Image
 
@@ -38,7 +39,6 @@ from analyzers.perceptual import (
 from analyzers.registry import create
 from analyzers.run import CHUNK_SIZE, AnalysisResult, analyze_bytes, analyze_chunks, iter_chunks
 from ingest.location import EvidenceLocation, FileEntry
-from tests.conftest import require_tool
 
 # --------------------------------------------------------------------------- helpers
 

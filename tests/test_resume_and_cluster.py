@@ -52,29 +52,36 @@ def _batches_done(case: Path) -> int:
     return ledger.read_text(encoding="utf-8", errors="replace").count('"batch.analysed"')
 
 
-def test_sigkill_mid_analysis_then_resume_gives_identical_results(
-        many_files_image: Path, tmp_path: Path) -> None:
-    before = sha256_file(many_files_image)
-    reference = tmp_path / "reference"
+@pytest.fixture(scope="module")
+def reference_export(many_files_image: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[list[dict], int]:
+    """The export and batch count of an uninterrupted run."""
+    reference = tmp_path_factory.mktemp("reference") / "case"
     triage(many_files_image, reference, "--batch-files", "20")
-    expected = export_jsonl(reference)
+    total = next(e for e in ledger_entries(reference)
+                 if e["action"] == "batches.planned")["details"]["batches"]
+    return export_jsonl(reference), total
 
+
+@pytest.mark.parametrize("kill_after", [1, 6, 23, 47])
+def test_sigkill_mid_analysis_then_resume_gives_identical_results(
+        many_files_image: Path, reference_export: tuple[list[dict], int], tmp_path: Path,
+        kill_after: int) -> None:
+    expected, total = reference_export
+    before = sha256_file(many_files_image)
     case = tmp_path / "killed"
     cmd = [sys.executable, "-m", "pipeline.cli", "triage", str(many_files_image), "--case",
            str(case), "--workers", "2", "--no-progress", "--batch-files", "20"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + 120
-    while _batches_done(case) < 5:
+    while _batches_done(case) < kill_after:
         assert proc.poll() is None, "the run finished before it could be killed"
         assert time.monotonic() < deadline
-        time.sleep(0.01)
+        time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_at_kill = _batches_done(case)
-    total = next(e for e in ledger_entries(reference)
-                 if e["action"] == "batches.planned")["details"]["batches"]
-    assert done_at_kill < total, "killed mid-analysis"
+    assert _batches_done(case) < total, "killed mid-analysis"
 
     exhibit("ledger", "verify", case)
     triage(many_files_image, case, "--batch-files", "20")
