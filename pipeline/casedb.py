@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,11 @@ CREATE TABLE IF NOT EXISTS matches (
     UNIQUE (file_id, hashset_id, algorithm, known_value)
 );
 """
+
+
+def utc_now() -> str:
+    """Timestamps in the database: UTC, ISO 8601, microseconds, 'Z'."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -> str:

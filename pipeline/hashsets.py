@@ -16,11 +16,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.casedb import utc_now
+
+if TYPE_CHECKING:
+    from pipeline.case import Case
 
 _ALGORITHM_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -103,3 +110,34 @@ def _read_csv(text: str, hashset: KnownHashSet) -> Iterator[tuple[str, str, str 
                 yield algo, value, category or None
         if not found:
             hashset.rejected.append(number)
+
+
+def load_hashset(case: Case, path: Path) -> None:
+    """Import a set into the case (one transaction) and record it; a no-op if present."""
+    hashset = read_hashset(path)
+    db = case.db
+    row = db.conn.execute("SELECT id FROM hashsets WHERE sha256 = ?", (hashset.sha256,))
+    if row.fetchone() is not None:
+        return
+    db.begin()
+    try:
+        cur = db.conn.execute(
+            "INSERT INTO hashsets (name, sha256, source, format, counts, loaded_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (hashset.name, hashset.sha256, hashset.source, hashset.format,
+             json.dumps(hashset.counts()), utc_now()),
+        )
+        db.conn.executemany(
+            "INSERT INTO known_hashes (hashset_id, algorithm, value, category)"
+            " VALUES (?,?,?,?)",
+            [(cur.lastrowid, a, v, c) for a, v, c in hashset.entries],
+        )
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    case.record("hashset.loaded", None, {
+        "name": hashset.name, "source": hashset.source, "sha256": hashset.sha256,
+        "format": hashset.format, "counts": hashset.counts(),
+        "rejected_lines": hashset.rejected[:20],
+    })

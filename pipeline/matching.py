@@ -13,6 +13,11 @@ from pipeline.casedb import CaseDatabase
 from pipeline.hashsets import EXACT_ALGORITHMS
 
 
+def match_evidence(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
+    """Every kind of match for one evidence item (exact digests today)."""
+    return match_exact(db, evidence_id)
+
+
 def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     """Record exact MD5/SHA-1/SHA-256 matches for one evidence item; return the counts."""
     db.begin()

@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,9 @@ from ingest.volumes import find_volumes
 from ingest.walk import FilesystemWalker, open_filesystem
 from pipeline import matching
 from pipeline.case import Case, command_line
+from pipeline.casedb import utc_now
 from pipeline.cluster import BatchRunner
-from pipeline.hashsets import read_hashset
+from pipeline.hashsets import load_hashset
 from pipeline.progress import Reporter
 from pipeline.worker import BatchTask
 
@@ -74,10 +74,6 @@ class TriageResult:
     summary: dict[str, Any]
     hash_verified: bool
     interrupted: bool = False
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _container_stat(paths: list[str]) -> list[dict[str, Any]]:
@@ -119,7 +115,7 @@ class Triage:
             "batch_files": opts.batch_files,
         })
         for path in opts.hashsets:
-            self._load_hashset(case, path)
+            load_hashset(case, path)
         try:
             image = open_image(opts.images)
         except IngestError as exc:
@@ -147,35 +143,6 @@ class Triage:
         return [a.name for a in registry.create(self.options.analyzers)]
 
     # -- hash sets -------------------------------------------------------------------
-
-    def _load_hashset(self, case: Case, path: Path) -> None:
-        hashset = read_hashset(path)
-        db = case.db
-        row = db.conn.execute("SELECT id FROM hashsets WHERE sha256 = ?", (hashset.sha256,))
-        if row.fetchone() is not None:
-            return
-        db.begin()
-        try:
-            cur = db.conn.execute(
-                "INSERT INTO hashsets (name, sha256, source, format, counts, loaded_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (hashset.name, hashset.sha256, hashset.source, hashset.format,
-                 json.dumps(hashset.counts()), now()),
-            )
-            db.conn.executemany(
-                "INSERT INTO known_hashes (hashset_id, algorithm, value, category)"
-                " VALUES (?,?,?,?)",
-                [(cur.lastrowid, a, v, c) for a, v, c in hashset.entries],
-            )
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-        case.record("hashset.loaded", None, {
-            "name": hashset.name, "source": hashset.source, "sha256": hashset.sha256,
-            "format": hashset.format, "counts": hashset.counts(),
-            "rejected_lines": hashset.rejected[:20],
-        })
 
     # -- evidence registration and acquisition hashes --------------------------------
 
@@ -222,7 +189,7 @@ class Triage:
                 "sha256": computed["sha256"], "stored_hashes": json.dumps(image.stored_hashes),
                 "expected_hashes": json.dumps(self.options.expected_hashes),
                 "verification": json.dumps(comparisons), "verified": int(verified),
-                "container_stat": json.dumps(stat), "registered_at": now(),
+                "container_stat": json.dumps(stat), "registered_at": utc_now(),
             })
             case.record("evidence.registered", subject, {
                 "format": image.format, "paths": paths, "size": image.size,
@@ -501,9 +468,9 @@ class Triage:
     # -- matching and summary --------------------------------------------------------
 
     def _match(self, case: Case, evidence_id: str) -> None:
-        found = matching.match_exact(case.db, evidence_id)
         if case.db.count("SELECT COUNT(*) FROM hashsets") == 0:
             return
+        found = matching.match_evidence(case.db, evidence_id)
         case.record("matches.found", {"evidence_id": evidence_id}, found)
 
     @staticmethod
