@@ -22,6 +22,7 @@ from ingest.content import reader_for
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
 from pipeline.versions import library_versions
+from pipeline.watchdog import watchdog
 
 CHUNK_SIZE = 1 << 20
 
@@ -37,6 +38,9 @@ class BatchTask:
     volume_offset: int
     items: tuple[tuple[int, str, dict[str, Any]], ...]  # (file_id, entry_key, entry dict)
     analyzers: tuple[str, ...]
+    file_timeout: float = 120.0  # seconds per file before the watchdog steps in; 0 = none
+    timeout_grace: float = 10.0  # seconds native code gets to notice before the process ends
+    key: str = ""  # the Dask key of this submission (named in timeout events)
 
 
 def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
@@ -60,10 +64,10 @@ def error_record(stage: str, exc: BaseException,
 
 def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) -> dict[str, Any]:
     """Findings and errors for one file, never an exception."""
-    reader = reader_for(task.spec)
     loc = entry.location
-    chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE)
     try:
+        reader = reader_for(task.spec)
+        chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE)
         findings, errors = analyze_chunks(chunks, entry, analyzers)
     except Exception as exc:  # reading the evidence failed: the file gets an error record
         return {"findings": {}, "errors": [error_record("read", exc)]}
@@ -74,10 +78,13 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
     """Run every analyzer over every file of the batch; one record per file, in order."""
     analyzers = _analyzers(task.analyzers)
     versions = {a.name: a.version for a in analyzers}
+    guard = watchdog()
     records = []
     for file_id, key, entry_dict in task.items:
         entry = FileEntry.from_dict(entry_dict)
-        outcome = analyze_entry(task, entry, analyzers)
+        with guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
+                         grace=task.timeout_grace):
+            outcome = analyze_entry(task, entry, analyzers)
         records.append(
             {
                 "file_id": file_id,

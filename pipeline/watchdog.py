@@ -1,0 +1,133 @@
+"""Per-file time limits inside a worker process.
+
+Hostile or damaged files can make parsers loop forever. Three layers, from gentle to
+final, each documented in the README:
+
+1. At the limit, a watchdog thread raises ``AnalysisTimeout`` asynchronously in the
+   thread analysing the file. Pure-Python loops (exifread on a looping IFD chain) stop
+   there; the analyzer that was running gets an error record and the others go on.
+2. If the thread is stuck in native code that released the GIL (a hung libmagic or
+   libjpeg call), the exception cannot land. After a grace period the watchdog tells the
+   scheduler which file and analyzer hung (a Dask worker event) and ends the process;
+   the driver reads the event, records the file as timed out and re-runs the rest.
+3. If native code holds the GIL, no Python thread can run at all; ``faulthandler``'s
+   C-level timer then dumps the stacks and exits the process. The driver finds the file
+   by splitting the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import faulthandler
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from analyzers.base import Analyzer
+
+EVENT_TOPIC = "exhibit-timeout"
+
+
+class AnalysisTimeout(Exception):
+    """The per-file time limit passed while this file was being analysed."""
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
+    )
+
+
+def _current_analyzer(thread_id: int) -> str | None:
+    """The analyzer on the hung thread's stack (innermost), if any."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        candidate = frame.f_locals.get("analyzer")
+        if isinstance(candidate, Analyzer):
+            return candidate.name
+        frame = frame.f_back
+    return None
+
+
+class FileWatchdog:
+    """One per worker process; ``with watchdog.watch(...)`` around each file."""
+
+    def __init__(self, poll: float = 0.05) -> None:
+        self._poll = poll
+        self._lock = threading.Lock()
+        self._current: dict[str, Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="exhibit-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def watch(self, *, task_key: str, file_id: int, limit: float, grace: float) -> Iterator[None]:
+        if limit <= 0:
+            yield
+            return
+        thread_id = threading.get_ident()
+        faulthandler.dump_traceback_later(limit + grace + 5.0, exit=True)
+        with self._lock:
+            self._current = {"thread": thread_id, "task_key": task_key, "file_id": file_id,
+                             "started": time.monotonic(), "limit": limit, "grace": grace,
+                             "raised_at": None}
+        try:
+            yield
+        finally:
+            with self._lock:
+                raised = self._current is not None and self._current["raised_at"] is not None
+                self._current = None
+            faulthandler.cancel_dump_traceback_later()
+            if raised:  # clear an exception that may not have been delivered yet
+                _raise_in(thread_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._poll)
+            with self._lock:
+                current = self._current
+                if current is None:
+                    continue
+                elapsed = time.monotonic() - current["started"]
+                if current["raised_at"] is None and elapsed > current["limit"]:
+                    current["raised_at"] = time.monotonic()
+                    current["analyzer"] = _current_analyzer(current["thread"])
+                    _raise_in(current["thread"], AnalysisTimeout)
+                    continue
+                if current["raised_at"] is None:
+                    continue
+                if time.monotonic() - current["raised_at"] < current["grace"]:
+                    continue
+            self._give_up(current)
+
+    def _give_up(self, current: dict[str, Any]) -> None:
+        """Native code ignored the timeout: report it, then end this process."""
+        message = {"task_key": current["task_key"], "file_id": current["file_id"],
+                   "analyzer": current.get("analyzer"), "limit": current["limit"],
+                   "pid": os.getpid()}
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+            worker.loop.add_callback(worker.log_event, EVENT_TOPIC, message)
+            time.sleep(1.0)  # let the batched stream carry the event to the scheduler
+        except (ImportError, ValueError):  # not inside a Dask worker
+            pass
+        os._exit(70)
+
+
+_WATCHDOG: FileWatchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def watchdog() -> FileWatchdog:
+    """This process's watchdog, started on first use."""
+    global _WATCHDOG
+    with _WATCHDOG_LOCK:
+        if _WATCHDOG is None:
+            faulthandler.enable()
+            _WATCHDOG = FileWatchdog()
+        return _WATCHDOG
