@@ -67,12 +67,22 @@ def main() -> None:
               help="Target bytes per Dask batch, in MB.")
 @click.option("--batch-files", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Maximum files per Dask batch.")
+@click.option("--file-timeout", type=click.FloatRange(min=0), default=120.0,
+              show_default=True, help="Seconds one file may take before its analysis is"
+              " stopped and recorded as timed out (0: no limit).")
+@click.option("--task-timeout", type=click.FloatRange(min=1), default=3600.0,
+              show_default=True, help="Seconds one Dask task may run before its worker is"
+              " restarted.")
+@click.option("--worker-memory", default="3GiB", show_default=True,
+              help="Memory limit of each local worker process; a worker over it is"
+              " restarted and the file it was on is recorded.")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
-           batch_files: int, no_progress: bool) -> None:
+           batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
+           no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
     from pipeline.case import CaseError
     from pipeline.triage import HashMismatchError, Triage, TriageOptions
@@ -91,6 +101,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
         allow_hash_mismatch=allow_hash_mismatch,
         analyzers=analyzer_list.split(",") if analyzer_list else None,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
+        file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
     )
     try:
         result = Triage(options).run()

@@ -1,24 +1,44 @@
 """Running batches on Dask: a local cluster by default, an existing one on request.
 
-The runner keeps a bounded number of batches in flight (so the driver's memory does not
-grow with the case), yields each batch's outcome as it completes, and never loses a
-file: a batch whose task fails (an exception, or a worker process that died in native
-code) is split in halves and retried, down to the single file, which then gets an error
-record naming the failure instead of results.
+The runner pulls batches lazily and keeps a bounded number in flight, so the driver's
+memory does not grow with the size of the case. It yields each batch's records as soon
+as the whole batch is back, and it never loses a file:
+
+- a task that fails (an exception, or a worker process that died in native code, ran
+  out of memory or was stopped by the watchdog) is split in halves and re-run, down to
+  the single file;
+- when a worker reported which file hung (a watchdog event), that file is taken out at
+  once instead of by splitting;
+- a single file that still fails is probed analyzer by analyzer (reading only, then
+  the first analyzer, the first two, …) to find the one that crashes or hangs; the file
+  is then analysed without it, so it keeps every other analyzer's findings, and gets an
+  error record naming the culprit (``crashed`` or ``timed out``);
+- a task running longer than the per-task limit has its worker restarted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import replace
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import dask
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, Future, LocalCluster, wait
 
+from analyzers import registry
+from ingest.location import FileEntry
+from pipeline.watchdog import EVENT_TOPIC
 from pipeline.worker import BatchTask, analyze_batch
+
+DEFAULT_WORKER_MEMORY = "3GiB"
+DEFAULT_FILE_TIMEOUT = 120.0
+DEFAULT_TASK_TIMEOUT = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 class StopFlag(Protocol):
@@ -29,27 +49,72 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-class BatchRunner:
-    """``with BatchRunner(workers, scheduler) as r: for task, outcome in r.run(tasks, stop)``."""
+@dataclass
+class _Batch:
+    """An original batch being collected from one or more jobs."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 in_flight_per_worker: int = 2) -> None:
+    task: BatchTask
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    outstanding: int = 0
+    worker: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One submission: a (sub)task and why it runs."""
+
+    task: BatchTask
+    purpose: str = "analyse"  # analyse | probe | final
+    label: str | None = None  # for probe/final: "crashed" or "timed out"
+    prefix: int = 0  # for probe: how many analyzers this probe runs
+    full: tuple[str, ...] = ()  # for probe: the analyzers being probed
+    culprits: tuple[tuple[str | None, str], ...] = ()  # (analyzer, label) found so far
+
+
+class BatchRunner:
+    """``with BatchRunner(...) as r: for task, outcome in r.run(tasks, stop): ...``."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
+                 in_flight_per_worker: int = 2, worker_memory: str = DEFAULT_WORKER_MEMORY,
+                 file_timeout: float = DEFAULT_FILE_TIMEOUT,
+                 task_timeout: float = DEFAULT_TASK_TIMEOUT) -> None:
         self.workers = workers or default_workers()
         self.scheduler = scheduler
         self.in_flight_per_worker = in_flight_per_worker
+        self.worker_memory = worker_memory
+        self.file_timeout = file_timeout
+        self.task_timeout = task_timeout
         self.cluster: LocalCluster | None = None
         self.client: Client | None = None
+
+    # -- cluster life ----------------------------------------------------------------
 
     def __enter__(self) -> BatchRunner:
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
-        else:
-            with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+            return self
+        settings = {
+            # A worker that dies with a task fails that task at once; the runner splits.
+            "distributed.scheduler.allowed-failures": 0,
+            # Never pause or spill: a runaway file is stopped by the memory limit instead.
+            "distributed.worker.memory.target": False,
+            "distributed.worker.memory.spill": False,
+            "distributed.worker.memory.pause": False,
+            "distributed.worker.memory.terminate": 0.95,
+        }
+        # Workers ignore Ctrl-C (inherited across exec), so the driver alone decides to
+        # stop and the batches in flight finish.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            with dask.config.set(settings):
                 self.cluster = LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR,
+                    dashboard_address=None, silence_logs=logging.CRITICAL,
+                    memory_limit=self.worker_memory,
                 )
                 self.client = Client(self.cluster)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,101 +124,182 @@ class BatchRunner:
             self.cluster.close()
 
     def describe(self) -> dict[str, Any]:
-        assert self.client is not None
-        info = self.client.scheduler_info()
+        client = self._client()
+        workers = client.scheduler_info().get("workers", {})
         return {
             "scheduler": self.scheduler or "local",
-            "workers": len(info.get("workers", {})),
-            "threads_per_worker": sorted({w.get("nthreads", 0)
-                                          for w in info.get("workers", {}).values()}),
+            "workers": len(workers),
+            "threads_per_worker": sorted({w.get("nthreads", 0) for w in workers.values()}),
+            "worker_memory_limit": None if self.scheduler else self.worker_memory,
+            "file_timeout_s": self.file_timeout,
+            "task_timeout_s": self.task_timeout,
         }
 
-    def run(self, tasks: list[BatchTask], stop: StopFlag) -> Iterator[tuple[BatchTask, dict]]:
-        """Yield (task, outcome) per original batch, in completion order."""
-        client = self.client
-        if client is None:
+    def _client(self) -> Client:
+        if self.client is None:
             raise RuntimeError("BatchRunner used outside its context")
-        limit = self.workers * self.in_flight_per_worker
-        if self.scheduler:
-            limit = max(limit, 2 * len(client.scheduler_info().get("workers", {})))
-        queue = list(reversed(tasks))
-        pending = as_completed()
-        # Pieces of a split batch are collected here until the whole batch is back.
-        parts: dict[str, dict[str, Any]] = {}
-        by_id = {t.batch_id: t for t in tasks}
-        attempt = 0
-        submitted: dict[str, BatchTask] = {}
+        return self.client
 
-        def submit(task: BatchTask) -> None:
-            nonlocal attempt
-            attempt += 1
-            future = client.submit(analyze_batch, task, pure=False, retries=0,
-                                   key=f"exhibit-{task.batch_id}-{attempt}")
-            submitted[future.key] = task
-            pending.add(future)
+    # -- running ---------------------------------------------------------------------
 
-        while queue and pending.count() < limit and not stop.is_set():
-            submit(queue.pop())
-        for future in pending:
-            task = submitted.pop(future.key)
+    def run(self, tasks: Iterable[BatchTask], stop: StopFlag
+            ) -> Iterator[tuple[BatchTask, dict[str, Any]]]:
+        """Yield (batch, outcome) per batch, in completion order; pulls ``tasks`` lazily."""
+        client = self._client()
+        source = iter(tasks)
+        worker_count = max(1, len(client.scheduler_info().get("workers", {})))
+        limit = max(self.workers, worker_count) * self.in_flight_per_worker
+        batches: dict[str, _Batch] = {}
+        running: dict[Future, tuple[_Job, float]] = {}
+        counter = 0
+
+        def submit(job: _Job) -> None:
+            nonlocal counter
+            counter += 1
+            key = f"exhibit-{job.task.batch_id}-{job.purpose}-{counter}"
+            task = replace(job.task, key=key, file_timeout=self.file_timeout)
+            future = client.submit(analyze_batch, task, key=key, pure=False, retries=0)
+            running[future] = (replace(job, task=task), time.monotonic())
+
+        def top_up() -> None:
+            while len(running) < limit and not stop.is_set():
+                task = next(source, None)
+                if task is None:
+                    return
+                batches[task.batch_id] = _Batch(task, outstanding=1)
+                submit(_Job(task))
+
+        top_up()
+        while running:
             try:
-                outcome = future.result()
-            except Exception as exc:  # the task failed or its worker died
-                collected = parts.setdefault(task.batch_id,
-                                             {"records": [], "outstanding": 1, "worker": {}})
-                pieces = self._split(task)
-                collected["outstanding"] += len(pieces) - 1
-                for piece in pieces:
-                    submit(piece)
-                if not pieces:
-                    collected["records"].extend(_crash_records(task, exc))
-            else:
-                if task.batch_id not in parts:
-                    yield by_id[task.batch_id], outcome
+                done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            self._enforce_task_timeout(running)
+            for future in done:
+                job, started = running.pop(future)
+                batch = batches[job.task.batch_id]
+                batch.outstanding -= 1
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the task failed or its worker died
+                    for follow_up in self._after_failure(job, exc, time.monotonic() - started,
+                                                         batch):
+                        batch.outstanding += 1
+                        submit(follow_up)
                 else:
-                    collected = parts[task.batch_id]
-                    collected["records"].extend(outcome["records"])
-                    collected["worker"] = outcome.get("worker", {})
-                    collected["outstanding"] -= 1
-            done = [bid for bid, c in parts.items() if c["outstanding"] <= 0]
-            for bid in done:
-                collected = parts.pop(bid)
-                original = by_id[bid]
-                order = {item[0]: i for i, item in enumerate(original.items)}
-                records = sorted(collected["records"], key=lambda r: order[r["file_id"]])
-                yield original, {"batch_id": bid, "records": records,
-                                 "worker": collected["worker"]}
-            while queue and pending.count() < limit and not stop.is_set():
-                submit(queue.pop())
+                    follow_up = self._after_success(job, outcome, batch)
+                    if follow_up is not None:
+                        batch.outstanding += 1
+                        submit(follow_up)
+                future.release()
+                if batch.outstanding == 0:
+                    del batches[job.task.batch_id]
+                    records = [batch.records[item[0]] for item in batch.task.items]
+                    yield batch.task, {"batch_id": batch.task.batch_id, "records": records,
+                                       "worker": batch.worker}
+            top_up()
 
-    @staticmethod
-    def _split(task: BatchTask) -> list[BatchTask]:
-        if len(task.items) <= 1:
+    # -- what to do when a job comes back ----------------------------------------------
+
+    def _after_success(self, job: _Job, outcome: dict[str, Any], batch: _Batch) -> _Job | None:
+        batch.worker = outcome.get("worker", batch.worker)
+        if job.purpose == "probe" and job.prefix < len(job.full):
+            return replace(job, prefix=job.prefix + 1,
+                           task=replace(job.task, analyzers=job.full[: job.prefix + 1]))
+        for item in outcome["records"]:
+            record = item["record"]
+            record["errors"] = list(record["errors"]) + [
+                _culprit_error(analyzer, label) for analyzer, label in job.culprits]
+            batch.records[item["file_id"]] = item
+        return None
+
+    def _after_failure(self, job: _Job, exc: BaseException, elapsed: float,
+                       batch: _Batch) -> list[_Job]:
+        task = job.task
+        hung = self._hung_file(task.key)
+        if job.purpose == "analyse" and hung is not None and len(task.items) > 1:
+            file_id, analyzer = hung
+            rest = tuple(i for i in task.items if i[0] != file_id)
+            single = tuple(i for i in task.items if i[0] == file_id)
+            follow = [_Job(replace(task, items=rest))] if rest else []
+            return follow + self._isolate(replace(task, items=single), "timed out", analyzer,
+                                          job.culprits, batch, known=analyzer is not None)
+        if job.purpose == "analyse" and len(task.items) > 1:
+            half = len(task.items) // 2
+            return [_Job(replace(task, items=task.items[:half])),
+                    _Job(replace(task, items=task.items[half:]))]
+        label = "timed out" if hung is not None or elapsed >= self.file_timeout else "crashed"
+        if job.purpose == "probe":
+            culprit = job.full[job.prefix - 1] if job.prefix > 0 else None
+            return self._isolate(replace(task, analyzers=job.full), label, culprit,
+                                 job.culprits, batch, known=True)
+        if hung is not None and hung[1] is not None:
+            return self._isolate(task, label, hung[1], job.culprits, batch, known=True)
+        # A single file failed with an unknown culprit: probe, reading only first.
+        log.warning("file %s failed in a worker (%s); probing analyzers", task.items[0][0], exc)
+        return [_Job(replace(task, analyzers=()), purpose="probe", label=label, prefix=0,
+                     full=task.analyzers, culprits=job.culprits)]
+
+    def _isolate(self, task: BatchTask, label: str, culprit: str | None,
+                 culprits: tuple[tuple[str | None, str], ...], batch: _Batch,
+                 known: bool = False) -> list[_Job]:
+        """Re-run one file without the analyzer that failed, or record it unreadable."""
+        if not known:
+            return [_Job(replace(task, analyzers=()), purpose="probe", label=label, prefix=0,
+                         full=task.analyzers, culprits=culprits)]
+        found = (*culprits, (culprit, label))
+        if culprit is None:  # reading the file itself fails: nothing can analyse it
+            file_id, key, entry_dict = task.items[0]
+            batch.records[file_id] = unreadable_record(file_id, key, entry_dict, found)
             return []
-        half = len(task.items) // 2
-        return [replace(task, items=task.items[:half]), replace(task, items=task.items[half:])]
+        remaining = tuple(a for a in task.analyzers if a != culprit)
+        return [_Job(replace(task, analyzers=remaining), purpose="final", culprits=found)]
+
+    def _hung_file(self, key: str) -> tuple[int, str | None] | None:
+        """The file a worker's watchdog reported hung in this submission, if any."""
+        try:
+            events = self._client().get_events(EVENT_TOPIC)
+        except Exception:  # an old scheduler without events: fall back to splitting
+            return None
+        for _, message in reversed(list(events)):
+            if isinstance(message, dict) and message.get("task_key") == key:
+                return int(message["file_id"]), message.get("analyzer")
+        return None
+
+    def _enforce_task_timeout(self, running: dict[Future, tuple[_Job, float]]) -> None:
+        """Restart the worker of a task that outlived the per-task limit."""
+        now = time.monotonic()
+        late = {f.key for f, (_, started) in running.items()
+                if now - started > self.task_timeout}
+        if not late:
+            return
+        client = self._client()
+        for address, keys in client.processing().items():
+            if late & set(keys):
+                log.warning("restarting worker %s: task over %s s", address, self.task_timeout)
+                client.restart_workers(workers=[address], raise_for_error=False)
 
 
-def _crash_records(task: BatchTask, exc: BaseException) -> list[dict[str, Any]]:
-    from ingest.location import FileEntry
+def _culprit_error(analyzer: str | None, label: str) -> dict[str, Any]:
+    version = None
+    if analyzer is not None:
+        known = registry.registered().get(analyzer)
+        version = None if known is None else known.version
+    where = f"analyzer {analyzer!r}" if analyzer else "reading the file"
+    if label == "timed out":
+        message = (f"{where} did not finish within the per-file time limit; the worker process"
+                   " was stopped; the other analyzers' results are kept")
+    else:
+        message = (f"the worker process died while {where} ran on this file (a crash in native"
+                   " code, or the worker memory limit); the other analyzers' results are kept")
+    return {"stage": "worker", "analyzer": analyzer, "version": version, "error": label,
+            "message": message, "traceback": None}
 
-    records = []
-    for file_id, key, entry_dict in task.items:
-        entry = FileEntry.from_dict(entry_dict)
-        records.append({
-            "file_id": file_id,
-            "record": {
-                "entry": key,
-                "location": entry.location.to_dict(),
-                "analyzers": {},
-                "findings": {},
-                "errors": [{
-                    "stage": "worker", "analyzer": None, "version": None,
-                    "error": "crashed" if "KilledWorker" in type(exc).__name__
-                    else type(exc).__name__,
-                    "message": f"analysis of this file failed in the worker: {exc}",
-                    "traceback": None,
-                }],
-            },
-        })
-    return records
+
+def unreadable_record(file_id: int, key: str, entry_dict: dict[str, Any],
+                      culprits: tuple[tuple[str | None, str], ...]) -> dict[str, Any]:
+    entry = FileEntry.from_dict(entry_dict)
+    return {"file_id": file_id, "record": {
+        "entry": key, "location": entry.location.to_dict(), "analyzers": {}, "findings": {},
+        "errors": [_culprit_error(a, label) for a, label in culprits]}}

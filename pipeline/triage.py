@@ -38,7 +38,12 @@ from ingest.walk import FilesystemWalker, open_filesystem
 from pipeline import matching
 from pipeline.case import Case, command_line
 from pipeline.casedb import utc_now
-from pipeline.cluster import BatchRunner
+from pipeline.cluster import (
+    DEFAULT_FILE_TIMEOUT,
+    DEFAULT_TASK_TIMEOUT,
+    DEFAULT_WORKER_MEMORY,
+    BatchRunner,
+)
 from pipeline.hashsets import load_hashset
 from pipeline.progress import Reporter
 from pipeline.worker import BatchTask
@@ -65,6 +70,9 @@ class TriageOptions:
     batch_bytes: int = DEFAULT_BATCH_BYTES
     batch_files: int = DEFAULT_BATCH_FILES
     progress: bool = True
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
+    task_timeout: float = DEFAULT_TASK_TIMEOUT
+    worker_memory: str = DEFAULT_WORKER_MEMORY
 
 
 @dataclass
@@ -353,24 +361,27 @@ class Triage:
         todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
         if not todo:
             return False
-        tasks = []
-        total_bytes = 0
-        for batch in todo:
-            ids = json.loads(batch["file_ids"])
-            rows = db.files_by_ids(ids)
-            items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
-            tasks.append(BatchTask(batch["id"], spec, batch["volume_offset"], items,
-                                   tuple(analyzers)))
-            total_bytes += batch["bytes"]
-        total_files = sum(len(t.items) for t in tasks)
-        with _interruptible() as stop, BatchRunner(self.options.workers,
-                                                  self.options.scheduler) as runner, \
+        total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
+        total_bytes = sum(b["bytes"] for b in todo)
+
+        def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
+            for batch in todo:
+                rows = db.files_by_ids(json.loads(batch["file_ids"]))
+                items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict())
+                              for r in rows)
+                yield BatchTask(batch["id"], spec, batch["volume_offset"], items,
+                                tuple(analyzers))
+
+        opts = self.options
+        runner = BatchRunner(opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
+                             file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
+        with _interruptible() as stop, runner, \
                 self.reporter.analysis_task(total_files, total_bytes) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
-                "batches": len(tasks), "files": total_files, "bytes": total_bytes,
+                "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(),
             })
-            for task, outcome in runner.run(tasks, stop):
+            for task, outcome in runner.run(tasks(), stop):
                 self._store_batch(case, task, outcome)
                 self._record_batch(case, task.batch_id)
                 advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
