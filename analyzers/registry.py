@@ -6,7 +6,12 @@ is an error, so the analyzer set recorded in the ledger is exactly the one that 
 
 from __future__ import annotations
 
+import importlib
+import os
+
 from analyzers.base import Analyzer
+
+PLUGIN_ENV = "EXHIBIT_ANALYZER_MODULES"
 
 _REGISTRY: dict[str, type[Analyzer]] = {}
 
@@ -24,9 +29,20 @@ def _load_builtin() -> None:
     from analyzers import exif, filetype, hashes, perceptual  # noqa: F401
 
 
+def _load_plugins() -> None:
+    """Import extra analyzer modules named in $EXHIBIT_ANALYZER_MODULES (comma-separated).
+
+    Local Dask workers inherit the driver's environment, so a plugin registered this way
+    runs in every worker; on a remote cluster set the variable on the workers too.
+    """
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
+        importlib.import_module(module)
+
+
 def registered() -> dict[str, type[Analyzer]]:
     """All known analyzers by name."""
     _load_builtin()
+    _load_plugins()
     return dict(_REGISTRY)
 
 
