@@ -31,7 +31,7 @@ from distributed import Client, Future, LocalCluster, wait
 
 from analyzers import registry
 from ingest.location import FileEntry
-from pipeline.watchdog import EVENT_TOPIC
+from pipeline.watchdog import EVENT_TOPIC, START_TOPIC
 from pipeline.worker import BatchTask, analyze_batch
 
 DEFAULT_WORKER_MEMORY = "3GiB"
@@ -96,6 +96,8 @@ class BatchRunner:
         settings = {
             # A worker that dies with a task fails that task at once; the runner splits.
             "distributed.scheduler.allowed-failures": 0,
+            # One task per worker thread at a time, so a dying worker takes no bystander.
+            "distributed.scheduler.worker-saturation": 1.0,
             # Never pause or spill: a runaway file is stopped by the memory limit instead.
             "distributed.worker.memory.target": False,
             "distributed.worker.memory.spill": False,
@@ -157,7 +159,8 @@ class BatchRunner:
             nonlocal counter
             counter += 1
             key = f"exhibit-{job.task.batch_id}-{job.purpose}-{counter}"
-            task = replace(job.task, key=key, file_timeout=self.file_timeout)
+            task = replace(job.task, key=key, file_timeout=self.file_timeout,
+                           timeout_grace=min(10.0, max(1.0, self.file_timeout / 2)))
             future = client.submit(analyze_batch, task, key=key, pure=False, retries=0)
             running[future] = (replace(job, task=task), time.monotonic())
 
@@ -177,14 +180,13 @@ class BatchRunner:
                 done = set()
             self._enforce_task_timeout(running)
             for future in done:
-                job, started = running.pop(future)
+                job, _ = running.pop(future)
                 batch = batches[job.task.batch_id]
                 batch.outstanding -= 1
                 try:
                     outcome = future.result()
                 except Exception as exc:  # the task failed or its worker died
-                    for follow_up in self._after_failure(job, exc, time.monotonic() - started,
-                                                         batch):
+                    for follow_up in self._after_failure(job, exc, batch):
                         batch.outstanding += 1
                         submit(follow_up)
                 else:
@@ -214,10 +216,10 @@ class BatchRunner:
             batch.records[item["file_id"]] = item
         return None
 
-    def _after_failure(self, job: _Job, exc: BaseException, elapsed: float,
-                       batch: _Batch) -> list[_Job]:
+    def _after_failure(self, job: _Job, exc: BaseException, batch: _Batch) -> list[_Job]:
         task = job.task
         hung = self._hung_file(task.key)
+        elapsed = self._ran_for(task.key)
         if job.purpose == "analyse" and hung is not None and len(task.items) > 1:
             file_id, analyzer = hung
             rest = tuple(i for i in task.items if i[0] != file_id)
@@ -266,6 +268,17 @@ class BatchRunner:
             if isinstance(message, dict) and message.get("task_key") == key:
                 return int(message["file_id"]), message.get("analyzer")
         return None
+
+    def _ran_for(self, key: str) -> float:
+        """Seconds since the worker reported starting this submission (0 if unknown)."""
+        try:
+            events = self._client().get_events(START_TOPIC)
+        except Exception:
+            return 0.0
+        for stamp, message in reversed(list(events)):
+            if isinstance(message, dict) and message.get("task_key") == key:
+                return max(0.0, time.time() - float(stamp))
+        return 0.0
 
     def _enforce_task_timeout(self, running: dict[Future, tuple[_Job, float]]) -> None:
         """Restart the worker of a task that outlived the per-task limit."""

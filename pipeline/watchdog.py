@@ -30,6 +30,7 @@ from typing import Any
 from analyzers.base import Analyzer
 
 EVENT_TOPIC = "exhibit-timeout"
+START_TOPIC = "exhibit-start"
 
 
 class AnalysisTimeout(Exception):
@@ -117,6 +118,17 @@ class FileWatchdog:
         except (ImportError, ValueError):  # not inside a Dask worker
             pass
         os._exit(70)
+
+
+def announce_start(task_key: str) -> None:
+    """Tell the scheduler when a task began, so the driver can time a worker's death."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not inside a Dask worker
+        return
+    worker.loop.add_callback(worker.log_event, START_TOPIC, {"task_key": task_key})
 
 
 _WATCHDOG: FileWatchdog | None = None

@@ -22,7 +22,7 @@ from ingest.content import reader_for
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
 from pipeline.versions import library_versions
-from pipeline.watchdog import watchdog
+from pipeline.watchdog import announce_start, watchdog
 
 CHUNK_SIZE = 1 << 20
 
@@ -79,6 +79,7 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
     analyzers = _analyzers(task.analyzers)
     versions = {a.name: a.version for a in analyzers}
     guard = watchdog()
+    announce_start(task.key)
     records = []
     for file_id, key, entry_dict in task.items:
         entry = FileEntry.from_dict(entry_dict)

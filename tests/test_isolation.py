@@ -1,0 +1,62 @@
+"""A file that crashes or hangs native code costs that analyzer on that file, nothing more."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, sha256_file
+from fault_analyzers import CRASH, GIL, SLEEP, SPIN
+from pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries
+
+FAULTS = {"crash.bin": (CRASH, "crashed"), "sleep.bin": (SLEEP, "timed out"),
+          "gil.bin": (GIL, "timed out")}
+
+
+@pytest.fixture(scope="module")
+def faulty_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tool("mke2fs")
+    root = tmp_path_factory.mktemp("faulty")
+    src = root / "src"
+    src.mkdir()
+    rng = random.Random(6)
+    for i in range(14):
+        (src / f"ok{i:02d}.bin").write_bytes(rng.randbytes(rng.randint(10, 5000)))
+    for name, (marker, _) in FAULTS.items():
+        (src / name).write_bytes(marker + rng.randbytes(100))
+    (src / "spin.bin").write_bytes(SPIN + rng.randbytes(100))
+    image = root / "faulty.dd"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(src), str(image), "8M"],
+                   check=True)
+    image.chmod(0o444)
+    return image
+
+
+def test_crashing_and_hanging_files_are_contained(faulty_image: Path, tmp_path: Path) -> None:
+    before = sha256_file(faulty_image)
+    case = tmp_path / "case"
+    env = {"EXHIBIT_ANALYZER_MODULES": "fault_analyzers",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
+    exhibit("triage", faulty_image, "--case", case, "--workers", "2", "--no-progress",
+            "--batch-files", "6", "--file-timeout", "2", env=env, timeout=600)
+    records = {r["name"]: r for r in export_jsonl(case) if r["kind"] == "file"
+               and r["allocated"] and r["name"].endswith(".bin")}
+    assert len(records) == 18
+    for name, record in records.items():
+        # Every file keeps the findings of the analyzers that did not fail on it.
+        assert record["sha256"] and record["mime"], name
+    for name, (_, label) in FAULTS.items():
+        errors = records[name]["errors"]
+        assert [(e["analyzer"], e["error"]) for e in errors] == [("fault", label)], name
+    spin = records["spin.bin"]["errors"]
+    assert [(e["analyzer"], e["error"]) for e in spin] == [("fault", "AnalysisTimeout")]
+    assert all(not r["errors"] for n, r in records.items() if n.startswith("ok"))
+    exhibit("ledger", "verify", case)
+    batch_errors = [err for e in ledger_entries(case) if e["action"] == "batch.analysed"
+                    for err in e["details"]["errors"]]
+    assert {(err["analyzer"], err["error"]) for err in batch_errors} == {
+        ("fault", "crashed"), ("fault", "timed out"), ("fault", "AnalysisTimeout")}
+    assert sha256_file(faulty_image) == before
