@@ -7,11 +7,14 @@ Exit codes (documented in the README):
   2  usage error (bad option, unknown analyzer, unreadable hash set)
   3  evidence that cannot be opened (unknown format, unreadable, missing segment)
   4  the case directory cannot be used (e.g. a torn ledger, not a case)
+  5  the case directory's disk is full (what was committed is intact; free space and re-run)
   130 interrupted by the examiner (the ledger records where it stopped; re-run resumes)
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,21 @@ EXIT_MISMATCH = 1
 EXIT_USAGE = 2
 EXIT_EVIDENCE = 3
 EXIT_CASE = 4
+EXIT_NO_SPACE = 5
 EXIT_INTERRUPTED = 130
 
 _HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC from a write, or SQLite's own word for it."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _fail(message: str, code: int) -> None:
@@ -109,7 +124,14 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
         _fail(str(exc), EXIT_MISMATCH)
     except IngestError as exc:
         _fail(str(exc), EXIT_EVIDENCE)
-    except (LedgerError, CaseError) as exc:
+    except (OSError, sqlite3.OperationalError, LedgerError) as exc:
+        if not is_disk_full(exc):
+            if isinstance(exc, LedgerError):
+                _fail(f"case {case_dir}: {exc}", EXIT_CASE)
+            raise
+        _fail(f"no space left in the case directory {case_dir} ({exc}); committed work is"
+              " intact: free space and run the same command to resume", EXIT_NO_SPACE)
+    except CaseError as exc:
         _fail(f"case {case_dir}: {exc}", EXIT_CASE)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)

@@ -152,3 +152,64 @@ def test_triage_on_existing_dask_scheduler(dask_cluster: str, sample_raw: Path,
     pids = {e["details"]["worker"]["pid"] for e in entries if e["action"] == "batch.analysed"}
     assert len(pids) == 2, "both workers analysed batches"
     exhibit("ledger", "verify", remote)
+
+
+def test_ctrl_c_finishes_batches_in_flight_and_stops_cleanly(
+        many_files_image: Path, reference_export: tuple[list[dict], int], tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+    expected, total = reference_export
+    case = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "pipeline.cli", "triage", str(many_files_image), "--case",
+           str(case), "--workers", "2", "--no-progress", "--batch-files", "20"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
+    deadline = time.monotonic() + 120
+    while _batches_done(case) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume" in err
+    entries = ledger_entries(case)
+    assert entries[-1]["action"] == "triage.interrupted"
+    done = [e for e in entries if e["action"] == "batch.analysed"]
+    assert 3 <= len(done) < total
+    assert not [e for e in entries if e["action"] == "batch.analysed"
+                and e["details"]["errors"]], "batches in flight finished, not failed"
+    exhibit("ledger", "verify", case)
+    triage(many_files_image, case, "--batch-files", "20")
+    assert export_jsonl(case) == expected
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a case directory on a disk that fills up."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_stops_clearly_and_leaves_a_sound_case(
+        many_files_image: Path, reference_export: tuple[list[dict], int], small_disk: Path,
+        tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    expected, _ = reference_export
+    case = small_disk / "case"
+    proc = triage(many_files_image, case, "--batch-files", "20", check=False)
+    assert proc.returncode == 5, proc.stderr
+    assert "no space left" in proc.stderr and "Traceback" not in proc.stderr
+    conn = sqlite3.connect(case / "case.sqlite")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    exhibit("ledger", "verify", case)
+    moved = tmp_path / "moved"
+    shutil.copytree(case, moved)
+    triage(many_files_image, moved, "--batch-files", "20")
+    assert export_jsonl(moved) == expected
