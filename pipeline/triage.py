@@ -318,36 +318,22 @@ class Triage:
         if db.batches(evidence_id):
             return
         opts = self.options
-        plan: list[tuple[int, list[int], int]] = []
-        current: list[int] = []
-        size = 0
-        offset = None
-        rows = db.conn.execute(
-            "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
-            " ORDER BY volume_offset, id", (evidence_id,))
-        for row in rows:
-            if current and (row["volume_offset"] != offset or size >= opts.batch_bytes
-                            or len(current) >= opts.batch_files):
-                plan.append((offset, current, size))
-                current, size = [], 0
-            offset = row["volume_offset"]
-            current.append(row["id"])
-            size += max(0, row["size"])
-        if current:
-            plan.append((offset, current, size))
+        totals = {"batches": 0, "files": 0, "bytes": 0}
         db.begin()
         try:
-            for number, (vol_offset, ids, nbytes) in enumerate(plan, start=1):
-                batch_id = f"{evidence_id[:12]}-{number:06d}"
+            for vol_offset, ids, nbytes in _plan_batches(db, evidence_id, opts.batch_bytes,
+                                                         opts.batch_files):
+                totals["batches"] += 1
+                totals["files"] += len(ids)
+                totals["bytes"] += nbytes
+                batch_id = f"{evidence_id[:12]}-{totals['batches']:06d}"
                 db.add_batch(batch_id, evidence_id, vol_offset, ids, nbytes)
             db.commit()
         except BaseException:
             db.rollback()
             raise
         case.record("batches.planned", {"evidence_id": evidence_id}, {
-            "batches": len(plan), "files": sum(len(p[1]) for p in plan),
-            "bytes": sum(p[2] for p in plan), "batch_bytes": opts.batch_bytes,
-            "batch_files": opts.batch_files,
+            **totals, "batch_bytes": opts.batch_bytes, "batch_files": opts.batch_files,
         })
 
     def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
@@ -520,6 +506,27 @@ def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
         "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
                             " AND error = 'Skipped'", q),
     }
+
+
+def _plan_batches(db: Any, evidence_id: str, batch_bytes: int, batch_files: int
+                  ) -> Iterator[tuple[int, list[int], int]]:
+    """(volume offset, file ids, bytes) per batch, streamed in walk order per volume."""
+    current: list[int] = []
+    size = 0
+    offset = None
+    rows = db.conn.execute(
+        "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
+        " ORDER BY volume_offset, id", (evidence_id,))
+    for row in rows:
+        if current and (row["volume_offset"] != offset or size >= batch_bytes
+                        or len(current) >= batch_files):
+            yield offset, current, size
+            current, size = [], 0
+        offset = row["volume_offset"]
+        current.append(row["id"])
+        size += max(0, row["size"])
+    if current:
+        yield offset, current, size
 
 
 class _counting:
