@@ -45,11 +45,17 @@ def many_files_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return image
 
 
-def _batches_done(case: Path) -> int:
+def _batches_done(case: Path, action: str = "batch.analysed") -> int:
     ledger = case / "ledger.jsonl"
     if not ledger.exists():
         return 0
-    return ledger.read_text(encoding="utf-8", errors="replace").count('"batch.analysed"')
+    return ledger.read_text(encoding="utf-8", errors="replace").count(f'"{action}"')
+
+
+# Where to kill: before the walk is recorded, right after planning, and at 20 points in
+# the analysis drawn once from a fixed seed (the reference run has 60 batches).
+KILL_POINTS = [("acquisition.hashed", 1), ("batches.planned", 1)] + [
+    ("batch.analysed", n) for n in sorted(random.Random(20261128).sample(range(1, 56), 20))]
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +69,10 @@ def reference_export(many_files_image: Path, tmp_path_factory: pytest.TempPathFa
     return export_jsonl(reference), total
 
 
-@pytest.mark.parametrize("kill_after", [1, 6, 23, 47])
-def test_sigkill_mid_analysis_then_resume_gives_identical_results(
+@pytest.mark.parametrize(("action", "kill_after"), KILL_POINTS)
+def test_sigkill_then_resume_gives_identical_results(
         many_files_image: Path, reference_export: tuple[list[dict], int], tmp_path: Path,
-        kill_after: int) -> None:
+        action: str, kill_after: int) -> None:
     expected, total = reference_export
     before = sha256_file(many_files_image)
     case = tmp_path / "killed"
@@ -75,7 +81,7 @@ def test_sigkill_mid_analysis_then_resume_gives_identical_results(
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + 120
-    while _batches_done(case) < kill_after:
+    while _batches_done(case, action) < kill_after:
         assert proc.poll() is None, "the run finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.005)
