@@ -1,0 +1,73 @@
+"""Profile the Dask task in-process: ``pipeline.worker.analyze_batch`` under cProfile.
+
+Takes a case that ``exhibit triage`` already walked and planned (any finished run),
+rebuilds its batches as ``BatchTask``s exactly as ``pipeline/triage.py`` does, and runs
+them in this process, so the profile shows where a worker's time goes without Dask,
+the driver or the database in the way.
+
+Usage: ``python benchmarks/speed/profile_worker.py CASE [--batches N] [--top 30]
+[--sort tottime] [--out FILE.prof]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+from analyzers import registry
+from ingest.image import ImageSpec
+from pipeline.casedb import CaseDatabase
+from pipeline.worker import BatchTask, analyze_batch
+
+
+def tasks(case_dir: Path, limit: int | None) -> list[BatchTask]:
+    db = CaseDatabase(case_dir / "case.sqlite")
+    evidence = db.conn.execute("SELECT * FROM evidence").fetchone()
+    spec = ImageSpec(evidence["format"], tuple(json.loads(evidence["paths"])))
+    analyzers = tuple(a.name for a in registry.create(None))
+    out = []
+    for batch in db.batches(evidence["id"])[:limit]:
+        rows = db.files_by_ids(json.loads(batch["file_ids"]))
+        items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
+        out.append(BatchTask(batch["id"], spec, batch["volume_offset"], items, analyzers))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("case", type=Path)
+    parser.add_argument("--batches", type=int, default=None)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no-profile", action="store_true", help="only time the batches")
+    args = parser.parse_args(argv)
+    work = tasks(args.case, args.batches)
+    files = sum(len(t.items) for t in work)
+    size = sum(max(0, i[2]["size"]) for t in work for i in t.items)
+    analyze_batch(work[0])  # warm: open the image, load libmagic, import Pillow
+    profiler = None if args.no_profile else cProfile.Profile()
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for task in work:
+        analyze_batch(task)
+    if profiler:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    print(f"{len(work)} batches, {files} files, {size / 1e6:.0f} MB in {seconds:.2f} s:"
+          f" {files / seconds:.0f} files/s, {size / 1e6 / seconds:.0f} MB/s (one process)")
+    if profiler:
+        if args.out:
+            profiler.dump_stats(str(args.out))
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
