@@ -16,7 +16,7 @@ TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl f
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
 
-.PHONY: demo test lint system-deps-run system-deps-test venv clean
+.PHONY: demo test lint bench system-deps-run system-deps-test venv clean
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -58,6 +58,13 @@ lint: venv
 
 test: system-deps-test venv lint
 	$(BIN)/pytest -q
+
+# Speed benchmarks (benchmarks/speed/): builds the images once into ~/.cache/exhibit-bench
+# ($$EXHIBIT_BENCH_CACHE), then times exhibit, fiwalk, tsk_loaddb, a naive script and the
+# physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
+BENCH_ARGS ?=
+bench: system-deps-test venv
+	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(DEMO_CASE) .pytest_cache
