@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import sys
 import threading
 
@@ -241,6 +242,22 @@ def libmagic_version() -> str:
     return f"{number // 100}.{number % 100:02d}"
 
 
+#: libmagic's answers for an empty buffer (``file`` says the same for an empty file).
+EMPTY_MIME, EMPTY_DESCRIPTION = "application/x-empty", "empty"
+
+# Descriptions that only libmagic's fallbacks produce, i.e. no magic test matched: the
+# MIME query would run the same tests, match none, and fall back the same way. Asking
+# libmagic once instead of twice halves the cost of the expensive case, text (~2 ms a
+# call with libmagic 5.44: every text test runs). Checked against a second libmagic call
+# on 104,000 files of /usr, /etc and /var/lib (9,275 plain text, 49 "data": no
+# difference) and against file(1) in tests/test_filetype_fastpath.py.
+_FALLBACK_MIMES = {"data": "application/octet-stream"}
+_PLAIN_TEXT = re.compile(
+    r"(ASCII|ISO-8859|Non-ISO extended-ASCII|UTF-8 Unicode|Unicode text, UTF-8)"
+    r"( \(with BOM\))? text(, with [^,]+)*"
+)
+
+
 def identify(head: bytes) -> tuple[str, str]:
     """libmagic's MIME type and description of ``head``, as file(1) would give them.
 
@@ -249,6 +266,8 @@ def identify(head: bytes) -> tuple[str, str]:
     For ELF heads we hand libmagic an in-memory file (``memfd``) holding the same bytes,
     which is what file(1) reading stdin does; nothing touches the disk.
     """
+    if not head:
+        return EMPTY_MIME, EMPTY_DESCRIPTION
     mime_cookie, text_cookie = _COOKIES.get()
     if head[:4] == b"\x7fELF" and hasattr(os, "memfd_create"):
         fd = os.memfd_create("exhibit-head", getattr(os, "MFD_CLOEXEC", 0))
@@ -263,7 +282,18 @@ def identify(head: bytes) -> tuple[str, str]:
         finally:
             os.close(fd)
         return mime, description
-    return mime_cookie.from_buffer(head), text_cookie.from_buffer(head)
+    description = text_cookie.from_buffer(head)
+    mime = _fallback_mime(description)
+    if mime is None:
+        mime = mime_cookie.from_buffer(head)
+    return mime, description
+
+
+def _fallback_mime(description: str) -> str | None:
+    """The MIME type libmagic's no-match fallbacks imply, or None when it must be asked."""
+    if description in _FALLBACK_MIMES:
+        return _FALLBACK_MIMES[description]
+    return "text/plain" if _PLAIN_TEXT.fullmatch(description) else None
 
 
 @register
