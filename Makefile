@@ -7,9 +7,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian/Ubuntu packages: libmagic1 is needed at run time; the rest are the generator's and
+# Debian/Ubuntu packages: libmagic1 is needed at run time (g++ and python3-dev build pdqhash,
+# which PyPI ships as source only); the rest are the generator's and
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...).
-RUNTIME_PACKAGES := libmagic1
+RUNTIME_PACKAGES := libmagic1 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils
 

@@ -31,6 +31,7 @@ from PIL import Image
 from analyzers.base import Analyzer, AnalyzerError, Findings, StreamSession
 from analyzers.exif import ExifAnalyzer
 from analyzers.perceptual import (
+    DEFAULT_ALGORITHMS,
     MAX_PIXELS,
     HashAlgorithm,
     PerceptualHashAnalyzer,
@@ -399,9 +400,14 @@ def test_near_copy_is_close_and_unrelated_is_far() -> None:
 
 def test_jpeg_draft_decodes_at_reduced_scale() -> None:
     data = encode(procedural(5, (1600, 1200)), "JPEG", quality=85)
-    small = run(data, name="big.jpg").findings["perceptual"]
-    assert (small["width"], small["height"]) == (1600, 1200)
+    default = run(data, name="big.jpg").findings["perceptual"]
+    assert (default["width"], default["height"]) == (1600, 1200)
+    # PDQ is among the defaults and needs ≥ 512 px: 1/2 scale is the smallest that keeps it
+    assert (default["decoded_width"], default["decoded_height"]) == (800, 600)
+    phash_only = PerceptualHashAnalyzer(algorithms=DEFAULT_ALGORITHMS[:2])
+    small = phash_only.analyze(data, entry("big.jpg"), {})
     assert (small["decoded_width"], small["decoded_height"]) == (200, 150)  # 1/8 scale
+    assert _phash_distance(small["phash"], default["phash"]) <= 4
     pdq_like = HashAlgorithm("wide", 512, lambda img: f"{img.width}x{img.height}")
     wide = PerceptualHashAnalyzer(algorithms=(pdq_like,)).analyze(data, entry("big.jpg"), {})
     assert (wide["decoded_width"], wide["decoded_height"]) == (800, 600)  # 1/2 keeps ≥ 512
