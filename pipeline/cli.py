@@ -170,39 +170,6 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
     console.print(table)
 
 
-@main.command("export")
-@click.argument("case_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Output file (default: CASE/exports/files.<format>).")
-@click.option("--bom", is_flag=True, help="CSV: start with a UTF-8 byte-order mark for"
-              " spreadsheet programs.")
-@click.option("--examiner", help="Examiner name for the ledger entry.")
-def export_cmd(case_dir: Path, fmt: str, output: Path | None, bom: bool,
-               examiner: str | None) -> None:
-    """Write one record per file entry (JSON Lines or CSV) and record it in the ledger."""
-    from chain_of_custody.canonical import sha256_hex
-    from pipeline.case import Case, CaseError
-    from pipeline.export import export
-
-    try:
-        case = Case(case_dir, examiner, create=False)
-    except (CaseError, LedgerError) as exc:
-        _fail(str(exc), EXIT_CASE)
-    try:
-        if output is None:
-            (case_dir / "exports").mkdir(exist_ok=True)
-            output = case_dir / "exports" / f"files.{fmt}"
-        count = export(case.db, fmt, output, bom=bom)
-        digest = sha256_hex(output.read_bytes())
-        case.record("export.written", None, {"format": fmt, "path": str(output.resolve()),
-                                             "records": count, "sha256": digest})
-    finally:
-        case.close()
-    click.echo(f"{count} records written to {output} (sha256 {digest})")
-
-
 @main.group()
 def ledger() -> None:
     """Inspect and verify a case's custody ledger."""
@@ -235,6 +202,11 @@ def ledger_verify(case_dir: Path) -> None:
     click.echo(f"FAILED at entry {report.first_bad_seq}: {report.reason}")
     sys.exit(EXIT_MISMATCH)
 
+
+from pipeline.cli_report import export_cmd, report_cmd  # noqa: E402 (registered below)
+
+main.add_command(export_cmd)
+main.add_command(report_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
