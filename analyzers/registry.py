@@ -26,7 +26,7 @@ def register(cls: type[Analyzer]) -> type[Analyzer]:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register decorators.
-    from analyzers import exif, filetype, hashes, perceptual  # noqa: F401
+    from analyzers import exif, filetype, hashes, perceptual, thumbnail  # noqa: F401
 
 
 def _load_plugins() -> None:

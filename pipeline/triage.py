@@ -18,7 +18,9 @@ batch whose results were committed but whose ledger entry was not yet written ge
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -49,6 +51,7 @@ from pipeline.progress import Reporter
 from pipeline.worker import BatchTask
 
 DEFAULT_BATCH_BYTES = 256 << 20
+THUMBNAIL_DIR = "thumbnails"  # CASE/thumbnails/<sha256>.jpg, written by the driver only
 DEFAULT_BATCH_FILES = 2000
 
 
@@ -397,7 +400,8 @@ class Triage:
         records = outcome["records"]
         leaves = [leaf_hash(r["record"]) for r in records]
         root = merkle_root(leaves)
-        db.begin()
+        bad_thumbnails = _store_thumbnails(case.directory, records)  # before the rows: a
+        db.begin()  # committed record never names a thumbnail that is not on disk
         try:
             for index, item in enumerate(records):
                 record = item["record"]
@@ -421,7 +425,7 @@ class Triage:
                 )
                 db.conn.execute("DELETE FROM errors WHERE file_id = ? AND stage IN"
                                 " ('read', 'analyze', 'worker')", (item["file_id"],))
-                for err in record["errors"]:
+                for err in record["errors"] + bad_thumbnails.get(item["file_id"], []):
                     db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
                                  message=err["message"],
                                  evidence_id=record["location"]["evidence_id"],
@@ -450,6 +454,10 @@ class Triage:
                                      (batch_id,))
         ]
         ids = json.loads(batch["file_ids"])
+        thumbnails = sorted({r[0] for r in db.conn.execute(
+            "SELECT json_extract(record, '$.findings.thumbnail.sha256') FROM results"
+            " WHERE batch_id = ? AND json_extract(record, '$.findings.thumbnail.sha256')"
+            " IS NOT NULL", (batch_id,))})
         entry = case.record("batch.analysed", {
             "evidence_id": batch["evidence_id"], "volume_offset": batch["volume_offset"],
             "batch_id": batch_id,
@@ -458,6 +466,8 @@ class Triage:
             "bytes": batch["bytes"], "merkle_root": batch["merkle_root"],
             "record_hash": "sha256, RFC 6962 tree over canonical result records",
             "errors": errors, "worker": json.loads(batch["worker"] or "{}"),
+            "thumbnails": {"directory": THUMBNAIL_DIR, "count": len(thumbnails),
+                           "sha256": thumbnails},
         })
         db.conn.execute("UPDATE batches SET ledger_seq = ? WHERE id = ?",
                         (entry["seq"], batch_id))
@@ -506,6 +516,41 @@ def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
         "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
                             " AND error = 'Skipped'", q),
     }
+
+
+def _store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
+                      ) -> dict[int, list[dict[str, Any]]]:
+    """Write the thumbnails that came beside a batch's records as CASE/thumbnails/<sha256>.jpg.
+
+    Atomic (temp file, fsync, rename) and idempotent: a re-run batch rewrites nothing.
+    A blob whose digest is not the one its record states is not stored; the file gets an
+    error record instead. Returns those errors by file id.
+    """
+    bad: dict[int, list[dict[str, Any]]] = {}
+    directory = case_dir / THUMBNAIL_DIR
+    for item in records:
+        blob = item.get("blobs", {}).get("thumbnail")
+        if blob is None:
+            continue
+        stated = item["record"]["findings"].get("thumbnail", {}).get("sha256")
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != stated:
+            bad[item["file_id"]] = [{"stage": "thumbnail", "analyzer": "thumbnail",
+                                     "error": "DigestMismatch",
+                                     "message": f"thumbnail bytes hash to {digest}, the"
+                                                f" record states {stated}; not stored"}]
+            continue
+        target = directory / f"{digest}.jpg"
+        if target.exists():
+            continue
+        directory.mkdir(exist_ok=True)
+        tmp = target.with_name(f".{digest}.partial")
+        with tmp.open("wb") as out:
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+    return bad
 
 
 def _plan_batches(db: Any, evidence_id: str, batch_bytes: int, batch_files: int

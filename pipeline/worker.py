@@ -9,6 +9,7 @@ per-process cache across tasks (``ingest.content.reader_for``).
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import traceback
@@ -74,6 +75,19 @@ def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) 
     return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors]}
 
 
+def detach_blobs(findings: dict[str, Any]) -> dict[str, bytes]:
+    """Move analyzers' binary outputs (``blob_base64``, e.g. thumbnails) out of findings.
+
+    The record that is hashed into the batch's Merkle tree keeps the blob's ``sha256``;
+    the bytes travel beside it to the driver, which stores them and ledgers their digests.
+    """
+    blobs: dict[str, bytes] = {}
+    for name, found in findings.items():
+        if isinstance(found, dict) and "blob_base64" in found:
+            blobs[name] = base64.b64decode(found.pop("blob_base64"))
+    return blobs
+
+
 def analyze_batch(task: BatchTask) -> dict[str, Any]:
     """Run every analyzer over every file of the batch; one record per file, in order."""
     analyzers = _analyzers(task.analyzers)
@@ -86,6 +100,7 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
         with guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
                          grace=task.timeout_grace):
             outcome = analyze_entry(task, entry, analyzers)
+        blobs = detach_blobs(outcome["findings"])
         records.append(
             {
                 "file_id": file_id,
@@ -96,6 +111,7 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
                     "findings": outcome["findings"],
                     "errors": outcome["errors"],
                 },
+                **({"blobs": blobs} if blobs else {}),
             }
         )
     return {

@@ -35,7 +35,7 @@ def example_jpeg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_builtin_set() -> None:
-    assert NAMES == ["exif", "filetype", "hashes", "perceptual"]
+    assert NAMES == ["exif", "filetype", "hashes", "perceptual", "thumbnail"]
 
 
 @pytest.mark.parametrize("name", NAMES)
