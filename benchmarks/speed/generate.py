@@ -283,15 +283,16 @@ def _many_small(rng: np.random.Generator, seed: int, scale: float, count: int = 
 
 
 def _ci(rng: np.random.Generator, seed: int, scale: float) -> Iterator[Spec]:
-    for i in range(max(1, round(8 * scale))):
+    """Small enough for a test (a few seconds of exhibit), all three kinds of work."""
+    for i in range(max(1, round(6 * scale))):
         kind = ("random", "text", "mixed")[i % 3]
         yield Spec(f"bulk/file{i:03d}.{kind}", kind, int(rng.integers(2 * MB, 12 * MB)),
                    seed + i)
-    for i in range(max(1, round(120 * scale))):
+    for i in range(max(1, round(40 * scale))):
         w, h = MEGAPIXELS[int(rng.choice(3))]
         yield Spec(f"DCIM/100CAMRA/IMG_{i:05d}.JPG", "jpeg", 0, seed + 1000 + i, w, h)
     yield from (Spec(s.path.replace("tree/", "small/"), s.kind, s.size, s.seed + 5000)
-                for s in _many_small(rng, seed, scale, count=2000))
+                for s in _many_small(rng, seed, scale, count=600))
 
 
 PLANS: dict[str, Callable[..., Iterator[Spec]]] = {

@@ -183,8 +183,8 @@ def command(tool: str, image: Path, work: Path, workers: int) -> tuple[list[str]
     raise ValueError(f"unknown tool {tool!r}")
 
 
-def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: int
-                ) -> dict[str, Any]:
+def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: int,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
     image = Path(manifest.image_path)
     result: dict[str, Any] = {"manifest": manifest.__dict__, "tools": {}}
     result["page_cache_read_mb_s"] = warm(image)
@@ -195,7 +195,7 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
         warm(image)
         cmd, ledger = command(tool, image, work, workers)
         print(f"  {manifest.name}: {tool} …", file=sys.stderr, flush=True)
-        row = measure(cmd, work / "output.log", ledger)
+        row = measure(cmd, work / "output.log", ledger, env if tool == "exhibit" else None)
         row["command"] = cmd
         wall = row["wall_s"]
         row["files_per_s"] = round(manifest.files / wall, 1)
@@ -231,7 +231,8 @@ def _last_json(log: Path) -> dict[str, Any] | None:
     return None
 
 
-def bench_sample(scratch: Path, workers: int) -> dict[str, Any]:
+def bench_sample(scratch: Path, workers: int, env: dict[str, str] | None = None
+                 ) -> dict[str, Any]:
     """Time to first result and total on the bundled sample image."""
     image = scratch / "sample.dd"
     with gzip.open(REPO / "sample_data" / "sample.img.gz", "rb") as src, image.open("wb") as dst:
@@ -241,7 +242,7 @@ def bench_sample(scratch: Path, workers: int) -> dict[str, Any]:
     work.mkdir()
     warm(image)
     cmd, ledger = command("exhibit", image, work, workers)
-    row = measure(cmd, work / "output.log", ledger)
+    row = measure(cmd, work / "output.log", ledger, env)
     if ledger is not None and ledger.exists():
         row["phases"] = ledger_phases(ledger)
     image.unlink()
@@ -309,7 +310,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Measured {report['started']} on {m['cpu']} ({m['cores']} cores), "
         f"{m['memory_gb']} GB RAM, {m['system']}; Python {m['python']}, "
         f"{m['tsk']}; scale {report['scale']:g}; warm page cache; "
-        f"{report['workers']} exhibit workers.",
+        f"{report['workers']} exhibit workers; exhibit at {report.get('exhibit_commit')}.",
         "",
         "| image | tool | wall s | files/s | MB/s | images/s | driver RSS MB | worker RSS MB"
         " | exhibit speed-up |",
@@ -353,6 +354,18 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _commit(source: Path | None) -> str | None:
+    """The commit exhibit ran from: ``source/COMMIT`` if present, else the repo's HEAD."""
+    if source is not None and (source / "COMMIT").exists():
+        return (source / "COMMIT").read_text().strip()
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                         text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
+                           capture_output=True, text=True).stdout.strip()
+    head = out.stdout.strip() or None
+    return f"{head} (+ uncommitted changes)" if head and dirty and source is None else head
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as fh:
@@ -378,7 +391,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--no-sample", action="store_true")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="run exhibit from this source tree (e.g. `git archive HEAD` unpacked)"
+                             " instead of the installed one: a shared working tree can be"
+                             " mid-edit")
     args = parser.parse_args(argv)
+    env = None
+    if args.source is not None:
+        env = dict(os.environ, PYTHONPATH=str(args.source.resolve()))
     tools = [t for t in args.tools.split(",") if t]
     for tool in tools:
         if tool not in TOOLS:
@@ -391,17 +411,18 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
         "scale": args.scale, "workers": args.workers, "tools": tools, "images": {},
+        "exhibit_source": str(args.source or REPO), "exhibit_commit": _commit(args.source),
     }
     with tempfile.TemporaryDirectory(prefix="exhibit-bench-") as tmp:
         scratch = Path(tmp)
         if not args.no_sample:
             print("sample image: time to first result …", file=sys.stderr, flush=True)
-            report["sample"] = bench_sample(scratch, args.workers)
+            report["sample"] = bench_sample(scratch, args.workers, env)
         for name in [n for n in args.images.split(",") if n]:
             manifest = build(name, args.scale, root=args.cache)
             print(f"{name}: {manifest.files:,} files, {manifest.bytes / MB:,.0f} MB",
                   file=sys.stderr, flush=True)
-            report["images"][name] = bench_image(manifest, tools, scratch, args.workers)
+            report["images"][name] = bench_image(manifest, tools, scratch, args.workers, env)
     report["targets"] = targets(report["images"], report.get("sample"))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     table = markdown(report)
