@@ -17,7 +17,7 @@ from typing import Any
 
 from ingest.location import EvidenceLocation, FileEntry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: PDQ columns, known entries, near matches, media groups
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS case_info (
@@ -89,7 +89,9 @@ CREATE TABLE IF NOT EXISTS results (
     record TEXT NOT NULL,                -- canonical JSON of the result record
     md5 TEXT, sha1 TEXT, sha256 TEXT,
     mime TEXT, magic TEXT, extension_mismatch INTEGER,
-    exif TEXT, phash TEXT, dhash TEXT
+    exif TEXT, phash TEXT, dhash TEXT,
+    pdq TEXT, pdq_quality INTEGER,       -- filled from the record by matching
+    pdq_dihedral TEXT                    -- JSON list of the 8 rotation/mirror hashes
 );
 CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
 CREATE INDEX IF NOT EXISTS results_sha1 ON results(sha1);
@@ -114,13 +116,27 @@ CREATE TABLE IF NOT EXISTS hashsets (
     source TEXT NOT NULL,
     format TEXT NOT NULL,
     counts TEXT NOT NULL,                -- JSON: entries per algorithm, rejected lines
-    loaded_at TEXT NOT NULL
+    loaded_at TEXT NOT NULL,
+    version TEXT,                        -- the set's own version (VICS data model, NSRL RDS)
+    kind TEXT NOT NULL DEFAULT 'alert',  -- alert (known material) | known-good (e.g. NSRL)
+    category_profile TEXT                -- JSON: profile name and number -> label map
+);
+CREATE TABLE IF NOT EXISTS known_entries (
+    id INTEGER PRIMARY KEY,              -- the known entry id that matches point to
+    hashset_id INTEGER NOT NULL REFERENCES hashsets(id),
+    ref TEXT NOT NULL,                   -- where in the set: "line 12", "value[3]", MediaID
+    media_id TEXT,                       -- the set's own id (VICS MediaID), as given
+    category TEXT,                       -- the original value, never rewritten
+    series TEXT,
+    precategorized INTEGER,
+    details TEXT                         -- JSON: file names, sizes, descriptions
 );
 CREATE TABLE IF NOT EXISTS known_hashes (
     hashset_id INTEGER NOT NULL REFERENCES hashsets(id),
     algorithm TEXT NOT NULL,
     value TEXT NOT NULL,
-    category TEXT
+    category TEXT,
+    entry_id INTEGER REFERENCES known_entries(id)
 );
 CREATE INDEX IF NOT EXISTS known_by_value ON known_hashes(algorithm, value);
 CREATE TABLE IF NOT EXISTS matches (
@@ -130,9 +146,31 @@ CREATE TABLE IF NOT EXISTS matches (
     distance INTEGER NOT NULL,
     category TEXT,
     known_value TEXT NOT NULL,
+    known_id INTEGER,                    -- known_entries.id
+    category_label TEXT,                 -- from the set's category profile
+    variant TEXT,                        -- PDQ: which rotation/mirror of the file matched
     UNIQUE (file_id, hashset_id, algorithm, known_value)
 );
+CREATE TABLE IF NOT EXISTS media_groups (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    evidence_id TEXT NOT NULL,
+    group_id INTEGER NOT NULL,           -- the smallest file id in the group
+    size INTEGER NOT NULL,               -- images in the group
+    algorithm TEXT NOT NULL,             -- what linked this file into the group
+    distance INTEGER NOT NULL            -- its smallest distance to another member
+);
 """
+
+
+_ADDED_COLUMNS = (  # schema 1 -> 2
+    ("results", "pdq", "TEXT"), ("results", "pdq_quality", "INTEGER"),
+    ("results", "pdq_dihedral", "TEXT"),
+    ("hashsets", "version", "TEXT"), ("hashsets", "kind", "TEXT NOT NULL DEFAULT 'alert'"),
+    ("hashsets", "category_profile", "TEXT"),
+    ("known_hashes", "entry_id", "INTEGER"),
+    ("matches", "known_id", "INTEGER"), ("matches", "category_label", "TEXT"),
+    ("matches", "variant", "TEXT"),
+)
 
 
 def utc_now() -> str:
@@ -165,7 +203,17 @@ class CaseDatabase:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        self._migrate()
         self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
+
+    def _migrate(self) -> None:
+        """Add the columns a case made by an older exhibit lacks (nothing is rewritten)."""
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
+            self.set_info("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self.conn.close()

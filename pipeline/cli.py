@@ -65,7 +65,8 @@ def main() -> None:
 @click.option("--examiner", help="Examiner name for the ledger (default: $EXHIBIT_EXAMINER"
               " or the login name).")
 @click.option("--hashset", "hashsets", multiple=True, type=click.Path(path_type=Path,
-              exists=True, dir_okay=False), help="Known-hash set (plain list or CSV);"
+              exists=True, dir_okay=False), help="Known-hash set: plain list, CSV (also"
+              " pHash/dHash/PDQ columns), Project VIC VICS JSON or NSRL RDSv3 SQLite;"
               " repeatable.")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes"
               " (default: one per core).")
@@ -160,7 +161,12 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("files analysed", f"{summary['analysed']:,}"),
         ("images", f"{summary['images']:,}"),
         ("type mismatches", f"{summary['type_mismatches']:,}"),
-        ("known-hash matches", f"{summary['known_hash_matches']:,}"),
+        ("known-hash matches", f"{summary['known_hash_matches']:,}" + "".join(
+            f"\n  {label}: {n:,}"
+            for label, n in summary.get("known_hash_matches_by_category", {}).items())),
+        ("  of them near (altered) copies", f"{summary.get('near_matches', 0):,}"),
+        ("known-good files (e.g. NSRL)", f"{summary.get('known_good_files', 0):,}"),
+        ("near-duplicate groups", f"{summary.get('near_duplicate_groups', 0):,}"),
         ("errors", f"{summary['errors']:,}"),
         ("analyses skipped (size limits)", f"{summary.get('skipped', 0):,}"),
         ("elapsed", f"{summary.get('elapsed_seconds', 0):.1f} s"),
@@ -207,6 +213,10 @@ from pipeline.cli_report import export_cmd, report_cmd  # noqa: E402 (registered
 
 main.add_command(export_cmd)
 main.add_command(report_cmd)
+
+from pipeline.cli_hashset import hashset  # noqa: E402  (registered after main is defined)
+
+main.add_command(hashset)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

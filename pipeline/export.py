@@ -53,13 +53,16 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     """One dict per walked entry, in walk order, with findings, matches and errors."""
     matches: dict[int, list[dict[str, Any]]] = {}
     for row in db.conn.execute(
-        "SELECT m.file_id, h.name, m.algorithm, m.distance, m.category, m.known_value"
+        "SELECT m.file_id, h.name, h.kind, m.algorithm, m.distance, m.category,"
+        " m.category_label, m.known_id, m.variant, m.known_value"
         " FROM matches m JOIN hashsets h ON h.id = m.hashset_id"
         " ORDER BY m.file_id, h.name, m.algorithm, m.known_value"
     ):
         matches.setdefault(row["file_id"], []).append({
             "hashset": row["name"], "algorithm": row["algorithm"],
             "distance": row["distance"], "category": row["category"],
+            "category_label": row["category_label"], "known_id": row["known_id"],
+            "variant": row["variant"], "known_good": row["kind"] == "known-good",
         })
     errors: dict[int, list[dict[str, Any]]] = {}
     for row in db.conn.execute(

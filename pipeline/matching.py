@@ -1,21 +1,90 @@
-"""Exact known-hash matching inside the case database.
+"""Known-hash matching and near-duplicate grouping inside the case database.
 
-Digests and known hashes are both indexed columns, so matching is a join that SQLite
-answers in time proportional to the case, not to the size of the sets. Matching is
+- **Exact**: MD5/SHA-1/SHA-256 of every file against every loaded set. Digests and known
+  hashes are both indexed columns, so this is a join that SQLite answers in time
+  proportional to the case, not to the size of the sets.
+- **Near**: pHash and dHash (64-bit) and PDQ (256-bit) by Hamming distance within a
+  per-algorithm threshold (:class:`Thresholds`), through :class:`~pipeline.near_index.
+  HammingIndex` (multi-index hashing: the same answers as brute force, fast at millions
+  of known hashes). PDQ is matched only for images whose PDQ quality is at least
+  ``pdq_quality``, with all 8 rotations/mirrors of the image, so a mirrored copy is
+  found; the match records which variant hit. A known hash's own quality is not known.
+- **Series**: images of one evidence item within the same thresholds of each other are
+  grouped (union-find over PDQ and pHash pairs), so an examiner reviews a group once.
+
+Every match row carries the set, algorithm, distance, the category as the set states it,
+the label from the set's category profile, and the known entry's id. Matching is
 idempotent (unique rows), so a resumed or repeated triage never duplicates a match.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.casedb import CaseDatabase
 from pipeline.hashsets import EXACT_ALGORITHMS
+from pipeline.near_index import HammingIndex, hex_to_words
+
+BITS = {"phash": 64, "dhash": 64, "pdq": 256}
 
 
-def match_evidence(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
-    """Every kind of match for one evidence item (exact digests today)."""
-    return match_exact(db, evidence_id)
+@dataclass(frozen=True)
+class Thresholds:
+    """Largest Hamming distance that counts as a match, per algorithm.
+
+    Defaults chosen from the robustness benchmark (README, "Matching"): they keep every
+    measured false-match rate among distinct photos at 0 while finding resized,
+    recompressed and PNG-converted copies; PDQ's 31 is ThreatExchange's recommendation.
+    """
+
+    phash: int = 8
+    dhash: int = 8
+    pdq: int = 31
+    pdq_quality: int = 50
+
+    def __post_init__(self) -> None:
+        for name, bits in BITS.items():
+            value = getattr(self, name)
+            if not 0 <= value < bits // 2:
+                raise ValueError(f"{name} threshold must be in 0..{bits // 2 - 1}, got {value}")
+        if not 0 <= self.pdq_quality <= 100:
+            raise ValueError(f"pdq_quality must be in 0..100, got {self.pdq_quality}")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def match_evidence(db: CaseDatabase, evidence_id: str,
+                   thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    """Every kind of match for one evidence item, and its near-duplicate groups."""
+    fill_pdq_columns(db, evidence_id)
+    result = match_exact(db, evidence_id)
+    result["near"] = match_near(db, evidence_id, thresholds)
+    label_matches(db)
+    result.update(_summary(db, evidence_id))
+    result["series"] = group_series(db, evidence_id, thresholds)
+    result["thresholds"] = asdict(thresholds)
+    return result
+
+
+def fill_pdq_columns(db: CaseDatabase, evidence_id: str) -> None:
+    """Copy PDQ findings from the stored result records into their indexed columns."""
+    db.begin()
+    try:
+        db.conn.execute(
+            "UPDATE results SET"
+            " pdq = json_extract(record, '$.findings.perceptual.pdq'),"
+            " pdq_quality = json_extract(record, '$.findings.perceptual.pdq_quality'),"
+            " pdq_dihedral = json_extract(record, '$.findings.perceptual.pdq_dihedral')"
+            " WHERE pdq IS NULL AND file_id IN (SELECT id FROM files WHERE evidence_id = ?)"
+            " AND json_extract(record, '$.findings.perceptual.pdq') IS NOT NULL",
+            (evidence_id,))
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
 
 
 def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
@@ -25,8 +94,8 @@ def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         for algo in EXACT_ALGORITHMS:
             db.conn.execute(
                 f"INSERT OR IGNORE INTO matches (file_id, hashset_id, algorithm, distance,"
-                f" category, known_value)"
-                f" SELECT r.file_id, k.hashset_id, '{algo}', 0, k.category, k.value"
+                f" category, known_value, known_id)"
+                f" SELECT r.file_id, k.hashset_id, '{algo}', 0, k.category, k.value, k.entry_id"
                 f" FROM results r JOIN files f ON f.id = r.file_id"
                 f" JOIN known_hashes k ON k.algorithm = '{algo}' AND k.value = r.{algo}"
                 f" WHERE f.evidence_id = ?",
@@ -36,18 +105,101 @@ def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     except BaseException:
         db.rollback()
         raise
+    return {}
+
+
+def match_near(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> dict[str, Any]:
+    """Record pHash/dHash/PDQ matches within the thresholds; return what was searched."""
+    searched: dict[str, Any] = {}
+    for algo in ("phash", "dhash", "pdq"):
+        known = db.conn.execute(
+            "SELECT hashset_id, value, category, entry_id FROM known_hashes"
+            " WHERE algorithm = ? ORDER BY rowid", (algo,)).fetchall()
+        if not known:
+            continue
+        queries = _queries(db, evidence_id, algo, thresholds)
+        radius = getattr(thresholds, algo)
+        values = [r["value"] for r in known]
+        index = HammingIndex(hex_to_words(values, BITS[algo]), radius)
+        rows: dict[tuple[int, int], tuple[int, str | None]] = {}
+        if queries:
+            q, k, d = index.search(hex_to_words([v for _, v, _ in queries], BITS[algo]))
+            for qi, ki, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
+                file_id, _, variant = queries[qi]
+                best = rows.get((file_id, ki))
+                if best is None or dist < best[0]:
+                    rows[file_id, ki] = (dist, variant)
+        db.begin()
+        try:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO matches (file_id, hashset_id, algorithm, distance,"
+                " category, known_value, known_id, variant) VALUES (?,?,?,?,?,?,?,?)",
+                [(file_id, known[ki]["hashset_id"], algo, dist, known[ki]["category"],
+                  known[ki]["value"], known[ki]["entry_id"], variant)
+                 for (file_id, ki), (dist, variant) in sorted(rows.items())])
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        searched[algo] = {"known": len(known), "queries": len(queries), "radius": radius,
+                          "pairs": len(rows), "index": index.describe()}
+    return searched
+
+
+def _queries(db: CaseDatabase, evidence_id: str, algo: str, thresholds: Thresholds
+             ) -> list[tuple[int, str, str | None]]:
+    """(file id, hash, variant) for every hashed image of the evidence."""
+    if algo != "pdq":
+        return [(r["file_id"], r["value"], None) for r in db.conn.execute(
+            f"SELECT r.file_id, r.{algo} AS value FROM results r JOIN files f"
+            f" ON f.id = r.file_id WHERE f.evidence_id = ? AND r.{algo} IS NOT NULL"
+            f" ORDER BY r.file_id", (evidence_id,))]
+    from analyzers.perceptual import DIHEDRAL
+
+    out: list[tuple[int, str, str | None]] = []
+    for r in db.conn.execute(
+            "SELECT r.file_id, r.pdq, r.pdq_dihedral FROM results r JOIN files f"
+            " ON f.id = r.file_id WHERE f.evidence_id = ? AND r.pdq IS NOT NULL"
+            " AND r.pdq_quality >= ? ORDER BY r.file_id", (evidence_id, thresholds.pdq_quality)):
+        variants = json.loads(r["pdq_dihedral"]) if r["pdq_dihedral"] else [r["pdq"]]
+        out.extend((r["file_id"], v, name) for name, v in zip(DIHEDRAL, variants, strict=False))
+    return out
+
+
+def label_matches(db: CaseDatabase) -> None:
+    """Give each match the label its set's category profile has for its category."""
+    sets = db.conn.execute("SELECT id, category_profile FROM hashsets").fetchall()
+    db.begin()
+    try:
+        for row in sets:
+            labels = (json.loads(row["category_profile"] or "null") or {}).get("labels", {})
+            for category, label in labels.items():
+                db.conn.execute("UPDATE matches SET category_label = ? WHERE hashset_id = ?"
+                                " AND category = ? AND category_label IS NULL",
+                                (label, row["id"], category))
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def _summary(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     by_set: dict[str, Any] = {}
     rows = db.conn.execute(
-        "SELECT h.name, h.sha256, m.algorithm, m.category, COUNT(DISTINCT m.file_id) AS n"
+        "SELECT h.name, h.sha256, h.kind, m.algorithm, m.category, m.category_label,"
+        " COUNT(DISTINCT m.file_id) AS n, MAX(m.distance) AS worst"
         " FROM matches m JOIN hashsets h ON h.id = m.hashset_id JOIN files f ON f.id = m.file_id"
         " WHERE f.evidence_id = ? GROUP BY h.id, m.algorithm, m.category"
         " ORDER BY h.name, m.algorithm, m.category",
         (evidence_id,),
     )
     for row in rows:
-        entry = by_set.setdefault(row["name"], {"hashset_sha256": row["sha256"], "matches": []})
+        entry = by_set.setdefault(row["name"], {"hashset_sha256": row["sha256"],
+                                                "kind": row["kind"], "matches": []})
         entry["matches"].append(
-            {"algorithm": row["algorithm"], "category": row["category"], "files": row["n"]}
+            {"algorithm": row["algorithm"], "category": row["category"],
+             "category_label": row["category_label"], "files": row["n"],
+             "max_distance": row["worst"]}
         )
     total = db.count(
         "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
@@ -55,3 +207,68 @@ def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         (evidence_id,),
     )
     return {"files_matched": total, "by_hashset": by_set}
+
+
+def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> dict[str, Any]:
+    """Group the evidence's near-duplicate images; store and return the groups."""
+    rows = db.conn.execute(
+        "SELECT r.file_id, r.phash, r.pdq, r.pdq_quality, r.pdq_dihedral FROM results r"
+        " JOIN files f ON f.id = r.file_id WHERE f.evidence_id = ?"
+        " AND (r.phash IS NOT NULL OR r.pdq IS NOT NULL) ORDER BY r.file_id",
+        (evidence_id,)).fetchall()
+    ids = [r["file_id"] for r in rows]
+    parent = list(range(len(rows)))
+    link: dict[int, tuple[int, str]] = {}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(a: int, b: int, dist: int, algo: str) -> None:
+        for i in (a, b):
+            if i not in link or dist < link[i][0]:
+                link[i] = (dist, algo)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    ph = [(i, r["phash"]) for i, r in enumerate(rows) if r["phash"]]
+    if len(ph) > 1:
+        words = hex_to_words([v for _, v in ph], 64)
+        q, k, d = HammingIndex(words, thresholds.phash).search(words)
+        for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
+            if a < b:
+                join(ph[a][0], ph[b][0], dist, "phash")
+    good = [(i, r) for i, r in enumerate(rows)
+            if r["pdq"] and (r["pdq_quality"] or 0) >= thresholds.pdq_quality]
+    if len(good) > 1:
+        known = hex_to_words([r["pdq"] for _, r in good], 256)
+        variants, owner = [], []
+        for j, (_, r) in enumerate(good):
+            for v in json.loads(r["pdq_dihedral"] or "null") or [r["pdq"]]:
+                variants.append(v)
+                owner.append(j)
+        q, k, d = HammingIndex(known, thresholds.pdq).search(hex_to_words(variants, 256))
+        for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
+            if owner[a] != b:
+                join(good[owner[a]][0], good[b][0], dist, "pdq")
+    members: dict[int, list[int]] = {}
+    for i in range(len(rows)):
+        members.setdefault(find(i), []).append(i)
+    groups = [sorted(m) for m in members.values() if len(m) > 1]
+    db.begin()
+    try:
+        db.conn.execute("DELETE FROM media_groups WHERE evidence_id = ?", (evidence_id,))
+        db.conn.executemany(
+            "INSERT INTO media_groups (file_id, evidence_id, group_id, size, algorithm,"
+            " distance) VALUES (?,?,?,?,?,?)",
+            [(ids[i], evidence_id, ids[g[0]], len(g), link[i][1], link[i][0])
+             for g in groups for i in g])
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return {"groups": len(groups), "images_in_groups": sum(len(g) for g in groups),
+            "largest": max((len(g) for g in groups), default=0)}

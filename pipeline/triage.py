@@ -475,10 +475,12 @@ class Triage:
     # -- matching and summary --------------------------------------------------------
 
     def _match(self, case: Case, evidence_id: str) -> None:
-        if case.db.count("SELECT COUNT(*) FROM hashsets") == 0:
-            return
         found = matching.match_evidence(case.db, evidence_id)
-        case.record("matches.found", {"evidence_id": evidence_id}, found)
+        series = found.pop("series")
+        if case.db.count("SELECT COUNT(*) FROM hashsets") > 0:
+            case.record("matches.found", {"evidence_id": evidence_id}, found)
+        case.record("series.grouped", {"evidence_id": evidence_id},
+                    dict(series, thresholds=found["thresholds"]))
 
     @staticmethod
     def summary(case: Case, evidence_id: str) -> dict[str, Any]:
@@ -510,7 +512,26 @@ def summarize(case: Case, evidence_id: str) -> dict[str, Any]:
             " WHERE f.evidence_id = ? AND r.extension_mismatch = 1", q),
         "known_hash_matches": db.count(
             "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
-            " WHERE f.evidence_id = ?", q),
+            " JOIN hashsets h ON h.id = m.hashset_id"
+            " WHERE f.evidence_id = ? AND h.kind != 'known-good'", q),
+        "known_hash_matches_by_category": {
+            row[0]: row[1] for row in db.conn.execute(
+                "SELECT COALESCE(m.category_label, m.category, '(none)'), COUNT(DISTINCT"
+                " m.file_id) FROM matches m JOIN files f ON f.id = m.file_id JOIN hashsets h"
+                " ON h.id = m.hashset_id WHERE f.evidence_id = ? AND h.kind != 'known-good'"
+                " GROUP BY 1 ORDER BY 1", q)},
+        "near_matches": db.count(  # altered copies: found only by a perceptual hash
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " JOIN hashsets h ON h.id = m.hashset_id WHERE f.evidence_id = ?"
+            " AND h.kind != 'known-good' AND m.algorithm IN ('phash', 'dhash', 'pdq')"
+            " AND m.file_id NOT IN (SELECT file_id FROM matches"
+            " WHERE algorithm IN ('md5', 'sha1', 'sha256'))", q),
+        "known_good_files": db.count(
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " JOIN hashsets h ON h.id = m.hashset_id"
+            " WHERE f.evidence_id = ? AND h.kind = 'known-good'", q),
+        "near_duplicate_groups": db.count(
+            "SELECT COUNT(DISTINCT group_id) FROM media_groups WHERE evidence_id = ?", q),
         "errors": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
                            " AND error != 'Skipped'", q),
         "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
