@@ -1,7 +1,8 @@
 """The append-only custody ledger: one hash-chained JSON line per step of the work.
 
 File format: UTF-8 JSON Lines; each line is the RFC 8785 canonical JSON of one entry
-(see :mod:`chain_of_custody.entry` for the fields) followed by ``\\n``.
+(see :mod:`chain_of_custody.entry` for the fields) followed by ``\\n``. Every entry is
+signed by the examiner's Ed25519 key (:class:`chain_of_custody.keys.Signer`).
 
 Durability and ordering, because a lost or forked record is worse than a slow one:
 
@@ -11,7 +12,8 @@ Durability and ordering, because a lost or forked record is worse than a slow on
   object last looked — so the chain never forks;
 * the whole line goes out in one ``os.write`` on an ``O_APPEND`` descriptor, then
   ``os.fsync``; when the append created the file, the directory is fsynced too so the
-  file's name survives a crash;
+  file's name survives a crash (later appends change only the file, whose size and data
+  the file's own fsync makes durable);
 * a torn final line (crash mid-write) is reported with :class:`TornLedgerError`, never
   truncated or completed: the damaged file is itself evidence.
 """
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.canonical import canonical_bytes, sha256_hex
 from chain_of_custody.entry import (
     ENTRY_VERSION,
     GENESIS_HASH,
@@ -35,8 +37,10 @@ from chain_of_custody.entry import (
     entry_hash,
     format_time,
     is_valid_action,
+    signed_bytes,
 )
 from chain_of_custody.errors import LedgerError, TornLedgerError
+from chain_of_custody.keys import Signer
 
 _TAIL_CHUNK = 64 * 1024
 
@@ -136,13 +140,19 @@ class CustodyLedger:
     under the lock.
     """
 
-    def __init__(self, path: Path, actor: dict[str, str], tool: dict[str, Any]) -> None:
-        _check_str_dict("actor", actor)
+    def __init__(self, path: Path, signer: Signer, tool: dict[str, Any],
+                 actor: dict[str, str] | None = None) -> None:
+        """``actor`` adds to what the signer's identity says (e.g. the login name)."""
+        if not isinstance(signer, Signer):
+            raise ValueError("every entry is signed: pass the examiner's Signer")
+        if actor is not None:
+            _check_str_dict("actor", actor)
         if not isinstance(tool, dict) or not {"name", "version"} <= tool.keys():
             raise ValueError("tool must be a dict with at least 'name' and 'version'")
         canonical_bytes(tool)  # refuse a tool record the ledger could never hash
         self.path = Path(path)
-        self.actor = dict(actor)
+        self.signer = signer
+        self.actor = {**(actor or {}), **signer.actor()}
         self.tool = dict(tool)
         self.host = socket.gethostname()
         seq, digest, _ = _tail(self.path)
@@ -196,7 +206,10 @@ class CustodyLedger:
             "host": self.host,
             "prev_hash": prev_hash,
         }
-        entry["hash"] = entry_hash(entry)
+        body = signed_bytes(entry)
+        entry["hash"] = sha256_hex(body)
+        entry["key_fingerprint"] = self.signer.fingerprint
+        entry["signature"] = self.signer.sign(body)
         line = canonical_bytes(entry) + b"\n"
 
         created = not self.path.exists()

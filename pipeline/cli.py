@@ -4,9 +4,10 @@ Exit codes (documented in the README):
   0  success
   1  acquisition hash mismatch (without --allow-hash-mismatch), or a ledger that fails
      verification
-  2  usage error (bad option, unknown analyzer, unreadable hash set)
+  2  usage error (bad option, unknown analyzer, unreadable hash set, no examiner key)
   3  evidence that cannot be opened (unknown format, unreadable, missing segment)
-  4  the case directory cannot be used (e.g. a torn ledger, not a case)
+  4  the case directory cannot be used (e.g. a torn ledger, not a case, another triage
+     running on it)
   5  the case directory's disk is full (what was committed is intact; free space and re-run)
   130 interrupted by the examiner (the ledger records where it stopped; re-run resumes)
 """
@@ -62,8 +63,10 @@ def main() -> None:
 @click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
               help="Case directory (created if new; an existing case is resumed).")
-@click.option("--examiner", help="Examiner name for the ledger (default: $EXHIBIT_EXAMINER"
-              " or the login name).")
+@click.option("--examiner", help="Examiner key to sign the ledger with: id, name or key"
+              " fingerprint (default: $EXHIBIT_EXAMINER, or the only key there is).")
+@click.option("--create-key", is_flag=True, help="Create the examiner key (named --examiner,"
+              " or the login name) if it does not exist yet.")
 @click.option("--hashset", "hashsets", multiple=True, type=click.Path(path_type=Path,
               exists=True, dir_okay=False), help="Known-hash set: plain list, CSV (also"
               " pHash/dHash/PDQ columns), Project VIC VICS JSON or NSRL RDSv3 SQLite;"
@@ -93,15 +96,20 @@ def main() -> None:
               help="Memory limit of each local worker process; a worker over it is"
               " restarted and the file it was on is recorded.")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
-def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None,
+def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
-    from pipeline.case import CaseError
+    from pipeline.case import CaseError, NoExaminerKeyError, load_signer
     from pipeline.triage import HashMismatchError, Triage, TriageOptions
+
+    try:
+        load_signer(examiner, create=create_key)  # refuse before touching anything
+    except NoExaminerKeyError as exc:
+        _fail(str(exc), EXIT_USAGE)
 
     expected: dict[str, str] = {}
     for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
@@ -176,38 +184,10 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
     console.print(table)
 
 
-@main.group()
-def ledger() -> None:
-    """Inspect and verify a case's custody ledger."""
+from pipeline.cli_custody import custody, evidence, examiner, ledger  # noqa: E402
 
-
-@ledger.command("verify")
-@click.argument("case_dir", type=click.Path(path_type=Path, exists=True))
-def ledger_verify(case_dir: Path) -> None:
-    """Check every entry's hash, the chain, sequence and time; exit 1 on the first fault."""
-    from chain_of_custody.verify import verify_ledger
-    from pipeline.case import DB_NAME, LEDGER_NAME
-    from pipeline.casedb import CaseDatabase
-
-    path = case_dir / LEDGER_NAME if case_dir.is_dir() else case_dir
-    if not path.exists():
-        _fail(f"{path} does not exist", EXIT_CASE)
-    head = None
-    db_path = path.parent / DB_NAME
-    if db_path.exists():
-        db = CaseDatabase(db_path)
-        value = db.info("ledger_head")
-        db.close()
-        if value:
-            seq, digest = value.split(":", 1)
-            head = (int(seq), digest)
-    report = verify_ledger(path, expected_head=head)
-    if report.ok:
-        click.echo(f"OK: {report.entries} entries")
-        return
-    click.echo(f"FAILED at entry {report.first_bad_seq}: {report.reason}")
-    sys.exit(EXIT_MISMATCH)
-
+for _group in (examiner, evidence, custody, ledger):
+    main.add_command(_group)
 
 from pipeline.cli_report import export_cmd, report_cmd  # noqa: E402 (registered below)
 

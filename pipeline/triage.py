@@ -106,7 +106,7 @@ class Triage:
     # -- the run -------------------------------------------------------------------
 
     def run(self) -> TriageResult:
-        case = Case(self.options.case_dir, self.options.examiner)
+        case = Case(self.options.case_dir, self.options.examiner, running="triage")
         try:
             return self._run(case)
         finally:

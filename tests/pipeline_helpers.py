@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+EXAMINER = "Test Examiner"
+_CONFIG_HOME: Path | None = None
+
+
+def config_home() -> Path:
+    """A session-private $XDG_CONFIG_HOME holding the test examiner's key.
+
+    Every ledger entry is signed, so every run needs a key; the tests must never read or
+    write the real user's keys.
+    """
+    global _CONFIG_HOME
+    if _CONFIG_HOME is None:
+        home = Path(tempfile.mkdtemp(prefix="exhibit-test-config-"))
+        atexit.register(shutil.rmtree, home, True)
+        env = dict(os.environ, XDG_CONFIG_HOME=str(home))
+        env.pop("EXHIBIT_KEY_PASSPHRASE", None)
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "examiner", "init", "--name",
+                        EXAMINER, "--agency", "Test Lab"], cwd=REPO, env=env, check=True,
+                       capture_output=True)
+        _CONFIG_HOME = home
+    return _CONFIG_HOME
 
 
 def exhibit(*args: str | Path, check: bool = True, timeout: float = 600,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``exhibit`` exactly as an examiner would (a separate process)."""
     cmd = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
-    full_env = dict(os.environ, EXHIBIT_EXAMINER="Test Examiner", COLUMNS="120")
+    full_env = dict(os.environ, EXHIBIT_EXAMINER=EXAMINER, COLUMNS="120",
+                    XDG_CONFIG_HOME=str(config_home()))
+    full_env.pop("EXHIBIT_KEY_PASSPHRASE", None)
     full_env.update(env or {})
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env=full_env)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chain_of_custody import (
     GENESIS_HASH,
@@ -34,10 +35,15 @@ from chain_of_custody import (
     verify_inclusion,
     verify_ledger,
 )
-from chain_of_custody.entry import ENTRY_FIELDS
+from chain_of_custody.entry import ENTRY_FIELDS, signed_bytes
+from chain_of_custody.keys import Signer
 
 REPO = Path(__file__).resolve().parent.parent
-ACTOR = {"examiner": "Jane Doe", "host": "ws-01"}
+ACTOR = {"user": "jdoe", "host": "ws-01"}  # added to what the key's identity says
+# A fixed key, so spawned writer processes sign as the same examiner.
+SIGNER = Signer(Ed25519PrivateKey.from_private_bytes(bytes(range(32))),
+                {"examiner_id": "jane-doe", "name": "Jane Doe"})
+KEYS = {SIGNER.fingerprint: SIGNER.public_key}
 TOOL: dict[str, Any] = {"name": "exhibit", "version": "0.1.0", "libraries": {"rfc8785": "0.1.4"}}
 LOCATION = {
     "evidence_id": "ab" * 32,
@@ -191,7 +197,7 @@ def test_malformed_proof_is_not_proof() -> None:
 
 
 def make_ledger(path: Path, count: int = 10) -> list[dict[str, Any]]:
-    ledger = CustodyLedger(path, ACTOR, TOOL)
+    ledger = CustodyLedger(path, SIGNER, TOOL, ACTOR)
     written = [ledger.append("case.created", None, {"case": "2026-0042"})]
     for i in range(2, count + 1):
         written.append(ledger.append("batch.analysed", LOCATION, {"files": 1230 + i}))
@@ -205,7 +211,7 @@ def lines_of(path: Path) -> list[bytes]:
 def test_append_read_roundtrip(tmp_path: Path) -> None:
     path = tmp_path / "case" / "custody.jsonl"
     path.parent.mkdir()
-    ledger = CustodyLedger(path, ACTOR, TOOL)
+    ledger = CustodyLedger(path, SIGNER, TOOL, ACTOR)
     assert ledger.head == (0, GENESIS_HASH) == (0, "0" * 64)
     first = ledger.append("case.created", None, {"case": "2026-0042", "lat": 52.370216})
     second = ledger.append("evidence.registered", LOCATION, {"sha256": "ab" * 32})
@@ -216,11 +222,12 @@ def test_append_read_roundtrip(tmp_path: Path) -> None:
     assert first["prev_hash"] == GENESIS_HASH
     assert second["prev_hash"] == first["hash"] and third["prev_hash"] == second["hash"]
     assert ledger.head == (3, third["hash"])
-    assert CustodyLedger(path, ACTOR, TOOL).head == (3, third["hash"]), "reopen reads tail"
+    assert CustodyLedger(path, SIGNER, TOOL, ACTOR).head == (3, third["hash"]), "reopen reads tail"
 
     assert list(first) == sorted(ENTRY_FIELDS)  # canonical order on disk and back
-    assert first["v"] == 1
-    assert first["actor"] == ACTOR and first["tool"] == TOOL
+    assert first["v"] == 2
+    assert first["actor"] == {**ACTOR, **SIGNER.actor()} and first["tool"] == TOOL
+    assert first["actor"]["key_fingerprint"] == first["key_fingerprint"] == SIGNER.fingerprint
     assert first["host"] == socket.gethostname()
     assert second["subject"] == LOCATION and first["subject"] is None
     assert third["details"] == {}
@@ -228,10 +235,12 @@ def test_append_read_roundtrip(tmp_path: Path) -> None:
     assert first["time"] <= second["time"] <= third["time"]
     for raw, entry in zip(lines_of(path), (first, second, third), strict=True):
         assert raw == canonical_bytes(entry) + b"\n"
-        body = {k: v for k, v in entry.items() if k != "hash"}
+        body = {k: v for k, v in entry.items() if k not in ("hash", "signature",
+                                                            "key_fingerprint")}
         assert entry["hash"] == sha256_hex(canonical_bytes(body))
+        SIGNER.public_key.verify(bytes.fromhex(entry["signature"]), canonical_bytes(body))
     assert (tmp_path / "case" / "custody.jsonl.lock").exists()
-    assert verify_ledger(path, ledger.head).ok
+    assert verify_ledger(path, ledger.head, KEYS).ok
 
 
 def test_seal_fields_are_outside_the_hash(tmp_path: Path) -> None:
@@ -246,24 +255,26 @@ def test_bad_arguments_leave_the_ledger_untouched(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     make_ledger(path, 2)
     before = path.read_bytes()
-    ledger = CustodyLedger(path, ACTOR, TOOL)
+    ledger = CustodyLedger(path, SIGNER, TOOL, ACTOR)
     with pytest.raises(ValueError):
         ledger.append("Batch Analysed")
     with pytest.raises(CanonicalizationError):
         ledger.append("batch.analysed", None, {"path": "bad\udcff"})
     with pytest.raises(ValueError):
-        CustodyLedger(path, {"examiner": 1}, TOOL)  # type: ignore[dict-item]
+        CustodyLedger(path, SIGNER, TOOL, {"examiner": 1})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="signed"):
+        CustodyLedger(path, ACTOR, TOOL)  # type: ignore[arg-type]
     assert path.read_bytes() == before
 
 
 def test_torn_last_line_refuses_open_and_append(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     make_ledger(path, 3)
-    ledger = CustodyLedger(path, ACTOR, TOOL)
+    ledger = CustodyLedger(path, SIGNER, TOOL, ACTOR)
     data = path.read_bytes()
     path.write_bytes(data[:-40])
     with pytest.raises(TornLedgerError) as info:
-        CustodyLedger(path, ACTOR, TOOL)
+        CustodyLedger(path, SIGNER, TOOL, ACTOR)
     assert info.value.offset == len(b"".join(lines_of(path)[:2]))
     with pytest.raises(TornLedgerError):
         ledger.append("error")  # opened before the tear: the append re-reads the tail
@@ -273,7 +284,7 @@ def test_torn_last_line_refuses_open_and_append(tmp_path: Path) -> None:
 
     path.write_bytes(data[:-40] + b"\n")  # newline present but the JSON is cut
     with pytest.raises(TornLedgerError):
-        CustodyLedger(path, ACTOR, TOOL)
+        CustodyLedger(path, SIGNER, TOOL, ACTOR)
 
 
 def test_edited_tail_refuses_append(tmp_path: Path) -> None:
@@ -281,7 +292,7 @@ def test_edited_tail_refuses_append(tmp_path: Path) -> None:
     make_ledger(path, 3)
     path.write_bytes(path.read_bytes().replace(b'"files":1233', b'"files":1234'))
     with pytest.raises(LedgerError, match="does not match its hash"):
-        CustodyLedger(path, ACTOR, TOOL)
+        CustodyLedger(path, SIGNER, TOOL, ACTOR)
 
 
 # --- tampering --------------------------------------------------------------------------
@@ -291,13 +302,13 @@ def test_edited_tail_refuses_append(tmp_path: Path) -> None:
 def ledger10(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
     path = tmp_path / "custody.jsonl"
     written = make_ledger(path, 10)
-    report = verify_ledger(path, (10, written[-1]["hash"]))
+    report = verify_ledger(path, (10, written[-1]["hash"]), KEYS)
     assert report.ok and report.entries == 10 and report.first_bad_seq is None
     return path, written
 
 
 def assert_fails(path: Path, seq: int, *phrases: str, head: tuple[int, str] | None = None) -> None:
-    report = verify_ledger(path, head)
+    report = verify_ledger(path, head, KEYS)
     assert not report.ok
     assert report.first_bad_seq == seq, report.reason
     assert report.reason is not None
@@ -363,9 +374,10 @@ def test_rewritten_in_non_canonical_form(ledger10: tuple[Path, list[dict[str, An
 
 
 def forge(entry: dict[str, Any], **changes: Any) -> bytes:
-    """An entry changed and re-hashed, as a forger who knows the format would do."""
+    """An entry changed, re-hashed and re-signed, as an insider holding the key could."""
     forged = dict(entry, **changes)
     forged["hash"] = entry_hash(forged)
+    forged["signature"] = SIGNER.sign(signed_bytes(forged))
     return canonical_bytes(forged) + b"\n"
 
 
@@ -408,7 +420,7 @@ def test_deleted_last_line_needs_the_recorded_head(
     path, written = ledger10
     head = (10, written[-1]["hash"])
     write_lines(path, lines_of(path)[:-1])
-    assert verify_ledger(path).ok, "the chain alone cannot see a cut end"
+    assert verify_ledger(path, keys=KEYS).ok, "the chain alone cannot see a cut end"
     assert_fails(
         path,
         10,
@@ -421,7 +433,7 @@ def test_recorded_head_with_other_hash_fails(
     ledger10: tuple[Path, list[dict[str, Any]]],
 ) -> None:
     path, written = ledger10
-    assert verify_ledger(path, (8, written[7]["hash"])).ok, "later entries may follow"
+    assert verify_ledger(path, (8, written[7]["hash"]), KEYS).ok, "later entries may follow"
     assert_fails(
         path, 8, "entry 8: hash differs from the head the case recorded", head=(8, "f" * 64)
     )
@@ -431,7 +443,7 @@ def test_recorded_head_with_other_hash_fails(
 
 
 def _append_many(path: str, worker: int, count: int) -> None:
-    ledger = CustodyLedger(Path(path), {"examiner": f"worker-{worker}"}, TOOL)
+    ledger = CustodyLedger(Path(path), SIGNER, TOOL, {"worker": f"worker-{worker}"})
     for i in range(count):
         ledger.append("batch.analysed", None, {"worker": worker, "i": i})
 
@@ -448,7 +460,7 @@ def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
         assert process.exitcode == 0
     entries = list(read_entries(path))
     assert [e["seq"] for e in entries] == list(range(1, 401))
-    report = verify_ledger(path)
+    report = verify_ledger(path, keys=KEYS)
     assert report.ok and report.entries == 400, report.reason
     for worker in (0, 1):
         mine = [e["details"]["i"] for e in entries if e["details"]["worker"] == worker]
@@ -468,22 +480,36 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def write_key_dir(directory: Path, signer: Signer = SIGNER) -> None:
+    """What a case keeps in keys/: the signer's self-signed public key record."""
+    directory.mkdir(exist_ok=True)
+    record = signer.public_record()
+    (directory / f"{signer.fingerprint}.json").write_text(json.dumps(record), encoding="utf-8")
+
+
 def test_cli_exit_codes(ledger10: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
     path, written = ledger10
     head = f"10:{written[-1]['hash']}"
     result = run_cli("verify", str(path), "--expect-head", head)
-    assert (result.returncode, result.stdout) == (0, "OK: 10 entries\n")
+    assert result.returncode == 1, "no keys/ beside the ledger: nothing can be trusted"
+    assert "signed by unknown key" in result.stdout
+    write_key_dir(tmp_path / "keys")
+    result = run_cli("verify", str(path), "--expect-head", head)
+    assert (result.returncode, result.stdout.splitlines()[-1]) == (0, "OK: 10 entries")
+    assert f"signer: {SIGNER.fingerprint}  Jane Doe (jane-doe" in result.stdout
+    assert run_cli("verify", str(path), "-q").stdout == "OK: 10 entries\n"
 
     write_lines(path, lines_of(path)[:-1])
     result = run_cli("verify", str(path), "--expect-head", head)
     assert result.returncode == 1
-    assert result.stdout.startswith("FAILED at entry 10: ledger ends at entry 9"), result.stdout
+    assert result.stdout.splitlines()[-1].startswith(
+        "FAILED at entry 10: ledger ends at entry 9"), result.stdout
     assert run_cli("verify", str(path)).returncode == 0
 
     lines = lines_of(path)
     lines[4] = lines[4].replace(b'"files":1235', b'"files":1239')
     write_lines(path, lines)
-    result = run_cli("verify", str(path))
+    result = run_cli("verify", str(path), "-q")
     assert result.returncode == 1
     assert result.stdout == "FAILED at entry 5: hash mismatch (entry was edited)\n"
 
@@ -495,7 +521,7 @@ def test_cli_exit_codes(ledger10: tuple[Path, list[dict[str, Any]]], tmp_path: P
 def test_empty_ledger_verifies_and_reports_missing_entries(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
-    report = verify_ledger(path, (0, GENESIS_HASH))
+    report = verify_ledger(path, (0, GENESIS_HASH), KEYS)
     assert report.ok and report.entries == 0
     assert_fails(
         path, 1, "ledger ends at entry 0 but the case records 3 entries", head=(3, "a" * 64)
