@@ -12,7 +12,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...).
 RUNTIME_PACKAGES := libmagic1 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
-	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils
+	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -46,13 +46,22 @@ $(DEMO_IMAGE): sample_data/sample.img.gz
 	@mkdir -p build
 	gzip -dc $< > $@.tmp && chmod 0444 $@.tmp && mv -f $@.tmp $@
 
+DEMO_EXAMINER := --examiner "Demo Examiner"
+
 demo: system-deps-run venv $(DEMO_IMAGE)
 	rm -rf $(DEMO_CASE)
-	$(BIN)/exhibit triage $(DEMO_IMAGE) --case $(DEMO_CASE) --examiner "Demo Examiner" \
+	$(BIN)/exhibit evidence register $(DEMO_CASE) $(DEMO_IMAGE) --exhibit-number DEMO-001 \
+		--description "Bundled sample image: camera card and data disk" --seal S-0001 \
+		--authority "demonstration only" --location "build/" $(DEMO_EXAMINER) --create-key
+	$(BIN)/exhibit triage $(DEMO_IMAGE) --case $(DEMO_CASE) $(DEMO_EXAMINER) \
 		--hashset sample_data/known_hashes.txt --hashset sample_data/known_hashes.csv
 	$(BIN)/exhibit ledger verify $(DEMO_CASE)
-	$(BIN)/exhibit export $(DEMO_CASE) --format jsonl -o $(DEMO_CASE)/files.jsonl
-	@echo "Case written to $(DEMO_CASE)/ (database case.sqlite, ledger ledger.jsonl, files.jsonl)"
+	$(BIN)/exhibit export $(DEMO_CASE) --format jsonl -o $(DEMO_CASE)/files.jsonl $(DEMO_EXAMINER)
+	$(BIN)/exhibit ledger export $(DEMO_CASE) --format json -o $(DEMO_CASE)/custody.json $(DEMO_EXAMINER)
+	$(BIN)/exhibit ledger export $(DEMO_CASE) --format pdf -o $(DEMO_CASE)/custody.pdf $(DEMO_EXAMINER)
+	$(BIN)/python -m chain_of_custody.verify -q $(DEMO_CASE)/custody.json
+	@echo "Case written to $(DEMO_CASE)/ (database case.sqlite, ledger ledger.jsonl, files.jsonl,"
+	@echo "custody report custody.pdf, self-contained signed ledger custody.json)"
 
 lint: venv
 	$(BIN)/ruff check .

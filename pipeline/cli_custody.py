@@ -45,14 +45,16 @@ def _fail(message: str, code: int) -> None:
 
 
 @contextmanager
-def _open_case(case_dir: Path, examiner: str | None, create: bool = False) -> Iterator[Any]:
+def _open_case(case_dir: Path, examiner: str | None, create: bool = False,
+               create_key: bool = False) -> Iterator[Any]:
     """The case, signed as ``examiner``; custody refusals become exit 2, not tracebacks."""
     from ingest.errors import IngestError
-    from pipeline.case import Case, CaseError, NoExaminerKeyError
+    from pipeline.case import Case, CaseError, NoExaminerKeyError, load_signer
     from pipeline.custody import CustodyError
 
     try:
-        case = Case(case_dir, examiner, create=create)
+        signer = load_signer(examiner, create=create_key)
+        case = Case(case_dir, examiner, create=create, signer=signer)
     except NoExaminerKeyError as exc:
         _fail(str(exc), EXIT_USAGE)
     except (CaseError, LedgerError) as exc:
@@ -144,11 +146,14 @@ def evidence() -> None:
 @click.option("--expect-sha1", help="SHA-1 stated on the acquisition form.")
 @click.option("--expect-sha256", help="SHA-256 stated on the acquisition form.")
 @_examiner_option
+@click.option("--create-key", is_flag=True, help="Create the examiner key (named --examiner)"
+              " if it does not exist yet.")
 def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: str,
                       description: str, seal: str | None, authority: str | None,
                       seized_from: str | None, seized_at: str | None, location: str | None,
                       expect_md5: str | None, expect_sha1: str | None,
-                      expect_sha256: str | None, examiner: str | None) -> None:
+                      expect_sha256: str | None, examiner: str | None,
+                      create_key: bool) -> None:
     """Register IMAGE as exhibit --exhibit-number of CASE (created if new); hashes it."""
     from pipeline.custody import register_evidence
 
@@ -161,7 +166,7 @@ def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: s
                 _fail(f"--expect-{algo} is not a {_HEX_LENGTHS[algo]}-digit hex digest",
                       EXIT_USAGE)
             expected[algo] = value
-    with _open_case(case_dir, examiner, create=True) as case:
+    with _open_case(case_dir, examiner, create=True, create_key=create_key) as case:
         done = register_evidence(
             case, list(image), exhibit_number=exhibit_number, description=description,
             seal=seal, authority=authority, seized_from=seized_from, seized_at=seized_at,
