@@ -20,7 +20,10 @@ beyond the hashes: ``m × N × 4`` bytes + ``m × 2^b × 4`` bytes — for 10 M 
 m = 3, b ≈ 21: 120 MB + 24 MB against 80 MB of raw hashes.
 
 Substring width is chosen near log2(N) (the paper's rule), bounded to [8, 22] bits, by
-minimising the expected probes + candidates per query. Queries run in batches, fully
+minimising the expected probes + candidates per query among the layouts whose tables fit
+in :data:`MEMORY_FACTOR` × the raw hash bytes. A layout may leave a few bits of each word
+in no table: the pigeonhole argument holds on the bits that are covered (their distance
+is at most the whole distance), and verification uses every bit. Queries run in batches, fully
 vectorised: probe keys for a batch of queries at once, bucket ranges expanded with
 ``np.repeat``, candidates verified with ``np.bitwise_count``.
 """
@@ -35,6 +38,7 @@ import numpy as np
 
 _MAX_BITS = 22
 _MIN_BITS = 8
+MEMORY_FACTOR = 2.5  # index structures ≤ this × the raw hash bytes (the issue allows 3×)
 _BRUTE_FORCE_BELOW = 4096  # known hashes; below this a scan is as fast and simpler
 _CHUNK_CANDIDATES = 1 << 22  # candidates verified per step (bounds temporary memory)
 
@@ -93,7 +97,7 @@ class HammingIndex:
     """Multi-index hashing over fixed-width hashes; ``search`` equals :func:`brute_force`."""
 
     def __init__(self, hashes: np.ndarray, radius: int, *,
-                 parts_per_word: int | None = None) -> None:
+                 parts_per_word: int | None = None, max_bits: int = _MAX_BITS) -> None:
         if radius < 0:
             raise ValueError(f"radius must be ≥ 0, got {radius}")
         self.hashes = _as_words(hashes)
@@ -105,13 +109,17 @@ class HammingIndex:
         self.tables: list[_Table] = []
         if self.brute:
             return
-        k = parts_per_word or _choose_parts(n, words, radius)
-        if not 1 <= k <= 64 // _MIN_BITS or 64 // k > _MAX_BITS + 1:
-            raise ValueError(f"parts_per_word {k} gives substrings outside"
-                             f" [{_MIN_BITS}, {_MAX_BITS + 1}] bits")
+        if parts_per_word is None:
+            k, max_bits = _choose_layout(n, words, radius)
+        else:
+            k = parts_per_word
+        if not 1 <= k <= 64 // _MIN_BITS or not _MIN_BITS <= max_bits <= _MAX_BITS + 2:
+            raise ValueError(f"parts_per_word {k} / max_bits {max_bits}: substrings must be"
+                             f" {_MIN_BITS}..{_MAX_BITS + 2} bits")
         self.parts = k * words
+        widths = [min(w, max_bits) for w in _widths(k)]
         layout = [(word, shift, width) for word in range(words)
-                  for shift, width in zip(_shifts(k), _widths(k), strict=True)]
+                  for shift, width in zip(_shifts(k), widths, strict=True)]
         radii = _probe_radii([w for _, _, w in layout], radius)
         for (word, shift, width), table_radius in zip(layout, radii, strict=True):
             self.tables.append(self._table(word, shift, width, table_radius))
@@ -255,20 +263,24 @@ def _flip_masks(bits: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint32)
 
 
-def _choose_parts(n: int, words: int, radius: int) -> int:
-    """Parts per 64-bit word minimising expected probes + candidates per query."""
-    best, best_cost = 1, float("inf")
+def _choose_layout(n: int, words: int, radius: int) -> tuple[int, int]:
+    """(parts per word, width cap) minimising probes + candidates within the memory cap."""
+    budget = MEMORY_FACTOR * 8 * words * n
+    best, best_cost = (64 // _MIN_BITS, _MIN_BITS), float("inf")
     for k in range(1, 64 // _MIN_BITS + 1):
-        widths = _widths(k)
-        if max(widths) > _MAX_BITS:
-            continue
-        all_widths = widths * words
-        cost = 0.0
-        for width, sub in zip(all_widths, _probe_radii(all_widths, radius), strict=True):
-            probes = sum(comb(width, i) for i in range(sub + 1))
-            cost += probes * (1 + 1.5 * n / (1 << width))
-        if cost < best_cost:
-            best, best_cost = k, cost
+        for cap in range(_MIN_BITS, _MAX_BITS + 1):
+            widths = [min(w, cap) for w in _widths(k)] * words
+            if max(widths) < cap and cap > _MIN_BITS:
+                continue  # the cap does not bind: same layout as a smaller cap
+            memory = sum(4 * n + 4 * ((1 << w) + 1) for w in widths)
+            if memory > budget:
+                continue
+            cost = 0.0
+            for width, sub in zip(widths, _probe_radii(widths, radius), strict=True):
+                probes = sum(comb(width, i) for i in range(sub + 1))
+                cost += probes * (1 + 1.5 * n / (1 << width))
+            if cost < best_cost:
+                best, best_cost = (k, cap), cost
     return best
 
 

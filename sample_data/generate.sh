@@ -4,7 +4,8 @@
 # The image is a 60 MiB raw disk with an MBR:
 #   partition 1  FAT32 (0x0c) "CAMERA" card, photos with EXIF, one photo deleted
 #   partition 2  extended (0x05) holding
-#   partition 5  ext4 (0x83) "DATA": documents, odd names, a symlink, a deleted file
+#   partition 5  ext4 (0x83) "DATA": documents, odd names, a symlink, a deleted file, and
+#                altered copies of "known images" (resized, recompressed, mirrored, PNG)
 # Every id, seed and timestamp is fixed, so a re-run on the same machine gives the
 # same bytes (check: run twice, compare sha256sum sample.img.gz). A different Pillow,
 # libjpeg, exiftool or e2fsprogs may change bytes; the layout and names stay.
@@ -73,7 +74,7 @@ mdel -i "$FAT" ::/DCIM/100EXHIB/IMG_0007.JPG
 # ---------------------------------------------------------------- data partition (ext4)
 DATA="$WORK/data"
 mkdir -p "$DATA/Documents/notes/2024" "$DATA/Pictures" "$DATA/Downloads" \
-         "$DATA/Archive/a/b/c/d/e"
+         "$DATA/Archive/a/b/c/d/e" "$DATA/Saved"
 
 cat >"$DATA/Documents/report.txt" <<'EOF'
 Quarterly report - exhibit sample data
@@ -101,6 +102,8 @@ EOF
 printf 'Le caf\xe9 est ferm\xe9 le lundi.\n' >"$DATA/Documents/"$'caf\xe9_latin1.txt'
 ln -s report.txt "$DATA/Documents/latest.txt"
 cp "$SRC/data/holiday.png" "$SRC/data/vacation.txt" "$DATA/Pictures/"
+# Altered copies of the known images (the originals stay off the image; see below).
+cp "$SRC"/saved/* "$DATA/Saved/"
 printf '<!doctype html><title>x</title><p>hostile file name test</p>\n' \
     >"$DATA/Downloads/<img src=x onerror=alert(1)>.html"
 printf 'a,b\n1,2\n' >"$DATA/Downloads/=cmd|' calc'!A0.csv"
@@ -202,6 +205,9 @@ CAM="$SRC/camera"
     echo "$(unrelated sha256sum 4),2,unrelated entry"
     echo "$(unrelated sha256sum 5),1,unrelated entry"
 } >"$HERE/known_hashes.csv"
+
+# Perceptual hash sets of the known images (hashed with exhibit's own analyzer).
+"$PYTHON" "$HERE/make_known_sets.py" "$SRC" "$HERE"
 
 echo "generate.sh: wrote $HERE/sample.img.gz ($(stat -c %s "$HERE/sample.img.gz") bytes)"
 sha256sum "$DISK" "$HERE/sample.img.gz"

@@ -10,6 +10,10 @@ Usage: make_photos.py OUTDIR
   OUTDIR/camera/IMG_000N.JPG   the camera card's photos (IMG_0007 is deleted later)
   OUTDIR/data/holiday.png      a PNG for the data partition
   OUTDIR/data/vacation.txt     a JPEG with the wrong extension
+  OUTDIR/known/KNOWN_*.jpg     "known images": listed in the sample hash sets, NOT on the
+                               image themselves
+  OUTDIR/saved/*               altered copies of the known images, for the data partition
+                               (resized, recompressed, mirrored, PNG-converted)
 """
 
 from __future__ import annotations
@@ -171,6 +175,61 @@ def make_data_pictures(outdir: Path) -> None:
     draw_picture((400, 300), 102).save(outdir / "vacation.txt", "JPEG", quality=70)
 
 
+@dataclass(frozen=True)
+class KnownImage:
+    """A picture a (fictional) national hash set lists, and how the media altered it."""
+
+    name: str
+    seed: int
+    size: tuple[int, int]
+    category: int
+    series: str
+
+
+KNOWN: tuple[KnownImage, ...] = (
+    KnownImage("KNOWN_A1.jpg", 201, (1024, 768), 1, "Sample series A"),
+    KnownImage("KNOWN_A2.jpg", 202, (1024, 768), 1, "Sample series A"),
+    KnownImage("KNOWN_B1.jpg", 203, (800, 600), 2, "Sample series B"),
+)
+# Listed in the sets but with no copy anywhere on the image (must match nothing).
+UNRELATED_KNOWN = KnownImage("KNOWN_C1.jpg", 299, (800, 600), 3, "Sample series C")
+
+# (file on the data partition, known image, what was done to it)
+ALTERED: tuple[tuple[str, str, str], ...] = (
+    ("Saved/IMG_small.jpg", "KNOWN_A1.jpg", "resized to 50%, JPEG q=85"),
+    ("Saved/IMG_recompressed.jpg", "KNOWN_A1.jpg", "re-encoded at JPEG q=30"),
+    ("Saved/IMG_mirrored.jpg", "KNOWN_A2.jpg", "mirrored left-right, JPEG q=85"),
+    ("Saved/converted.png", "KNOWN_B1.jpg", "converted to PNG, resized to 75%"),
+)
+
+
+def make_known_and_altered(outdir: Path) -> None:
+    """The known originals (kept off the image) and their altered copies (put on it)."""
+    known_dir, saved = outdir / "known", outdir / "saved"
+    known_dir.mkdir(parents=True, exist_ok=True)
+    saved.mkdir(parents=True, exist_ok=True)
+    pictures = {}
+    for known in (*KNOWN, UNRELATED_KNOWN):
+        picture = draw_picture(known.size, known.seed)
+        picture.save(known_dir / known.name, "JPEG", quality=90)
+        pictures[known.name] = Image.open(known_dir / known.name).convert("RGB")
+    for target, source, _ in ALTERED:
+        picture = pictures[source]
+        name = Path(target).name
+        if "small" in name:
+            picture.resize((picture.width // 2, picture.height // 2),
+                           Image.Resampling.LANCZOS).save(saved / name, "JPEG", quality=85)
+        elif "recompressed" in name:
+            picture.save(saved / name, "JPEG", quality=30)
+        elif "mirrored" in name:
+            picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(saved / name, "JPEG",
+                                                                     quality=85)
+        else:
+            picture.resize((picture.width * 3 // 4, picture.height * 3 // 4),
+                           Image.Resampling.LANCZOS).quantize(colors=256).save(
+                saved / name, "PNG", optimize=True)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -186,6 +245,7 @@ def main(argv: list[str]) -> int:
         for photo in PHOTOS:
             make_photo(photo, camera, Path(work))
     make_data_pictures(data)
+    make_known_and_altered(out)
     return 0
 
 
