@@ -37,6 +37,7 @@ from pipeline.worker import BatchTask, analyze_batch
 DEFAULT_WORKER_MEMORY = "3GiB"
 DEFAULT_FILE_TIMEOUT = 120.0
 DEFAULT_TASK_TIMEOUT = 3600.0
+WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,11 @@ class BatchRunner:
     def __enter__(self) -> BatchRunner:
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
-            return self
+        else:
+            self._start_local()
+        return self
+
+    def _start_local(self) -> None:
         settings = {
             # A worker that dies with a task fails that task at once; the runner splits.
             "distributed.scheduler.allowed-failures": 0,
@@ -117,13 +122,23 @@ class BatchRunner:
                 self.client = Client(self.cluster)
         finally:
             signal.signal(signal.SIGINT, previous)
-        return self
+
+    def _restart_local(self) -> None:
+        """Replace a local cluster that lost its workers (nannies can give up after
+        many crashes in a row on a loaded machine)."""
+        log.warning("the local Dask cluster lost all its workers; starting a new one")
+        self.__exit__()
+        self.client = self.cluster = None
+        self._start_local()
 
     def __exit__(self, *exc: object) -> None:
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
-            self.cluster.close()
+            try:
+                self.cluster.close(timeout=30)
+            except Exception as error:  # a cluster that lost its workers may not close cleanly
+                log.warning("closing the local Dask cluster: %s", error)
 
     def describe(self) -> dict[str, Any]:
         client = self._client()
@@ -173,12 +188,27 @@ class BatchRunner:
                 submit(_Job(task))
 
         top_up()
+        workerless_since: float | None = None
         while running:
             try:
                 done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
             self._enforce_task_timeout(running)
+            if not done and self.cluster is not None:
+                if client.nthreads():
+                    workerless_since = None
+                elif workerless_since is None:
+                    workerless_since = time.monotonic()
+                elif time.monotonic() - workerless_since > WORKERLESS_GRACE:
+                    jobs = [job for job, _ in running.values()]
+                    running.clear()
+                    self._restart_local()
+                    client = self._client()
+                    workerless_since = None
+                    for job in jobs:
+                        submit(job)
+                    continue
             for future in done:
                 job, _ = running.pop(future)
                 batch = batches[job.task.batch_id]
