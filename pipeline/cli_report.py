@@ -87,7 +87,7 @@ def report_cmd(case_dir: Path, output: Path | None, thumbnails: str,
         if output is None:
             (case_dir / "exports").mkdir(exist_ok=True)
             output = case_dir / "exports" / "report.html"
-        stats = write_report(case, output, thumbnails=thumbnails)
+        stats = write_report(case.db, case.directory, output, thumbnails=thumbnails)
         digest = sha256_hex(output.read_bytes())
         case.record("report.written", None, {
             "format": "html", "path": str(output.resolve()), "sha256": digest, **stats,

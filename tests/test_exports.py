@@ -178,8 +178,10 @@ def test_dfxml_escapes_hostile_names(case: Path) -> None:
 def test_geojson_holds_the_sample_photos(case: Path) -> None:
     data = json.loads(export(case, "geojson").read_text(encoding="utf-8"))
     assert data["type"] == "FeatureCollection"
+    found = {f["properties"]["path"]: f for f in data["features"]}
+    assert set(found) == _gps_paths(case)
     found = {f["properties"]["name"]: f for f in data["features"]}
-    assert set(found) == set(PHOTO_GPS)  # IMG_0003 has no GPS
+    assert set(PHOTO_GPS) <= set(found) and "IMG_0003.JPG" not in found  # it has no GPS
     for name, (lat, lon) in PHOTO_GPS.items():
         feature = found[name]
         assert feature["geometry"]["type"] == "Point"
@@ -193,9 +195,16 @@ def test_geojson_holds_the_sample_photos(case: Path) -> None:
     assert found["IMG_0006.JPG"]["geometry"]["coordinates"][2] == pytest.approx(-430.5)
 
 
+def _gps_paths(case: Path) -> set[str]:
+    """Paths of the entries whose EXIF has a position, from the JSON Lines export."""
+    return {r["path"] for r in _jsonl(case)
+            if r["exif"] and r["exif"]["gps_latitude"] is not None}
+
+
 def test_kml_places_the_same_photos(case: Path) -> None:
     root = etree.parse(str(export(case, "kml"))).getroot()
-    marks = list(root.iter(f"{KML}Placemark"))
+    marks = [m for m in root.iter(f"{KML}Placemark") if m.findtext(f"{KML}name") in PHOTO_GPS]
+    assert len(list(root.iter(f"{KML}Placemark"))) == len(_gps_paths(case))
     assert {m.findtext(f"{KML}name") for m in marks} == set(PHOTO_GPS)
     for mark in marks:
         lon, lat, _alt = map(float, mark.find(f"{KML}Point").findtext(
@@ -232,4 +241,4 @@ def test_every_export_is_ledgered(case: Path) -> None:
     entry = [e for e in ledger_entries(case) if e["action"] == "export.written"][-1]
     assert entry["details"]["format"] == "geojson"
     assert entry["details"]["sha256"] == sha256_hex(out.read_bytes())
-    assert entry["details"]["records"] == len(PHOTO_GPS)
+    assert entry["details"]["records"] == len(_gps_paths(case))
