@@ -24,7 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,13 @@ def _container_stat(paths: list[str]) -> list[dict[str, Any]]:
 class Triage:
     """One triage run over one image into one case."""
 
-    def __init__(self, options: TriageOptions, reporter: Reporter | None = None) -> None:
+    def __init__(self, options: TriageOptions, reporter: Reporter | None = None,
+                 runner: BatchRunner | None = None) -> None:
+        """``runner``: an entered BatchRunner to reuse (many cases on one cluster, e.g. the
+        fuzz harness); its own limits then apply, not the options' workers/timeouts."""
         self.options = options
         self.reporter = reporter or Reporter(enabled=options.progress)
+        self.runner = runner
         self.started = time.monotonic()
 
     # -- the run -------------------------------------------------------------------
@@ -362,9 +366,10 @@ class Triage:
                                 tuple(analyzers))
 
         opts = self.options
-        runner = BatchRunner(opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
-                             file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
-        with _interruptible() as stop, runner, \
+        runner = self.runner or BatchRunner(
+            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
+        with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
                 self.reporter.analysis_task(total_files, total_bytes) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
