@@ -120,15 +120,31 @@ class FileWatchdog:
         os._exit(70)
 
 
-def announce_start(task_key: str) -> None:
-    """Tell the scheduler when a task began, so the driver can time a worker's death."""
+def announce_start(task_key: str, wait: float = 1.0) -> None:
+    """Tell the scheduler when a task began, so the driver can time a worker's death.
+
+    Waits (briefly) until the event has left the worker: code that then holds the GIL
+    for ever would otherwise starve the event loop and the start would never be known.
+    """
     try:
         from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):  # not inside a Dask worker
         return
-    worker.loop.add_callback(worker.log_event, START_TOPIC, {"task_key": task_key})
+    queued = threading.Event()
+
+    def send() -> None:
+        worker.log_event(START_TOPIC, {"task_key": task_key})
+        queued.set()
+
+    worker.loop.add_callback(send)
+    deadline = time.monotonic() + wait
+    queued.wait(wait)
+    stream = getattr(worker, "batched_stream", None)
+    while stream is not None and stream.buffer and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.01)  # let the loop finish writing the message
 
 
 _WATCHDOG: FileWatchdog | None = None
