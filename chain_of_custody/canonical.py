@@ -72,11 +72,15 @@ def _check_text(text: str, where: str) -> None:
 
 
 def canonical_bytes(obj: Any) -> bytes:
-    """RFC 8785 canonical JSON of ``obj`` as UTF-8 bytes; refuses non-JSON values."""
-    _check(obj, "$")
+    """RFC 8785 canonical JSON of ``obj`` as UTF-8 bytes; refuses non-JSON values.
+
+    rfc8785 refuses the same values :func:`_check` does (it is the fast path); only on
+    a refusal is the value walked again, to name where the culprit sits.
+    """
     try:
         return rfc8785.dumps(obj)
-    except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _check is stricter
+    except rfc8785.CanonicalizationError as exc:
+        _check(obj, "$")
         raise CanonicalizationError(str(exc)) from exc
 
 

@@ -30,13 +30,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.canonical import canonical_bytes, sha256_hex
 from chain_of_custody.entry import (
     ENTRY_FIELDS,
     ENTRY_VERSION,
     GENESIS_HASH,
     HASH_RE,
-    entry_hash,
     is_valid_action,
     parse_time,
     signed_bytes,
@@ -167,10 +166,11 @@ class _Checker:
             raise _Failure(
                 expected, f"{where}: not in RFC 8785 canonical form (line rewritten or edited)"
             )
+        body = signed_bytes(entry)
         stored = entry["hash"]
-        if not isinstance(stored, str) or entry_hash(entry) != stored:
+        if not isinstance(stored, str) or sha256_hex(body) != stored:
             raise _Failure(expected, f"{where}: hash mismatch (entry was edited)")
-        self._check_signature(entry, where, expected)
+        self._check_signature(entry, body, where, expected)
 
         seq = entry["seq"]
         if isinstance(seq, bool) or not isinstance(seq, int):
@@ -222,7 +222,8 @@ class _Checker:
         self.first_time = self.first_time or entry["time"]
         self.expected += 1
 
-    def _check_signature(self, entry: dict[str, Any], where: str, expected: int) -> None:
+    def _check_signature(self, entry: dict[str, Any], body: bytes, where: str,
+                         expected: int) -> None:
         fp = entry["key_fingerprint"]
         if not isinstance(fp, str) or not HASH_RE.fullmatch(fp):
             raise _Failure(expected, f"{where}: key_fingerprint is not 64 lower-case hex digits")
@@ -242,7 +243,7 @@ class _Checker:
             )
         if self.trusted is not None and fp not in self.trusted:
             raise _Failure(expected, f"{where}: signed by key {fp}, which is not trusted")
-        if not verify_signature(key, entry["signature"], signed_bytes(entry)):
+        if not verify_signature(key, entry["signature"], body):
             raise _Failure(expected, f"{where}: signature does not verify (entry was edited"
                                      " or re-signed)")
 

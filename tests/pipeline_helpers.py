@@ -14,26 +14,27 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMINER = "Test Examiner"
-_CONFIG_HOME: Path | None = None
 
 
-def config_home() -> Path:
+def _config_home() -> Path:
     """A session-private $XDG_CONFIG_HOME holding the test examiner's key.
 
-    Every ledger entry is signed, so every run needs a key; the tests must never read or
-    write the real user's keys.
+    Every ledger entry is signed, so every run — the CLI in a subprocess and a ``Case``
+    opened in the test process alike — needs a key; tests must never read or write the
+    real user's keys. Set on import, for the whole test process and its children.
     """
-    global _CONFIG_HOME
-    if _CONFIG_HOME is None:
-        home = Path(tempfile.mkdtemp(prefix="exhibit-test-config-"))
-        atexit.register(shutil.rmtree, home, True)
-        env = dict(os.environ, XDG_CONFIG_HOME=str(home))
-        env.pop("EXHIBIT_KEY_PASSPHRASE", None)
-        subprocess.run([sys.executable, "-m", "pipeline.cli", "examiner", "init", "--name",
-                        EXAMINER, "--agency", "Test Lab"], cwd=REPO, env=env, check=True,
-                       capture_output=True)
-        _CONFIG_HOME = home
-    return _CONFIG_HOME
+    from chain_of_custody.keys import KeyStore
+
+    home = Path(tempfile.mkdtemp(prefix="exhibit-test-config-"))
+    atexit.register(shutil.rmtree, home, True)
+    os.environ["XDG_CONFIG_HOME"] = str(home)
+    os.environ["EXHIBIT_EXAMINER"] = EXAMINER
+    os.environ.pop("EXHIBIT_KEY_PASSPHRASE", None)
+    KeyStore(home / "exhibit").create(EXAMINER, agency="Test Lab", badge_id="T-1")
+    return home
+
+
+CONFIG_HOME = _config_home()
 
 
 def exhibit(*args: str | Path, check: bool = True, timeout: float = 600,
@@ -41,7 +42,7 @@ def exhibit(*args: str | Path, check: bool = True, timeout: float = 600,
     """Run ``exhibit`` exactly as an examiner would (a separate process)."""
     cmd = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
     full_env = dict(os.environ, EXHIBIT_EXAMINER=EXAMINER, COLUMNS="120",
-                    XDG_CONFIG_HOME=str(config_home()))
+                    XDG_CONFIG_HOME=str(CONFIG_HOME))
     full_env.pop("EXHIBIT_KEY_PASSPHRASE", None)
     full_env.update(env or {})
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
