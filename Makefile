@@ -54,7 +54,8 @@ demo: system-deps-run venv $(DEMO_IMAGE)
 		--description "Bundled sample image: camera card and data disk" --seal S-0001 \
 		--authority "demonstration only" --location "build/" $(DEMO_EXAMINER) --create-key
 	$(BIN)/exhibit triage $(DEMO_IMAGE) --case $(DEMO_CASE) $(DEMO_EXAMINER) \
-		--hashset sample_data/known_hashes.txt --hashset sample_data/known_hashes.csv
+		--hashset sample_data/known_hashes.txt --hashset sample_data/known_hashes.csv \
+		--hashset sample_data/known_media.csv
 	$(BIN)/exhibit ledger verify $(DEMO_CASE)
 	$(BIN)/exhibit export $(DEMO_CASE) --format jsonl -o $(DEMO_CASE)/files.jsonl $(DEMO_EXAMINER)
 	$(BIN)/exhibit ledger export $(DEMO_CASE) --format json -o $(DEMO_CASE)/custody.json $(DEMO_EXAMINER)
