@@ -175,6 +175,28 @@ def describe(entry: dict[str, Any]) -> tuple[str, str, str]:
     elif action == "batch.analysed":
         what = (f"Analysed batch {s.get('batch_id')}: {d.get('files')} files, Merkle root"
                 f" {str(d.get('merkle_root'))[:16]}…")
+    elif action == "triage.started":
+        what = f"Triage started: {d.get('command', '')}"
+    elif action == "evidence.reopened":
+        what = f"Reopened already registered {ex} ({d.get('note', '')})"
+    elif action == "volumes.found":
+        what = (f"Found {len(d.get('volumes') or [])} volumes"
+                f" ({d.get('partition_table') or 'no partition table'})")
+    elif action == "filesystem.walked":
+        what = (f"Walked {d.get('fs_type')} filesystem at byte {s.get('volume_offset')}:"
+                f" {d.get('entries')} entries")
+    elif action == "volume.skipped":
+        what = f"Volume at byte {s.get('volume_offset')} not walked ({d.get('status')})"
+    elif action == "batches.planned":
+        what = f"Planned {d.get('batches')} batches: {d.get('files')} files"
+    elif action == "analysis.started":
+        what = f"Analysis started: {d.get('batches')} batches, {d.get('files')} files"
+    elif action in ("hashset.loaded", "hashset.imported"):
+        what = f"Loaded hash set {d.get('name') or d.get('path') or ''} (SHA-256 {d.get('sha256')})"
+    elif action == "matches.found":
+        what = f"Matched against known hashes: {d.get('files', d.get('matched_files', ''))}"
+    elif action in ("export.written", "report.written"):
+        what = f"Wrote {d.get('format', 'report')} export, SHA-256 {d.get('sha256')}"
     elif action == "ledger.exported":
         what = f"Exported custody record ({d.get('format')}), SHA-256 {d.get('sha256')}"
     elif action in ("triage.completed", "triage.interrupted"):

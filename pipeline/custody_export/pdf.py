@@ -68,9 +68,9 @@ def _styles() -> dict[str, ParagraphStyle]:
         "title": ParagraphStyle("title", parent=sheet["Title"], fontName=_BOLD, fontSize=18),
         "h2": ParagraphStyle("h2", parent=sheet["Heading2"], fontName=_BOLD, fontSize=13),
         "body": body,
-        "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5,
-                                wordWrap="CJK"),
-        "cell": ParagraphStyle("cell", parent=body, fontSize=8, leading=10, wordWrap="CJK"),
+        "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5),
+        "cell": ParagraphStyle("cell", parent=body, fontSize=8, leading=10,
+                               splitLongWords=True),
         "verdict_ok": ParagraphStyle("ok", parent=body, fontName=_BOLD, fontSize=12,
                                      textColor=colors.darkgreen, leading=15),
         "verdict_bad": ParagraphStyle("bad", parent=body, fontName=_BOLD, fontSize=12,
@@ -176,9 +176,11 @@ def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[st
     rows = [[p("#"), p("When (UTC)"), p("Who"), p("What"), p("Where"), p("Why")]]
     for entry in entries:
         what, where, why = describe(entry)
-        rows.append([p(entry["seq"]), p(entry["time"].replace("T", " ")),
+        day, _, clock = entry["time"].partition("T")
+        when = Paragraph(f"{_safe(day)}<br/>{_safe(clock)}", st["cell"])
+        rows.append([p(entry["seq"]), when,
                      p(_who_short(entry.get("actor"))), p(what), p(where), p(why)])
-    story.append(_table(rows, [9 * mm, 27 * mm, 28 * mm, 66 * mm, 20 * mm, 20 * mm], long=True))
+    story.append(_table(rows, [9 * mm, 24 * mm, 28 * mm, 69 * mm, 20 * mm, 20 * mm], long=True))
 
     story.append(Paragraph("Tools and versions", st["h2"]))
     tools: Counter[str] = Counter()
