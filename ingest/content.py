@@ -2,11 +2,20 @@
 
 Workers get an ``ImageSpec`` and inode lists, never pytsk3 objects (they do not pickle),
 so each process opens the image once and keeps one ``FS_Info`` per volume offset.
+
+Size rule: a stream whose stated size exceeds the bytes the image holds from its
+volume's start cannot be real content — corrupt metadata (a 2^40-byte file on a 10 MB
+image) or a sparse file larger than its whole volume. Reading it would take hours of
+zeros or read errors, so it is not read: ``ImplausibleSizeError`` names both sizes and
+the worker stores it as the file's ``read`` error. Sparse files up to the volume's size
+are read like any other (holes read as zeros), bounded by the per-file time limit.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +26,11 @@ from ingest.image import EvidenceImage, ImageSpec
 from ingest.walk import open_filesystem
 
 DEFAULT_CHUNK = 1 << 20
+MAX_CACHED_READERS = 4  # open images per worker process (a long-lived cluster sees many)
+
+
+class ImplausibleSizeError(IngestError):
+    """A stream's stated size exceeds what its volume can hold: not read (see above)."""
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 
 
@@ -73,6 +87,13 @@ class ContentReader:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         with self._lock:
             file_obj, size, extra = self._target(volume_offset, inode, stream)
+        available = self.image.size - volume_offset
+        if size > available:
+            raise ImplausibleSizeError(
+                f"stated size of {size} bytes exceeds the {available} bytes the image holds"
+                f" from the volume start; not read (corrupt metadata, or a sparse file larger"
+                f" than its volume): {self._where(volume_offset, inode, stream)}"
+            )
         offset = 0
         while offset < size:
             want = min(chunk_size, size - offset)
@@ -101,16 +122,39 @@ class ContentReader:
             self.image.close()
 
 
-_READERS: dict[ImageSpec, ContentReader] = {}
+_READERS: OrderedDict[tuple[ImageSpec, tuple], ContentReader] = OrderedDict()
 _READERS_LOCK = threading.Lock()
 
 
+def _identity(spec: ImageSpec) -> tuple:
+    """What the files at the spec's paths are now: a replaced image is a new image."""
+    out = []
+    for path in spec.paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 def reader_for(spec: ImageSpec) -> ContentReader:
-    """This process's reader for ``spec``: Dask workers open each image once."""
+    """This process's reader for ``spec``: Dask workers open each image once.
+
+    The cache is keyed by the files' identity too (a file replaced at the same path must
+    not be read through a stale ``FS_Info``) and keeps the most recent few, so a worker
+    that serves many cases does not accumulate open images.
+    """
+    key = (spec, _identity(spec))
     with _READERS_LOCK:
-        reader = _READERS.get(spec)
-        if reader is None:
-            reader = _READERS[spec] = ContentReader(spec)
+        reader = _READERS.get(key)
+        if reader is not None:
+            _READERS.move_to_end(key)
+            return reader
+        reader = _READERS[key] = ContentReader(spec)
+        while len(_READERS) > MAX_CACHED_READERS:
+            _READERS.popitem(last=False)[1].close()
         return reader
 
 
