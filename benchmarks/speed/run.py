@@ -113,7 +113,7 @@ def measure(cmd: list[str], log: Path, ledger: Path | None = None,
     wall = time.monotonic() - started
     done.set()
     sampler.join()
-    workers = [kb for pid, kb in peaks.items() if pid != proc.pid]
+    workers = [kb for pid, kb in peaks.items() if pid != proc.pid and kb > 0]
     return {
         "wall_s": round(wall, 3),
         "exit_code": code,
@@ -121,6 +121,7 @@ def measure(cmd: list[str], log: Path, ledger: Path | None = None,
         "worker_rss_mb": round(max(workers) / 1024, 1) if workers else None,
         "worker_processes": len(workers),
         "first_result_s": round(first_result[0], 3) if first_result else None,
+        "load_average_1min": round(os.getloadavg()[0], 2),  # others' load on a shared box
         "log": str(log),
     }
 
@@ -198,9 +199,17 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
         row = measure(cmd, work / "output.log", ledger, env if tool == "exhibit" else None)
         row["command"] = cmd
         wall = row["wall_s"]
-        row["files_per_s"] = round(manifest.files / wall, 1)
-        row["mb_per_s"] = round(manifest.bytes / MB / wall, 1)
-        row["images_per_s"] = round(manifest.images / wall, 1) if manifest.images else None
+        ok = row["exit_code"] == 0
+        if not ok:  # a failed run has no speed; keep its wall time and log for the record
+            print(f"  {tool} FAILED, see {row['log']}:\n"
+                  + (work / "output.log").read_text(errors="replace")[-2000:], file=sys.stderr)
+            keep = work.with_name(work.name + "-failed.log")
+            shutil.copy(work / "output.log", keep)
+            row["log"] = str(keep)
+        row["files_per_s"] = round(manifest.files / wall, 1) if ok else None
+        row["mb_per_s"] = round(manifest.bytes / MB / wall, 1) if ok else None
+        row["images_per_s"] = (round(manifest.images / wall, 1)
+                               if ok and manifest.images else None)
         if ledger is not None and ledger.exists():
             row["phases"] = ledger_phases(ledger)
         if tool == "probe":
@@ -214,7 +223,8 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
     ex = result["tools"].get("exhibit")
     if ex:
         result["speedup"] = {t: round(r["wall_s"] / ex["wall_s"], 2)
-                             for t, r in result["tools"].items() if t != "exhibit"}
+                             for t, r in result["tools"].items()
+                             if t != "exhibit" and r["exit_code"] == 0 and ex["exit_code"] == 0}
         analysis = (ex.get("phases") or {}).get("analysis_s")
         if analysis:
             ex["analysis_mb_per_s"] = round(manifest.bytes / MB / analysis, 1)
@@ -260,7 +270,8 @@ def targets(images: dict[str, Any], sample: dict[str, Any] | None) -> list[dict[
         out.append({"target": name, "measured": value, "goal": goal, "met": ok})
 
     def get(img: str, tool: str, key: str) -> float | None:
-        return ((images.get(img) or {}).get("tools", {}).get(tool) or {}).get(key)
+        row = (images.get(img) or {}).get("tools", {}).get(tool) or {}
+        return row.get(key) if row.get("exit_code") == 0 else None
 
     ex, pr, fw = get("bulk", "exhibit", "mb_per_s"), get("bulk", "probe", "mb_per_s"), None
     if ex and pr:
