@@ -64,7 +64,7 @@ _VICS_HASH_FIELDS = {
 }
 _VICS_IGNORED_HASHES = ("photodna",)  # known, but not something exhibit computes
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_BATCH = 20_000
+_BATCH = 5_000  # rows per executemany: Python memory is one batch, whatever the size
 _CACHE_KIB = 256 * 1024  # SQLite page cache while importing (freed with the connection)
 
 # Project VIC (US) categories as Griffeye/VICS tools label them. The number stays the

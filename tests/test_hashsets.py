@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -314,20 +313,21 @@ def test_category_maps(case: Case, tmp_path: Path, kind: str) -> None:
     assert category == "4"  # the original value is kept
 
 
-def test_a_large_plain_set_loads_fast_and_lean(case: Case, tmp_path: Path) -> None:
-    """200,000 SHA-256 values (13 MB): seconds, and Python memory near the file's size."""
+def test_a_large_plain_set_loads_lean(case: Case, tmp_path: Path) -> None:
+    """100,000 SHA-256 values (6.5 MB): Python memory stays below half the file size.
+
+    Streamed: one batch of rows is held at a time. (Speed is measured in
+    benchmarks/matching/run.py; a wall-clock bound here would be flaky on shared CI.)
+    """
     path = tmp_path / "large.txt"
     path.write_text("".join(hashlib.sha256(i.to_bytes(4, "big")).hexdigest() + "\n"
-                            for i in range(200_000)))
+                            for i in range(100_000)))
     tracemalloc.start()
-    started = time.perf_counter()
     summary = import_hashset(case, path)
-    seconds = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert summary["counts"]["sha256"] == 200_000
-    assert seconds < 20, seconds
-    assert peak < 3 * path.stat().st_size, (peak, path.stat().st_size)
+    assert summary["counts"]["sha256"] == 100_000
+    assert peak < path.stat().st_size // 2, (peak, path.stat().st_size)
 
 
 def test_cli_import_and_list(tmp_path: Path) -> None:
