@@ -20,6 +20,7 @@ import csv
 import getpass
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -395,8 +396,11 @@ def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             continue
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             continue  # a corrupt tag is not a place
+        alt = exif.get("gps_altitude")
+        if not isinstance(alt, int | float) or not math.isfinite(alt):
+            alt = None  # JSON has no NaN; a corrupt rational can give one
         yield {
-            "latitude": lat, "longitude": lon, "altitude": exif.get("gps_altitude"),
+            "latitude": lat, "longitude": lon, "altitude": alt,
             "time": exif.get("datetime_original_iso"),
             "camera_make": exif.get("make"), "camera_model": exif.get("model"),
             "camera_serial": exif.get("serial"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
@@ -86,11 +87,12 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     )
     for row in conn.execute(query):
         fid = row["id"]
-        exif = json.loads(row["exif"]) if row["exif"] else None
+        exif = _finite(json.loads(row["exif"])) if row["exif"] else None
         if exif is not None and not exif.get("present", True):
             exif = None
         has_gps = bool(exif and isinstance(exif.get("gps_latitude"), int | float)
-                       and isinstance(exif.get("gps_longitude"), int | float))
+                       and isinstance(exif.get("gps_longitude"), int | float)
+                       and abs(exif["gps_latitude"]) <= 90 and abs(exif["gps_longitude"]) <= 180)
         if exif:
             exif_by_id[fid] = {k: v for k, v in exif.items() if k != "present"}
         if has_gps:
@@ -148,6 +150,17 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "timeline": timeline(timeline_times),
         "gps": gps,
     }
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/infinity (a corrupt EXIF rational can give them) by None: JSON has none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _matches(conn: sqlite3.Connection) -> dict[int, list[dict[str, Any]]]:
