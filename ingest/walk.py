@@ -68,6 +68,18 @@ _META_UNALLOC = int(pytsk3.TSK_FS_META_FLAG_UNALLOC)
 _NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 
 
+def safe_name(raw: bytes) -> str:
+    r"""``decode_name``, and a name that could pass for a path is escaped reversibly.
+
+    A ``/`` inside one name (crafted, or from a filesystem that allows it) becomes
+    ``\x2f`` and a non-directory entry named ``.`` or ``..`` becomes ``\x2e\x2e``, so
+    paths stay unambiguous; ``encode_name`` still returns the exact bytes on the media.
+    """
+    if raw in _DOTS:
+        return "\\x2e" * len(raw)
+    return decode_name(raw).replace("/", "\\x2f")
+
+
 def fs_type_name(ftype: object) -> str:
     """TSK's ``TSK_FS_TYPE_*`` as a short lower-case name ("fat32", "ext4", …)."""
     value = int(ftype)  # type: ignore[call-overload]
@@ -173,9 +185,9 @@ class FilesystemWalker:
         for child in children:
             name_info = child.info.name
             raw = name_info.name or b""
-            if raw in _DOTS:
+            if raw in _DOTS and self._is_dot_entry(child):
                 continue
-            name = decode_name(raw)
+            name = safe_name(raw)
             path = f"{prefix}/{name}" if prefix else name
             is_orphan_dir = int(name_info.meta_addr) == self._orphan_inum and not prefix
             entries = self._entries(child, path, name, in_orphans=in_orphans)
@@ -196,6 +208,12 @@ class FilesystemWalker:
                 yield from self._walk_dir(
                     sub, path, [*stack, addr], in_orphans=in_orphans or is_orphan_dir
                 )
+
+    @staticmethod
+    def _is_dot_entry(child: Any) -> bool:
+        """A real "." or ".." names a directory; a hostile file called ".." is kept."""
+        meta = child.info.meta
+        return meta is None or int(meta.type) in _DIR_META
 
     @staticmethod
     def _should_recurse(child: Any) -> bool:
