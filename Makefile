@@ -17,7 +17,7 @@ TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl f
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
 
-.PHONY: demo test lint bench system-deps-run system-deps-test venv clean
+.PHONY: demo test lint bench fuzz system-deps-run system-deps-test venv clean
 
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -76,6 +76,13 @@ test: system-deps-test venv lint
 BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
+
+# Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
+# triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
+# Shorter: make fuzz FUZZ_ARGS="--image-cases 200 --media-cases 200"
+FUZZ_ARGS ?= --image-cases 2000 --media-cases 2000
+fuzz: system-deps-test venv $(DEMO_IMAGE)
+	$(BIN)/python -m benchmarks.robustness $(FUZZ_ARGS)
 
 clean:
 	rm -rf build $(DEMO_CASE) .pytest_cache
