@@ -50,6 +50,7 @@ class CaseOutcome:
     read_errors: int = 0
     walk_notes: int = 0
     recovered: int = 0
+    baseline: int = 0  # files analysed on the unmutated image
     ledger_ok: bool = True
     leftovers: int = 0
     seconds: float = 0.0
@@ -135,6 +136,15 @@ def baseline_of(case_dir: Path) -> set[tuple[str, str]]:
         conn.close()
 
 
+def product_analyzers() -> list[str]:
+    """exhibit's own analyzers: test-only ones another test registered in this process
+    (``tests/fault_analyzers.py``) are not known to the shared cluster's workers."""
+    from analyzers import registry
+
+    return [name for name, cls in registry.registered().items()
+            if cls.__module__.startswith("analyzers.")]
+
+
 def leftover_processes(token: str) -> list[psutil.Process]:
     out = []
     for proc in psutil.process_iter(["pid"]):
@@ -183,6 +193,7 @@ class FuzzHarness:
 
         outcome = CaseOutcome(label, "inprocess")
         options = TriageOptions(images=[image], case_dir=case_dir, progress=False,
+                                analyzers=product_analyzers(),
                                 batch_files=16, file_timeout=self.file_timeout,
                                 task_timeout=self.task_timeout)
         started = time.monotonic()
