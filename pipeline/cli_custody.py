@@ -345,8 +345,9 @@ def ledger() -> None:
 def ledger_verify(case_dir: Path, quiet: bool) -> None:
     """Check chain, hashes, signatures, sequence, time and the database's findings.
 
-    Exit 0 when everything holds; 1 naming the first entry that fails; 4 when CASE has
-    no ledger.
+    The first line is the verdict (``OK: N entries`` or ``FAILED at entry N: why``), then a
+    table of what was checked. Exit 0 when everything holds; 1 naming the first entry that
+    fails; 4 when CASE has no ledger.
     """
     from pipeline.case import LEDGER_NAME
     from pipeline.custody import verify_case
@@ -355,26 +356,30 @@ def ledger_verify(case_dir: Path, quiet: bool) -> None:
     if not path.exists():
         _fail(f"{path} does not exist", EXIT_CASE)
     result = verify_case(case_dir)
+    if result.ok:
+        pending = (f" ({result.pending} analysed batches not yet in the ledger: re-run triage)"
+                   if result.pending else "")
+        click.echo(f"OK: {result.ledger.entries} entries{pending}")
+    else:
+        reason = result.failure or "unknown failure"
+        if result.failure_seq is not None:
+            reason = reason.removeprefix(f"entry {result.failure_seq}: ")
+            click.echo(f"FAILED at entry {result.failure_seq}: {reason}")
+        else:
+            click.echo(f"FAILED: {reason}")
     if not quiet:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"exhibit ledger verify — {path}")
-        for column in ("check", "result", "detail"):
-            table.add_column(column)
+        table = Table(title=f"exhibit ledger verify — {path}", expand=True)
+        table.add_column("check", ratio=5)
+        table.add_column("result", ratio=2)
+        table.add_column("detail", ratio=4)
         for row in result.rows:
             table.add_row(*row)
-        Console(width=max(100, Console().width)).print(table)
-    if result.ok:
-        click.echo(f"OK: {result.ledger.entries} entries")
-        return
-    reason = result.failure or "unknown failure"
-    if result.failure_seq is not None:
-        reason = reason.removeprefix(f"entry {result.failure_seq}: ")
-        click.echo(f"FAILED at entry {result.failure_seq}: {reason}")
-    else:
-        click.echo(f"FAILED: {reason}")
-    sys.exit(EXIT_FAILED)
+        Console(width=max(120, Console().width)).print(table)
+    if not result.ok:
+        sys.exit(EXIT_FAILED)
 
 
 @ledger.command("prove")

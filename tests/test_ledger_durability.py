@@ -146,7 +146,7 @@ def test_concurrent_writers_keep_one_linear_chain(tmp_path: Path) -> None:
         assert mine == list(range(60))
     assert sum(1 for e in entries if e["details"].get("text", "").startswith("note ")) == 4
     result = exhibit("ledger", "verify", case)
-    assert result.stdout.splitlines()[-1] == f"OK: {len(entries)} entries"
+    assert result.stdout.splitlines()[0] == f"OK: {len(entries)} entries"
 
 
 def test_a_second_triage_on_a_running_case_says_so(sample_raw: Path, tmp_path: Path) -> None:

@@ -278,6 +278,23 @@ def test_a_proof_from_an_edited_database_fails_the_standalone_verifier(
         COUNTS["finding in database: proof checked by standalone CLI"] += 1
 
 
+def test_a_committed_but_unsigned_batch_is_pending_not_tampering(
+    real_case: dict[str, Any],
+) -> None:
+    """What a SIGKILL between a batch's commit and its entry leaves: said, not failed."""
+    scratch = Scratch(real_case, "pending")
+    with sqlite3.connect(scratch.dir / "case.sqlite") as db:
+        row = db.execute("SELECT evidence_id, volume_offset FROM batches LIMIT 1").fetchone()
+        db.execute("INSERT INTO batches (id, evidence_id, volume_offset, file_ids, bytes,"
+                   " status) VALUES ('killed-000099', ?, ?, '[]', 0, 'done')", row)
+    result = verify_case(scratch.dir)
+    assert result.ok and result.pending == 1
+    out = exhibit("ledger", "verify", scratch.dir).stdout
+    assert out.splitlines()[0].endswith("(1 analysed batches not yet in the ledger: re-run"
+                                        " triage)")
+    assert "PENDING" in out
+
+
 def _standalone(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "chain_of_custody.verify", *map(str, args)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -308,7 +325,7 @@ def test_both_command_lines_name_the_entry(real_case: dict[str, Any]) -> None:
             scratch.write(damaged)
             result = exhibit("ledger", "verify", scratch.dir, check=False)
             assert result.returncode == 1, (kind, seq, result.stdout)
-            assert result.stdout.splitlines()[-1].startswith(f"FAILED at entry {bad_seq}:")
+            assert result.stdout.splitlines()[0].startswith(f"FAILED at entry {bad_seq}:")
             head = f"{scratch.head[0]}:{scratch.head[1]}"
             result = _standalone(scratch.ledger, "--expect-head", head, "-q")
             assert result.returncode == 1, (kind, seq, result.stdout)
@@ -321,7 +338,7 @@ def test_the_untouched_case_still_verifies_and_counts_are_reported(
 ) -> None:
     """Runs last: the pristine case verifies through both CLIs; the counts are logged."""
     result = exhibit("ledger", "verify", real_case["case"])
-    assert result.stdout.splitlines()[-1] == f"OK: {len(real_case['lines'])} entries"
+    assert result.stdout.splitlines()[0] == f"OK: {len(real_case['lines'])} entries"
     result = _standalone(real_case["export"])
     assert result.returncode == 0, result.stdout
     digest = sha256_file(real_case["export"])

@@ -71,6 +71,7 @@ def _styles() -> dict[str, ParagraphStyle]:
         "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5),
         "cell": ParagraphStyle("cell", parent=body, fontSize=8, leading=10,
                                splitLongWords=True),
+        "hex": ParagraphStyle("hex", parent=body, fontSize=7, leading=9),  # 64 digits a line
         "verdict_ok": ParagraphStyle("ok", parent=body, fontName=_BOLD, fontSize=12,
                                      textColor=colors.darkgreen, leading=15),
         "verdict_bad": ParagraphStyle("bad", parent=body, fontName=_BOLD, fontSize=12,
@@ -119,6 +120,10 @@ def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[st
                    " signed by the examiner keys listed below; every finding in the case"
                    " database matches the signed records.")
         story.append(p(verdict, "verdict_ok"))
+        if verification.pending:
+            story.append(p(f"Note: {verification.pending} analysed batch(es) are in the case"
+                           " database without their ledger entry yet (an interrupted run);"
+                           " their findings are not covered by this verification.", "body"))
     else:
         where = (f"entry {verification.failure_seq}: " if verification.failure_seq
                  and not str(verification.failure).startswith("entry") else "")
@@ -157,11 +162,7 @@ def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[st
                 [p("MD5"), p(ev["md5"])],
                 [p("SHA-1"), p(ev["sha1"])],
                 [p("SHA-256"), p(ev["sha256"])],
-                [p("Acquisition hashes"), p(
-                    ("match the stated hashes" if ev["acquisition_verified"] else "DO NOT MATCH"
-                     " the stated hashes") + "; " + ("; ".join(
-                        f"{c['algorithm']} ({c['source']}): {c['status']}"
-                        for c in ev["comparisons"]) or "no hashes were stated"))],
+                [p("Acquisition hashes"), p(_acquisition(ev))],
                 [p("Last re-verification"), p(
                     f"{item.get('last_verification') or 'never'}"
                     f" {item.get('last_verified_at') or ''}")],
@@ -200,14 +201,15 @@ def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[st
     story.append(p("Each entry is signed with the Ed25519 key of the examiner who made it."
                    " Compare these fingerprints with the ones the examiners attest.", "body"))
     keys = case.db.conn.execute("SELECT * FROM examiner_keys ORDER BY first_seq").fetchall()
-    rows = [[p("Examiner"), p("Key fingerprint (SHA-256)"), p("Entries")]]
+    rows = [[p("Examiner"), p("Entries"), p("Key fingerprint (SHA-256)")]]
     for key in keys:
         record = json.loads(key["record"])
         who = f"{record.get('name')} ({record.get('examiner_id')})"
         extra = ", ".join(x for x in (record.get("agency"), record.get("badge_id")) if x)
-        rows.append([p(who + (f", {extra}" if extra else "")), p(key["fingerprint"]),
-                     p(report.signers.get(key["fingerprint"], 0))])
-    story.append(_table(rows, [55 * mm, 95 * mm, 20 * mm]))
+        rows.append([p(who + (f", {extra}" if extra else "")),
+                     p(report.signers.get(key["fingerprint"], 0)),
+                     p(key["fingerprint"], "hex")])
+    story.append(_table(rows, [52 * mm, 15 * mm, 107 * mm]))
 
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm,
@@ -224,6 +226,16 @@ def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[st
 
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()
+
+
+def _acquisition(ev: dict[str, Any]) -> str:
+    """Stated versus computed hashes, in words."""
+    if not ev["comparisons"]:
+        return "no hashes were stated to compare with (the hashes above were computed)"
+    verdict = ("match the stated hashes" if ev["acquisition_verified"]
+               else "DO NOT MATCH the stated hashes")
+    return verdict + ": " + "; ".join(f"{c['algorithm']} ({c['source']}): {c['status']}"
+                                      for c in ev["comparisons"])
 
 
 def _who_short(actor: object) -> str:
