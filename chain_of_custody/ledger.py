@@ -167,6 +167,12 @@ class CustodyLedger:
         """
         return self._head
 
+    def refresh(self) -> tuple[int, str]:
+        """Re-read the file's last entry (others may have appended) and return the head."""
+        seq, digest, _ = _tail(self.path)
+        self._head = (seq, digest)
+        return self._head
+
     def append(
         self,
         action: str,

@@ -174,11 +174,16 @@ class Case:
         self._introduce_key()
 
     def _check_head(self) -> None:
-        """Refuse to append to a ledger that lost entries the database knows of."""
+        """Refuse to append to a ledger that lost entries the database knows of.
+
+        The database head is read first and the ledger's tail after it: heads are stored
+        only after their entry is written, so another process appending meanwhile can
+        make the ledger longer than the head, never shorter.
+        """
         recorded = self.ledger_head()
         if recorded is None:
             return
-        seq, digest = self.ledger.head
+        seq, digest = self.ledger.refresh()
         if seq < recorded[0]:
             raise CaseError(
                 f"{self.ledger_path} ends at entry {seq} but the case database records"

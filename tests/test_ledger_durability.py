@@ -113,12 +113,12 @@ def _record_many(case_dir: str, config_home: str, worker: int, count: int) -> No
     os.environ["XDG_CONFIG_HOME"] = config_home
     from pipeline.case import Case
 
-    case = Case(Path(case_dir), "Test Examiner", create=False)
-    try:
-        for i in range(count):
+    for i in range(count):  # a fresh open each time: opening checks the head too
+        case = Case(Path(case_dir), "Test Examiner", create=False)
+        try:
             case.record("custody.note", None, {"worker": worker, "i": i})
-    finally:
-        case.close()
+        finally:
+            case.close()
 
 
 def test_concurrent_writers_keep_one_linear_chain(tmp_path: Path) -> None:
