@@ -39,6 +39,7 @@ HEIC/HEIF is opened through ``pillow-heif`` (registered as a Pillow plugin on im
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ import imagehash
 import numpy
 import pdqhash
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError, features
 
 from analyzers.base import Analyzer, AnalyzerError, Findings
 from analyzers.registry import register
@@ -79,10 +80,23 @@ def _small(img: Image.Image) -> Image.Image:
 
     imagehash resizes with LANCZOS straight to 32×32 (pHash) or 9×8 (dHash); on the
     ≥ 512 px raster PDQ needs that costs ~10 ms. An integer box reduction to ≥ 128 px
-    first is a fraction of that and changes the hashes by a bit or two at most.
+    first is a fraction of that and changes the hashes by a bit or two at most. It is
+    made once per image, in grey (where both hashes start), and shared by the two.
     """
+    last = _LAST_SMALL.entry
+    if last is not None and last[0] is img:  # pHash and dHash share one reduction
+        return last[1]
     factor = min(img.size) // SMALL_SIDE
-    return img.reduce(factor) if factor >= 2 else img
+    small = (img.reduce(factor) if factor >= 2 else img).convert("L")
+    _LAST_SMALL.entry = (img, small)
+    return small
+
+
+class _LastSmall(threading.local):
+    entry: tuple[Image.Image, Image.Image] | None = None
+
+
+_LAST_SMALL = _LastSmall()
 
 
 def _phash(img: Image.Image) -> str:
@@ -102,7 +116,9 @@ def pdq_input(img: Image.Image) -> numpy.ndarray:
     """The RGB raster PDQ hashes: ≤ 512×512 like the reference, as a uint8 array."""
     if img.width > PDQ_SIDE or img.height > PDQ_SIDE:
         img = img.resize((PDQ_SIDE, PDQ_SIDE), Image.Resampling.BOX)
-    return numpy.ascontiguousarray(numpy.asarray(img.convert("RGB"), dtype=numpy.uint8))
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return numpy.ascontiguousarray(numpy.asarray(img, dtype=numpy.uint8))
 
 
 def _pdq(img: Image.Image) -> Findings:
@@ -118,10 +134,42 @@ DEFAULT_ALGORITHMS: tuple[HashAlgorithm, ...] = (
 )
 
 
+class _LastDecode(threading.local):
+    """The most recent decode in this thread: (data, min_side, max_pixels, outcome)."""
+
+    entry: tuple[bytes, int, int, tuple[Image.Image, Findings] | AnalyzerError] | None = None
+
+
+_LAST = _LastDecode()
+
+
 def decode(
     data: bytes, min_side: int, max_pixels: int = MAX_PIXELS
 ) -> tuple[Image.Image, Findings]:
-    """Decode ``data`` once for hashing; return the upright RGB image and its dimensions."""
+    """Decode ``data`` once for hashing; return the upright RGB image and its dimensions.
+
+    The perceptual hashes and the thumbnail need the same raster of the same bytes, and
+    the decode is most of their cost (libjpeg's entropy decoding cannot be scaled away),
+    so the last outcome — image or error — is kept per thread and handed out again when
+    the very same ``bytes`` object comes back with the same parameters. Callers must not
+    modify the returned image. The cache holds one file's bytes until the next decode.
+    """
+    cached = _LAST.entry
+    if cached is not None and cached[0] is data and cached[1:3] == (min_side, max_pixels):
+        outcome = cached[3]
+        if isinstance(outcome, AnalyzerError):
+            raise AnalyzerError(str(outcome))
+        return outcome
+    try:
+        outcome = _decode(data, min_side, max_pixels)
+    except AnalyzerError as exc:
+        _LAST.entry = (data, min_side, max_pixels, exc)
+        raise
+    _LAST.entry = (data, min_side, max_pixels, outcome)
+    return outcome
+
+
+def _decode(data: bytes, min_side: int, max_pixels: int) -> tuple[Image.Image, Findings]:
     if min_side < 1:
         raise ValueError(f"min_side must be positive, got {min_side}")
     with warnings.catch_warnings():
@@ -132,26 +180,29 @@ def decode(
             raise AnalyzerError(f"not an image Pillow can open: {exc}") from exc
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise AnalyzerError(f"refused as a decompression bomb: {exc}") from exc
-        with img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise AnalyzerError(
-                    f"refused as a decompression bomb: {width}x{height} = {width * height} "
-                    f"pixels exceeds the limit of {max_pixels}"
-                )
-            image_format = img.format
-            if image_format == "JPEG":
-                img.draft("RGB", (min_side, min_side))
-            try:
-                img.load()
-                decoded_size = img.size
-                upright = ImageOps.exif_transpose(img)
-                rgb = upright.convert("RGB")
-            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-                raise AnalyzerError(f"refused as a decompression bomb: {exc}") from exc
-            except (OSError, SyntaxError, ValueError, EOFError) as exc:
-                # "image file is truncated", broken Huffman data, bad chunk CRCs…
-                raise AnalyzerError(f"cannot decode {image_format} image: {exc}") from exc
+        # Not ``with img``: closing would discard the raster we return, and copying it
+        # back out costs as much as the hashes. The source is in memory; nothing leaks.
+        width, height = img.size
+        if width * height > max_pixels:
+            raise AnalyzerError(
+                f"refused as a decompression bomb: {width}x{height} = {width * height} "
+                f"pixels exceeds the limit of {max_pixels}"
+            )
+        image_format = img.format
+        if image_format == "JPEG":
+            img.draft("RGB", (min_side, min_side))
+        try:
+            img.load()
+            decoded_size = img.size
+            # exif_transpose copies even when there is nothing to turn: ask first.
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            upright = ImageOps.exif_transpose(img) if orientation in range(2, 9) else img
+            rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise AnalyzerError(f"refused as a decompression bomb: {exc}") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            # "image file is truncated", broken Huffman data, bad chunk CRCs…
+            raise AnalyzerError(f"cannot decode {image_format} image: {exc}") from exc
     return rgb, {
         "width": width,
         "height": height,

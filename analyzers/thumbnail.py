@@ -2,11 +2,12 @@
 
 The report must show matched images without the examiner's machine ever re-reading the
 evidence, and without embedding full-size pictures. So while the worker already holds
-an image's bytes, this analyzer decodes it at reduced scale (libjpeg's DCT scaling via
-:func:`analyzers.perceptual.decode`, with the same decompression-bomb guards and EXIF
-orientation applied) and encodes an upright thumbnail of at most :data:`SIDE` pixels on
-its longer side, as a baseline JPEG of quality :data:`QUALITY` with no metadata (no EXIF,
-so no GPS position or serial number travels with it).
+an image's bytes, this analyzer takes the raster the perceptual hashes decoded
+(:func:`analyzers.perceptual.decode` at PDQ's 512 px, reduced-scale for JPEG, with the
+decompression-bomb guards and EXIF orientation applied; one decode serves both) and
+encodes an upright thumbnail of at most :data:`SIDE` pixels on its longer side, as a
+baseline JPEG of quality :data:`QUALITY` with no metadata (no EXIF, so no GPS position
+or serial number travels with it).
 
 Findings: ``sha256`` (of the thumbnail's bytes; its name in ``CASE/thumbnails/``),
 ``width``, ``height``, ``bytes`` and ``blob_base64`` (the JPEG itself). The worker moves
@@ -26,7 +27,7 @@ import io
 from PIL import Image, features
 
 from analyzers.base import Analyzer, Findings
-from analyzers.perceptual import decode
+from analyzers.perceptual import PDQ_SIDE, decode
 from analyzers.registry import register
 from ingest.location import FileEntry
 
@@ -38,7 +39,8 @@ def make_thumbnail(data: bytes, side: int = SIDE, quality: int = QUALITY) -> tup
     """Encode the upright thumbnail of an image file's bytes; returns (JPEG, width, height)."""
     if side < 1 or not 1 <= quality <= 95:
         raise ValueError(f"bad thumbnail size {side} or quality {quality}")
-    image, _dims = decode(data, side)
+    image, _dims = decode(data, PDQ_SIDE)
+    image = image.copy()  # decode's image is shared with the perceptual hashes
     image.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=quality, optimize=False, progressive=False)
@@ -50,7 +52,7 @@ class ThumbnailAnalyzer(Analyzer):
     """A small metadata-free JPEG of every image, so reports never re-read evidence."""
 
     name = "thumbnail"
-    version = "1.0.0"
+    version = "1.1.0"
     input = "content"
     max_size = 256 * 1024 * 1024  # as the perceptual hashes: the same decode limits
 

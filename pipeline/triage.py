@@ -53,6 +53,12 @@ from pipeline.worker import BatchTask
 DEFAULT_BATCH_BYTES = 256 << 20
 THUMBNAIL_DIR = "thumbnails"  # CASE/thumbnails/<sha256>.jpg, written by the driver only
 DEFAULT_BATCH_FILES = 2000
+# Batch planning (see _plan_batches): a file's fixed cost (open, libmagic, records) in
+# content-byte equivalents, the smallest batch worth a Dask task, and how many batches a
+# worker should get when nothing else is known about a remote cluster.
+PER_FILE_COST = 128 << 10
+MIN_BATCH_COST = 8 << 20
+REMOTE_PARALLELISM = 16
 
 
 class HashMismatchError(Exception):
@@ -326,10 +332,12 @@ class Triage:
             return
         opts = self.options
         totals = {"batches": 0, "files": 0, "bytes": 0}
+        parallelism = opts.workers or (REMOTE_PARALLELISM if opts.scheduler
+                                       else os.cpu_count() or 1)
         db.begin()
         try:
             for vol_offset, ids, nbytes in _plan_batches(db, evidence_id, opts.batch_bytes,
-                                                         opts.batch_files):
+                                                         opts.batch_files, parallelism):
                 totals["batches"] += 1
                 totals["files"] += len(ids)
                 totals["bytes"] += nbytes
@@ -341,6 +349,7 @@ class Triage:
             raise
         case.record("batches.planned", {"evidence_id": evidence_id}, {
             **totals, "batch_bytes": opts.batch_bytes, "batch_files": opts.batch_files,
+            "parallelism": parallelism,
         })
 
     def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
@@ -579,23 +588,48 @@ def _store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
     return bad
 
 
-def _plan_batches(db: Any, evidence_id: str, batch_bytes: int, batch_files: int
-                  ) -> Iterator[tuple[int, list[int], int]]:
-    """(volume offset, file ids, bytes) per batch, streamed in walk order per volume."""
+def _batch_target(remaining: int, planned: int, parallelism: int) -> float:
+    """Cost one batch should have: guided self-scheduling with a quick start.
+
+    Each batch takes 1/(2p) of the work still unplanned, so batches shrink towards the
+    end and no worker is left alone with one big batch while the others idle; the first
+    ``p`` batches are a quarter of that, so the first results arrive within seconds.
+    """
+    target = max(MIN_BATCH_COST, remaining / (2 * parallelism))
+    return max(MIN_BATCH_COST, target / 4) if planned < parallelism else target
+
+
+def _plan_batches(db: Any, evidence_id: str, batch_bytes: int, batch_files: int,
+                  parallelism: int = 1) -> Iterator[tuple[int, list[int], int]]:
+    """(volume offset, file ids, bytes) per batch, streamed in walk order per volume.
+
+    ``batch_bytes``/``batch_files`` are hard maxima; within them batch sizes follow
+    :func:`_batch_target`, a file costing its size plus :data:`PER_FILE_COST`.
+    """
+    count, total = db.conn.execute(
+        "SELECT count(*), coalesce(sum(max(size, 0)), 0) FROM files"
+        " WHERE evidence_id = ? AND kind = 'file'", (evidence_id,)).fetchone()
+    remaining = count * PER_FILE_COST + total
+    planned = 0
+    target = _batch_target(remaining, planned, parallelism)
     current: list[int] = []
-    size = 0
+    size = cost = 0
     offset = None
     rows = db.conn.execute(
         "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
         " ORDER BY volume_offset, id", (evidence_id,))
     for row in rows:
         if current and (row["volume_offset"] != offset or size >= batch_bytes
-                        or len(current) >= batch_files):
+                        or len(current) >= batch_files or cost >= target):
             yield offset, current, size
-            current, size = [], 0
+            remaining -= cost
+            planned += 1
+            target = _batch_target(remaining, planned, parallelism)
+            current, size, cost = [], 0, 0
         offset = row["volume_offset"]
         current.append(row["id"])
         size += max(0, row["size"])
+        cost += max(0, row["size"]) + PER_FILE_COST
     if current:
         yield offset, current, size
 

@@ -12,7 +12,11 @@ final, each documented in the README:
    the driver reads the event, records the file as timed out and re-runs the rest.
 3. If native code holds the GIL, no Python thread can run at all; ``faulthandler``'s
    C-level timer then dumps the stacks and exits the process. The driver finds the file
-   by splitting the batch.
+   by splitting the batch. Re-arming that timer costs ~0.1 ms, as much as hashing a
+   small file, so it is armed with some slack and re-armed only when a file could
+   otherwise outlive it (at most once per :data:`REARM_SLACK` seconds); it fires between
+   ``limit + grace + 5`` and that plus the slack after the hung file began, and is
+   cancelled when the batch ends (``disarm``) so an idle worker is never shot.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from analyzers.base import Analyzer
 
 EVENT_TOPIC = "exhibit-timeout"
 START_TOPIC = "exhibit-start"
+REARM_SLACK = 2.0  # seconds the last-resort timer may fire late, to re-arm it rarely
 
 
 class AnalysisTimeout(Exception):
@@ -61,16 +66,32 @@ class FileWatchdog:
         self._poll = poll
         self._lock = threading.Lock()
         self._current: dict[str, Any] | None = None
+        self._armed_until: float | None = None  # faulthandler's deadline (monotonic)
         self._thread = threading.Thread(target=self._run, name="exhibit-watchdog", daemon=True)
         self._thread.start()
+
+    def _arm(self, needed: float) -> None:
+        """Make sure the last-resort timer fires no earlier than ``needed`` seconds from now."""
+        now = time.monotonic()
+        if self._armed_until is not None and self._armed_until >= now + needed:
+            return
+        faulthandler.dump_traceback_later(needed + REARM_SLACK, exit=True)
+        self._armed_until = now + needed + REARM_SLACK
+
+    def disarm(self) -> None:
+        """Cancel the last-resort timer (end of a batch: an idle process must live)."""
+        if self._armed_until is not None:
+            faulthandler.cancel_dump_traceback_later()
+            self._armed_until = None
 
     @contextlib.contextmanager
     def watch(self, *, task_key: str, file_id: int, limit: float, grace: float) -> Iterator[None]:
         if limit <= 0:
+            self.disarm()
             yield
             return
         thread_id = threading.get_ident()
-        faulthandler.dump_traceback_later(limit + grace + 5.0, exit=True)
+        self._arm(limit + grace + 5.0)
         with self._lock:
             self._current = {"thread": thread_id, "task_key": task_key, "file_id": file_id,
                              "started": time.monotonic(), "limit": limit, "grace": grace,
@@ -81,7 +102,6 @@ class FileWatchdog:
             with self._lock:
                 raised = self._current is not None and self._current["raised_at"] is not None
                 self._current = None
-            faulthandler.cancel_dump_traceback_later()
             if raised:  # clear an exception that may not have been delivered yet
                 _raise_in(thread_id, None)
 

@@ -95,25 +95,28 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
     guard = watchdog()
     announce_start(task.key)
     records = []
-    for file_id, key, entry_dict in task.items:
-        entry = FileEntry.from_dict(entry_dict)
-        with guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
-                         grace=task.timeout_grace):
-            outcome = analyze_entry(task, entry, analyzers)
-        blobs = detach_blobs(outcome["findings"])
-        records.append(
-            {
-                "file_id": file_id,
-                "record": {
-                    "entry": key,
-                    "location": entry.location.to_dict(),
-                    "analyzers": versions,
-                    "findings": outcome["findings"],
-                    "errors": outcome["errors"],
-                },
-                **({"blobs": blobs} if blobs else {}),
-            }
-        )
+    try:
+        for file_id, key, entry_dict in task.items:
+            entry = FileEntry.from_dict(entry_dict)
+            with guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
+                             grace=task.timeout_grace):
+                outcome = analyze_entry(task, entry, analyzers)
+            blobs = detach_blobs(outcome["findings"])
+            records.append(
+                {
+                    "file_id": file_id,
+                    "record": {
+                        "entry": key,
+                        "location": entry.location.to_dict(),
+                        "analyzers": versions,
+                        "findings": outcome["findings"],
+                        "errors": outcome["errors"],
+                    },
+                    **({"blobs": blobs} if blobs else {}),
+                }
+            )
+    finally:
+        guard.disarm()
     return {
         "batch_id": task.batch_id,
         "records": records,

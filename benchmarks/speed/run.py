@@ -174,7 +174,8 @@ def command(tool: str, image: Path, work: Path, workers: int) -> tuple[list[str]
     if tool == "exhibit":
         case = work / "case"
         return [EXHIBIT, "triage", str(image), "--case", str(case), "--no-progress",
-                "--examiner", "benchmark", "--workers", str(workers)], case / "ledger.jsonl"
+                "--examiner", "benchmark", "--create-key", "--workers", str(workers)
+                ], case / "ledger.jsonl"
     if tool == "fiwalk":
         return ["fiwalk", "-X", str(work / "fiwalk.xml"), str(image)], None
     if tool == "tsk_loaddb":
