@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
 CREATE INDEX IF NOT EXISTS results_sha1 ON results(sha1);
 CREATE INDEX IF NOT EXISTS results_sha256 ON results(sha256);
+CREATE INDEX IF NOT EXISTS results_by_batch ON results(batch_id);
 CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY,
     evidence_id TEXT,
@@ -109,6 +110,8 @@ CREATE TABLE IF NOT EXISTS errors (
     traceback TEXT,
     location TEXT                        -- JSON evidence location when there is one
 );
+CREATE INDEX IF NOT EXISTS errors_by_file ON errors(file_id);
+CREATE INDEX IF NOT EXISTS errors_by_batch ON errors(batch_id);
 CREATE TABLE IF NOT EXISTS hashsets (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -287,27 +290,34 @@ class CaseDatabase:
 
     def add_files(self, entries: Iterable[FileEntry]) -> int:
         """Insert walked entries; returns how many were written."""
-        seen: dict[str, int] = {}
         count = 0
         for entry in entries:
-            base = entry_key(entry.location, entry.allocated)
-            dup = seen.get(base, 0)
-            seen[base] = dup + 1
             loc = entry.location
-            self.conn.execute(
-                "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset, fs_type,"
-                " inode, path, stream, name, size, kind, allocated, mtime, atime, ctime, crtime,"
-                " mode, uid, gid, meta_allocated, notes)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    entry_key(loc, entry.allocated, dup), loc.evidence_id, loc.volume_index,
-                    loc.volume_offset, loc.fs_type, loc.inode, loc.path, loc.stream, entry.name,
-                    entry.size, entry.kind, int(entry.allocated), entry.mtime, entry.atime,
-                    entry.ctime, entry.crtime, entry.mode, entry.uid, entry.gid,
-                    None if entry.meta_allocated is None else int(entry.meta_allocated),
-                    json.dumps(list(entry.notes)),
-                ),
+            row = (
+                loc.evidence_id, loc.volume_index,
+                loc.volume_offset, loc.fs_type, loc.inode, loc.path, loc.stream, entry.name,
+                entry.size, entry.kind, int(entry.allocated), entry.mtime, entry.atime,
+                entry.ctime, entry.crtime, entry.mode, entry.uid, entry.gid,
+                None if entry.meta_allocated is None else int(entry.meta_allocated),
+                json.dumps(list(entry.notes)),
             )
+            # The UNIQUE key, not a dict of every key seen, finds the rare exact repeat:
+            # the driver's memory must not grow with the number of files.
+            dup = 0
+            while True:
+                try:
+                    self.conn.execute(
+                        "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset,"
+                        " fs_type, inode, path, stream, name, size, kind, allocated, mtime, atime,"
+                        " ctime, crtime, mode, uid, gid, meta_allocated, notes)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (entry_key(loc, entry.allocated, dup), *row),
+                    )
+                    break
+                except sqlite3.IntegrityError as exc:
+                    if "entry_key" not in str(exc):
+                        raise
+                    dup += 1
             count += 1
         return count
 

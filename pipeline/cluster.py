@@ -108,6 +108,10 @@ class BatchRunner:
             "distributed.worker.memory.spill": False,
             "distributed.worker.memory.pause": False,
             "distributed.worker.memory.terminate": 0.95,
+            # The in-process scheduler's batched streams keep their last N messages
+            # under 1 MB for debugging, and with them every batch sent to a worker
+            # (~2 KB per file): the driver's memory would grow with the image.
+            "distributed.admin.low-level-log-length": 16,
         }
         # Workers ignore Ctrl-C (inherited across exec), so the driver alone decides to
         # stop and the batches in flight finish.

@@ -65,7 +65,7 @@ _VICS_HASH_FIELDS = {
 _VICS_IGNORED_HASHES = ("photodna",)  # known, but not something exhibit computes
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _BATCH = 5_000  # rows per executemany: Python memory is one batch, whatever the size
-_CACHE_KIB = 256 * 1024  # SQLite page cache while importing (freed with the connection)
+_CACHE_KIB = 256 * 1024  # SQLite page cache while importing (restored afterwards)
 
 # Project VIC (US) categories as Griffeye/VICS tools label them. The number stays the
 # record; the label is only for display and can be replaced with --category-map.
@@ -588,7 +588,9 @@ def import_hashset(case: Case, path: Path, *, name: str | None = None,
                 "counts": json.loads(row["counts"])}
     info = ParsedSet(format="unknown")
     counts: Counter[str] = Counter()
-    # Index inserts of random digests thrash SQLite's default 2 MB page cache.
+    # Index inserts of random digests thrash SQLite's default 2 MB page cache; the
+    # connection lives on through the triage, so the cache is given back afterwards.
+    previous_cache = db.conn.execute("PRAGMA cache_size").fetchone()[0]
     db.conn.execute(f"PRAGMA cache_size = {-_CACHE_KIB}")
     db.begin()
     try:
@@ -636,6 +638,7 @@ def import_hashset(case: Case, path: Path, *, name: str | None = None,
         db.commit()
     except BaseException as exc:
         db.rollback()
+        db.conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
         if isinstance(exc, (HashSetError, UnicodeDecodeError)):
             case.record("hashset.refused", None, {
                 "source": source or str(path), "sha256": digest, "format": info.format,
@@ -644,6 +647,7 @@ def import_hashset(case: Case, path: Path, *, name: str | None = None,
             if isinstance(exc, UnicodeDecodeError):
                 raise HashSetError(f"{path}: not UTF-8 text ({exc})") from exc
         raise
+    db.conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
     summary = {
         "id": set_id, "name": name or path.name, "source": source or str(path),
         "sha256": digest, "format": info.format, "version": version or info.version,
