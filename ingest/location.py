@@ -10,7 +10,7 @@ evidence formats.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 FileKind = Literal["file", "directory", "symlink", "other"]
@@ -73,7 +73,8 @@ class EvidenceLocation:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat fields only: a dict comprehension, not ``asdict``'s deep copy (per file).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvidenceLocation:
@@ -108,7 +109,8 @@ class FileEntry:
         return base.rsplit(".", 1)[-1].lower()
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["location"] = self.location.to_dict()
         data["notes"] = list(self.notes)
         return data
 
