@@ -14,6 +14,8 @@ Durability and ordering, because a lost or forked record is worse than a slow on
   ``os.fsync``; when the append created the file, the directory is fsynced too so the
   file's name survives a crash (later appends change only the file, whose size and data
   the file's own fsync makes durable);
+* reading the head (``refresh``) holds the same lock shared, so a reader never takes
+  an append in progress for a torn line;
 * a torn final line (crash mid-write) is reported with :class:`TornLedgerError`, never
   truncated or completed: the damaged file is itself evidence.
 """
@@ -168,8 +170,23 @@ class CustodyLedger:
         return self._head
 
     def refresh(self) -> tuple[int, str]:
-        """Re-read the file's last entry (others may have appended) and return the head."""
-        seq, digest, _ = _tail(self.path)
+        """Re-read the file's last entry (others may have appended) and return the head.
+
+        Holds the lock shared while reading: an append in progress in another process can
+        otherwise show a half-written final line, which would read as a torn ledger.
+        """
+        try:
+            lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                              0o644)
+        except OSError:  # a read-only copy of a case: nobody can be appending to it
+            lock_fd = None
+        try:
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_SH)
+            seq, digest, _ = _tail(self.path)
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
         self._head = (seq, digest)
         return self._head
 
