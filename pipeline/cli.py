@@ -26,15 +26,16 @@ from rich.table import Table
 
 from chain_of_custody.errors import LedgerError
 from ingest.errors import IngestError
-
-EXIT_MISMATCH = 1
-EXIT_USAGE = 2
-EXIT_EVIDENCE = 3
-EXIT_CASE = 4
-EXIT_NO_SPACE = 5
-EXIT_INTERRUPTED = 130
-
-_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+from pipeline.cli_common import (
+    EXIT_CASE,
+    EXIT_EVIDENCE,
+    EXIT_INTERRUPTED,
+    EXIT_MISMATCH,
+    EXIT_NO_SPACE,
+    EXIT_USAGE,
+)
+from pipeline.cli_common import HEX_LENGTHS as _HEX_LENGTHS
+from pipeline.cli_common import fail as _fail
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -46,11 +47,6 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"exhibit: error: {message}", err=True)
-    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

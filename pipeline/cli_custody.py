@@ -25,23 +25,27 @@ from typing import Any
 import click
 
 from chain_of_custody.errors import LedgerError
+from pipeline.cli_common import (
+    EXIT_CASE,
+    EXIT_EVIDENCE,
+    EXIT_USAGE,
+)
+from pipeline.cli_common import (
+    EXIT_MISMATCH as EXIT_FAILED,
+)
+from pipeline.cli_common import (
+    HEX_LENGTHS as _HEX_LENGTHS,
+)
+from pipeline.cli_common import (
+    fail as _fail,
+)
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_EVIDENCE = 3
-EXIT_CASE = 4
-
-_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _examiner_option = click.option(
     "--examiner", help="Examiner key to sign with: id, name or fingerprint (default:"
     " $EXHIBIT_EXAMINER, or the only key there is).")
 _case_argument = click.argument("case_dir", metavar="CASE",
                                 type=click.Path(path_type=Path, file_okay=False))
 
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"exhibit: error: {message}", err=True)
-    sys.exit(code)
 
 
 @contextmanager

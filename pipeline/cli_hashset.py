@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from chain_of_custody.errors import LedgerError
-
-EXIT_USAGE = 2
-EXIT_CASE = 4
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"exhibit: error: {message}", err=True)
-    sys.exit(code)
+from pipeline.cli_common import (
+    EXIT_CASE,
+    EXIT_USAGE,
+)
+from pipeline.cli_common import (
+    fail as _fail,
+)
 
 
 @click.group("hashset")

@@ -10,20 +10,18 @@ here rather than imported because ``pipeline.cli`` imports this module to regist
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from chain_of_custody.errors import LedgerError
-
-EXIT_CASE = 4
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"exhibit: error: {message}", err=True)
-    sys.exit(code)
+from pipeline.cli_common import (
+    EXIT_CASE,
+    EXIT_USAGE,
+)
+from pipeline.cli_common import (
+    fail as _fail,
+)
 
 
 @click.command("export")

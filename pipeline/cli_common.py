@@ -1,0 +1,27 @@
+"""What every ``exhibit`` subcommand shares: its exit codes and how it fails.
+
+The codes are documented in the README ("Exit codes"); scripts and the tests rely on
+them, so they live in one place.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+EXIT_MISMATCH = 1  # acquisition hashes differ, or a ledger/export failed verification
+EXIT_USAGE = 2  # bad arguments, missing examiner key
+EXIT_EVIDENCE = 3  # the image cannot be opened or read
+EXIT_CASE = 4  # the case is unusable or another run holds it
+EXIT_NO_SPACE = 5  # the case directory's disk is full (committed work is kept)
+EXIT_INTERRUPTED = 130  # Ctrl-C; the run can be resumed
+
+HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Say what went wrong on stderr, in one line, and exit with ``code``."""
+    click.echo(f"exhibit: error: {message}", err=True)
+    sys.exit(code)
