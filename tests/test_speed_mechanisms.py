@@ -1,0 +1,143 @@
+"""The mechanisms the speed work added keep their promises (correctness, not timing).
+
+Timing is the benchmarks' business (``benchmarks/speed``); here: guided batch planning
+covers every file once within the maxima, one decode serves the perceptual hashes and
+the thumbnail without changing either, the watchdog's last-resort timer is disarmed
+between batches, and repeated walk entries still get distinct keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from test_analyzers import encode, entry, procedural
+
+import analyzers.perceptual as perceptual
+from analyzers import registry
+from analyzers.run import analyze_bytes
+from ingest.location import EvidenceLocation, FileEntry
+from pipeline.casedb import CaseDatabase
+from pipeline.triage import MIN_BATCH_COST, PER_FILE_COST, _plan_batches
+
+REPO = Path(__file__).resolve().parent.parent
+EVIDENCE = "ef" * 32
+
+
+def _files_db(tmp_path: Path, volumes: list[list[int]]) -> CaseDatabase:
+    """A real case database holding regular files of the given sizes, per volume."""
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    db.conn.execute("PRAGMA foreign_keys=OFF")  # no evidence row needed to plan
+    inode = 100
+    for index, sizes in enumerate(volumes):
+        entries = []
+        for size in sizes:
+            inode += 1
+            loc = EvidenceLocation(EVIDENCE, index, index * 1048576, "ext4", inode, f"/f{inode}")
+            entries.append(FileEntry(loc, f"f{inode}", size, "file", True))
+        db.add_files(entries)
+    db.conn.commit()
+    return db
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 8])
+def test_guided_plan_covers_every_file_once_within_the_maxima(tmp_path: Path,
+                                                              parallelism: int) -> None:
+    sizes = [(i * 7919) % (3 << 20) for i in range(3000)]
+    sizes[1500] = 200 << 20  # one file over every limit: a batch of its own
+    db = _files_db(tmp_path, [sizes, [4096] * 500])
+    ids = [r["id"] for r in db.conn.execute("SELECT id FROM files ORDER BY volume_offset, id")]
+    batches = list(_plan_batches(db, EVIDENCE, 64 << 20, 400, parallelism))
+    assert [i for _, batch, _ in batches for i in batch] == ids  # all, once, in walk order
+    rows = {r["id"]: r for r in db.conn.execute("SELECT id, volume_offset, size FROM files")}
+    for offset, batch, nbytes in batches:
+        assert {rows[i]["volume_offset"] for i in batch} == {offset}  # never across volumes
+        assert nbytes == sum(rows[i]["size"] for i in batch)
+        assert len(batch) <= 400
+        assert nbytes <= (64 << 20) or len(batch) == 1 or nbytes - rows[batch[-1]]["size"] < (
+            64 << 20)  # a batch closes at the first file that takes it over the limit
+
+    def cost(batch: list[int]) -> int:
+        return sum(rows[i]["size"] + PER_FILE_COST for i in batch)
+
+    first_volume = [b for o, b, _ in batches if o == 0]
+    ramp, rest = first_volume[:parallelism], first_volume[parallelism:]
+    assert max(cost(b) for b in ramp) < max(cost(b) for b in rest), "a quick first batch"
+    tail = rest[-3:]
+    assert cost(tail[-1]) <= max(MIN_BATCH_COST + (3 << 20) + PER_FILE_COST,
+                                 cost(rest[0])), "batches shrink towards the end"
+
+
+def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> None:
+    db = _files_db(tmp_path, [[1 << 20] * 2000])
+    counts = [len(list(_plan_batches(db, EVIDENCE, 256 << 20, 2000, p))) for p in (1, 2, 8)]
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_repeated_walk_entries_get_distinct_keys(tmp_path: Path) -> None:
+    loc = EvidenceLocation(EVIDENCE, 0, 0, "ext4", 12, "/same")
+    same = FileEntry(loc, "same", 3, "file", True)
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    db.conn.execute("PRAGMA foreign_keys=OFF")
+    assert db.add_files([same, same, same]) == 3
+    keys = [r[0] for r in db.conn.execute("SELECT entry_key FROM files ORDER BY id")]
+    assert keys[1:] == [keys[0] + "#1", keys[0] + "#2"]
+
+
+def test_one_decode_serves_perceptual_and_thumbnail(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(procedural(5, (1600, 1200)), "JPEG", quality=90)
+    file = entry("photo.jpg", len(data))
+    alone = {name: analyze_bytes(data, file, registry.create(["filetype", name])).findings[name]
+             for name in ("perceptual", "thumbnail")}
+    decodes = []
+    real = perceptual._decode
+    monkeypatch.setattr(perceptual, "_decode", lambda *a: decodes.append(a) or real(*a))
+    both = analyze_bytes(data, file, registry.create(["filetype", "perceptual", "thumbnail"]))
+    assert len(decodes) == 1
+    assert both.findings["perceptual"] == alone["perceptual"]
+    assert both.findings["thumbnail"]["sha256"] == alone["thumbnail"]["sha256"]
+    thumb = both.findings["thumbnail"]
+    assert hashlib.sha256(__import__("base64").b64decode(thumb["blob_base64"])).hexdigest() \
+        == thumb["sha256"]
+
+
+def test_a_broken_image_is_an_error_for_both_analyzers_and_decoded_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(procedural(6, (800, 600)), "JPEG", quality=90)[:5000]  # truncated
+    decodes = []
+    real = perceptual._decode
+    monkeypatch.setattr(perceptual, "_decode", lambda *a: decodes.append(a) or real(*a))
+    result = analyze_bytes(data, entry("cut.jpg", len(data)),
+                           registry.create(["filetype", "perceptual", "thumbnail"]))
+    assert len(decodes) == 1
+    assert {e["analyzer"] for e in result.errors} == {"perceptual", "thumbnail"}
+    assert len({e["message"] for e in result.errors}) == 1
+
+
+def test_watchdog_timer_is_disarmed_after_a_batch() -> None:
+    """A worker idle after a batch must not be ended by the last-resort timer."""
+    script = textwrap.dedent("""
+        import time
+        from ingest.image import ImageSpec
+        from pipeline.watchdog import REARM_SLACK
+        from pipeline.worker import BatchTask, analyze_batch
+
+        task = BatchTask("b", ImageSpec("raw", ("/nonexistent.img",)), 0,
+                         ((1, "k", {"location": {"evidence_id": "e", "volume_index": 0,
+                           "volume_offset": 0, "fs_type": "raw", "inode": 1, "path": "/x",
+                           "stream": None}, "name": "x", "size": 1, "kind": "file",
+                           "allocated": True}),), ("hashes",),
+                         file_timeout=0.2, timeout_grace=0.1)
+        out = analyze_batch(task)
+        assert out["records"][0]["record"]["errors"][0]["stage"] == "read"
+        time.sleep(0.2 + 0.1 + 5.0 + REARM_SLACK + 1.5)
+        print("alive")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "alive"
