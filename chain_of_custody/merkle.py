@@ -31,7 +31,12 @@ _HASH_SIZE = 32
 
 def leaf_hash(record: dict[str, Any]) -> bytes:
     """The RFC 6962 leaf hash of one result record (its canonical JSON)."""
-    return hashlib.sha256(_LEAF_PREFIX + canonical_bytes(record)).digest()
+    return canonical_leaf_hash(canonical_bytes(record))
+
+
+def canonical_leaf_hash(canonical: bytes) -> bytes:
+    """:func:`leaf_hash` of a record already in canonical JSON (canonicalise once)."""
+    return hashlib.sha256(_LEAF_PREFIX + canonical).digest()
 
 
 def _node_hash(left: bytes, right: bytes) -> bytes:

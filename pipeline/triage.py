@@ -31,7 +31,7 @@ from typing import Any
 
 from chain_of_custody.canonical import canonical_bytes
 from chain_of_custody.ledger import read_entries
-from chain_of_custody.merkle import leaf_hash, merkle_root
+from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
 from ingest.acquisition import compare_hashes, hash_image
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec, open_image
@@ -412,8 +412,9 @@ class Triage:
     def _store_batch(self, case: Case, task: BatchTask, outcome: dict[str, Any]) -> None:
         db = case.db
         records = outcome["records"]
-        leaves = [leaf_hash(r["record"]) for r in records]
-        root = merkle_root(leaves)
+        # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
+        canonical = [canonical_bytes(r["record"]) for r in records]
+        root = merkle_root([canonical_leaf_hash(c) for c in canonical])
         bad_thumbnails = _store_thumbnails(case.directory, records)  # before the rows: a
         db.begin()  # committed record never names a thumbnail that is not on disk
         try:
@@ -429,7 +430,7 @@ class Triage:
                     " sha1, sha256, mime, magic, extension_mismatch, exif, phash, dhash)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (item["file_id"], task.batch_id, index,
-                     canonical_bytes(record).decode("utf-8"), hashes.get("md5"),
+                     canonical[index].decode("utf-8"), hashes.get("md5"),
                      hashes.get("sha1"), hashes.get("sha256"), ftype.get("mime"),
                      ftype.get("magic"),
                      None if "extension_mismatch" not in ftype
