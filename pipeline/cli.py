@@ -79,7 +79,8 @@ def main() -> None:
 @click.option("--analyzers", "analyzer_list", help="Comma-separated analyzers to run"
               " (default: all registered).")
 @click.option("--batch-mb", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Target bytes per Dask batch, in MB.")
+              help="Most bytes in one Dask batch, in MB (batches are planned smaller:"
+              " small first ones, then shrinking towards the end).")
 @click.option("--batch-files", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Maximum files per Dask batch.")
 @click.option("--file-timeout", type=click.FloatRange(min=0), default=120.0,
