@@ -7,9 +7,13 @@ them, so they live in one place.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from pipeline.case import Case
 
 EXIT_MISMATCH = 1  # acquisition hashes differ, or a ledger/export failed verification
 EXIT_USAGE = 2  # bad arguments, missing examiner key
@@ -25,3 +29,20 @@ def fail(message: str, code: int) -> NoReturn:
     """Say what went wrong on stderr, in one line, and exit with ``code``."""
     click.echo(f"exhibit: error: {message}", err=True)
     sys.exit(code)
+
+
+def open_case(case_dir: Path, examiner: str | None) -> Case:
+    """An existing case, opened to record what a command did; exit 4 when unusable."""
+    from chain_of_custody.errors import LedgerError
+    from pipeline.case import Case, CaseError
+
+    try:
+        return Case(case_dir, examiner, create=False)
+    except (CaseError, LedgerError) as exc:
+        fail(str(exc), EXIT_CASE)
+
+
+def default_output(case_dir: Path, name: str) -> Path:
+    """Where an export goes when no ``-o`` is given: ``CASE/exports/NAME``."""
+    (case_dir / "exports").mkdir(exist_ok=True)
+    return case_dir / "exports" / name

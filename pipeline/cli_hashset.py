@@ -17,6 +17,8 @@ from chain_of_custody.errors import LedgerError
 from pipeline.cli_common import (
     EXIT_CASE,
     EXIT_USAGE,
+    default_output,
+    open_case,
 )
 from pipeline.cli_common import (
     fail as _fail,
@@ -118,18 +120,13 @@ def list_cmd(case_dir: Path, as_json: bool) -> None:
 def export_cmd(case_dir: Path, fmt: str, output: Path | None, examiner: str | None) -> None:
     """Export the media that matched known sets, and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.case import Case, CaseError
     from pipeline.found_media import write_matches_csv, write_vics
 
-    try:
-        case = Case(case_dir, examiner, create=False)
-    except (CaseError, LedgerError) as exc:
-        _fail(str(exc), EXIT_CASE)
+    case = open_case(case_dir, examiner)
     try:
         if output is None:
-            (case_dir / "exports").mkdir(exist_ok=True)
-            output = case_dir / "exports" / ("found_media.json" if fmt == "vics"
-                                             else "matches.csv")
+            output = default_output(case_dir, "found_media.json" if fmt == "vics"
+                                    else "matches.csv")
         tmp = output.with_name(output.name + ".partial")
         with tmp.open("w", encoding="utf-8", newline="") as out:
             count = (write_vics(case.db, out, case.case_id) if fmt == "vics"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import click
 
-from chain_of_custody.errors import LedgerError
 from pipeline.cli_common import (
-    EXIT_CASE,
     EXIT_USAGE,
+    default_output,
+    open_case,
 )
 from pipeline.cli_common import (
     fail as _fail,
@@ -39,19 +39,14 @@ def export_cmd(case_dir: Path, fmt: str, output: Path | None, bom: bool,
                examiner: str | None) -> None:
     """Write the case's entries for other tools, and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.case import Case, CaseError
     from pipeline.export import SUFFIXES, export
 
     if bom and fmt != "csv":
         _fail("--bom applies to --format csv only", EXIT_USAGE)
-    try:
-        case = Case(case_dir, examiner, create=False)
-    except (CaseError, LedgerError) as exc:
-        _fail(str(exc), EXIT_CASE)
+    case = open_case(case_dir, examiner)
     try:
         if output is None:
-            (case_dir / "exports").mkdir(exist_ok=True)
-            output = case_dir / "exports" / f"files.{SUFFIXES[fmt]}"
+            output = default_output(case_dir, f"files.{SUFFIXES[fmt]}")
         count = export(case.db, fmt, output, bom=bom)
         digest = sha256_hex(output.read_bytes())
         case.record("export.written", None, {"format": fmt, "path": str(output.resolve()),
@@ -74,17 +69,12 @@ def report_cmd(case_dir: Path, output: Path | None, thumbnails: str,
                examiner: str | None) -> None:
     """Write one self-contained HTML report (no network) and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.case import Case, CaseError
     from pipeline.report import write_report
 
-    try:
-        case = Case(case_dir, examiner, create=False)
-    except (CaseError, LedgerError) as exc:
-        _fail(str(exc), EXIT_CASE)
+    case = open_case(case_dir, examiner)
     try:
         if output is None:
-            (case_dir / "exports").mkdir(exist_ok=True)
-            output = case_dir / "exports" / "report.html"
+            output = default_output(case_dir, "report.html")
         stats = write_report(case.db, case.directory, output, thumbnails=thumbnails)
         digest = sha256_hex(output.read_bytes())
         case.record("report.written", None, {
