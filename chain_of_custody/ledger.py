@@ -175,10 +175,9 @@ class CustodyLedger:
         Holds the lock shared while reading: an append in progress in another process can
         otherwise show a half-written final line, which would read as a torn ledger.
         """
-        try:
-            lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                              0o644)
-        except OSError:  # a read-only copy of a case: nobody can be appending to it
+        try:  # read-only, never created: without a lock file nobody has appended
+            lock_fd = os.open(lock_path(self.path), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
             lock_fd = None
         try:
             if lock_fd is not None:
@@ -254,6 +253,23 @@ class CustodyLedger:
         return json.loads(line)
 
 
+def _settled_size(path: Path) -> int:
+    """The file's size while no append is in progress (taken under the lock, shared).
+
+    Reading up to it, a reader never meets a line another process is still writing.
+    Without a lock file nobody has appended through this module: its size is it.
+    """
+    try:  # read-only, never created: a reader leaves no trace
+        lock_fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return path.stat().st_size
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        return path.stat().st_size
+    finally:
+        os.close(lock_fd)
+
+
 def read_entries(path: Path | str) -> Iterator[dict[str, Any]]:
     """Yield the entries in file order, without checking hashes (use verify_ledger).
 
@@ -261,15 +277,19 @@ def read_entries(path: Path | str) -> Iterator[dict[str, Any]]:
     any other line that is not a JSON object.
     """
     path = Path(path)
+    end = _settled_size(path)
     offset = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):
+            if offset >= end:  # appended after we looked: not part of this reading
+                return
+            raw = raw[: end - offset]
             if not raw.endswith(b"\n"):
                 raise TornLedgerError(str(path), offset, "no newline at end of file")
             try:
                 entry = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
-                if not handle.peek(1):
+                if offset + len(raw) >= end:
                     raise TornLedgerError(
                         str(path), offset, f"final line is not valid JSON: {exc}"
                     ) from exc
