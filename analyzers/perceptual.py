@@ -43,6 +43,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import imagehash
 import numpy
@@ -92,11 +93,13 @@ def _small(img: Image.Image) -> Image.Image:
     return small
 
 
-class _LastSmall(threading.local):
-    entry: tuple[Image.Image, Image.Image] | None = None
+class _Last(threading.local):
+    """This thread's most recent (input, …, outcome) of a costly step, to share it."""
+
+    entry: tuple[Any, ...] | None = None
 
 
-_LAST_SMALL = _LastSmall()
+_LAST_SMALL = _Last()  # (raster, grey reduction)
 
 
 def _phash(img: Image.Image) -> str:
@@ -134,13 +137,7 @@ DEFAULT_ALGORITHMS: tuple[HashAlgorithm, ...] = (
 )
 
 
-class _LastDecode(threading.local):
-    """The most recent decode in this thread: (data, min_side, max_pixels, outcome)."""
-
-    entry: tuple[bytes, int, int, tuple[Image.Image, Findings] | AnalyzerError] | None = None
-
-
-_LAST = _LastDecode()
+_LAST = _Last()  # (data, min_side, max_pixels, decoded image and dimensions or error)
 
 
 def decode(

@@ -27,6 +27,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,7 @@ class CustodyLedger:
         self.actor = {**(actor or {}), **signer.actor()}
         self.tool = dict(tool)
         self.host = socket.gethostname()
-        seq, digest, _ = _tail(self.path)
-        self._head = (seq, digest)
+        self.refresh()
 
     @property
     def head(self) -> tuple[int, str]:
@@ -175,17 +175,8 @@ class CustodyLedger:
         Holds the lock shared while reading: an append in progress in another process can
         otherwise show a half-written final line, which would read as a torn ledger.
         """
-        try:  # read-only, never created: without a lock file nobody has appended
-            lock_fd = os.open(lock_path(self.path), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            lock_fd = None
-        try:
-            if lock_fd is not None:
-                fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        with _no_append_in_progress(self.path):
             seq, digest, _ = _tail(self.path)
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
         self._head = (seq, digest)
         return self._head
 
@@ -253,19 +244,21 @@ class CustodyLedger:
         return json.loads(line)
 
 
-def _settled_size(path: Path) -> int:
-    """The file's size while no append is in progress (taken under the lock, shared).
+@contextmanager
+def _no_append_in_progress(path: Path) -> Iterator[None]:
+    """Hold the writers' lock shared: no line of ``path`` is half-written meanwhile.
 
-    Reading up to it, a reader never meets a line another process is still writing.
-    Without a lock file nobody has appended through this module: its size is it.
+    The lock file is opened read-only and never created, so a reader leaves no trace;
+    without one, nobody has appended through this module.
     """
-    try:  # read-only, never created: a reader leaves no trace
+    try:
         lock_fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return path.stat().st_size
+        yield
+        return
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_SH)
-        return path.stat().st_size
+        yield
     finally:
         os.close(lock_fd)
 
@@ -277,7 +270,8 @@ def read_entries(path: Path | str) -> Iterator[dict[str, Any]]:
     any other line that is not a JSON object.
     """
     path = Path(path)
-    end = _settled_size(path)
+    with _no_append_in_progress(path):  # read up to a size no writer is extending
+        end = path.stat().st_size
     offset = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, 1):

@@ -33,9 +33,9 @@ from pipeline.cli_common import (
     EXIT_MISMATCH,
     EXIT_NO_SPACE,
     EXIT_USAGE,
+    HEX_LENGTHS,
+    fail,
 )
-from pipeline.cli_common import HEX_LENGTHS as _HEX_LENGTHS
-from pipeline.cli_common import fail as _fail
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -106,15 +106,15 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
     except NoExaminerKeyError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
 
     expected: dict[str, str] = {}
     for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
         if value is None:
             continue
         value = value.strip().lower()
-        if len(value) != _HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
-            _fail(f"--expect-{algo} is not a {_HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
+        if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
+            fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
         expected[algo] = value
     options = TriageOptions(
         images=list(image), case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
@@ -127,20 +127,20 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
     try:
         result = Triage(options).run()
     except HashMismatchError as exc:
-        _fail(str(exc), EXIT_MISMATCH)
+        fail(str(exc), EXIT_MISMATCH)
     except IngestError as exc:
-        _fail(str(exc), EXIT_EVIDENCE)
+        fail(str(exc), EXIT_EVIDENCE)
     except (OSError, sqlite3.OperationalError, LedgerError) as exc:
         if not is_disk_full(exc):
             if isinstance(exc, LedgerError):
-                _fail(f"case {case_dir}: {exc}", EXIT_CASE)
+                fail(f"case {case_dir}: {exc}", EXIT_CASE)
             raise
-        _fail(f"no space left in the case directory {case_dir} ({exc}); committed work is"
+        fail(f"no space left in the case directory {case_dir} ({exc}); committed work is"
               " intact: free space and run the same command to resume", EXIT_NO_SPACE)
     except CaseError as exc:
-        _fail(f"case {case_dir}: {exc}", EXIT_CASE)
+        fail(f"case {case_dir}: {exc}", EXIT_CASE)
     except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     print_summary(result.summary, result.hash_verified, result.case_dir)
     if result.interrupted:
         click.echo("Interrupted: finished batches are saved; run the same command to resume.",

@@ -1,7 +1,6 @@
 """``exhibit examiner|evidence|custody|ledger``: identity, custody events, verification.
 
-Exit codes are those of :mod:`pipeline.cli`, repeated here rather than imported because
-``pipeline.cli`` imports this module to register its groups:
+Exit codes are those of :mod:`pipeline.cli_common`:
 
   0  success (verification: everything checked holds)
   1  verification failed: a ledger, a finding or an image is not what was recorded
@@ -28,16 +27,10 @@ from chain_of_custody.errors import LedgerError
 from pipeline.cli_common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
+    EXIT_MISMATCH,
     EXIT_USAGE,
-)
-from pipeline.cli_common import (
-    EXIT_MISMATCH as EXIT_FAILED,
-)
-from pipeline.cli_common import (
-    HEX_LENGTHS as _HEX_LENGTHS,
-)
-from pipeline.cli_common import (
-    fail as _fail,
+    HEX_LENGTHS,
+    fail,
 )
 
 _examiner_option = click.option(
@@ -60,15 +53,15 @@ def _open_case(case_dir: Path, examiner: str | None, create: bool = False,
         signer = load_signer(examiner, create=create_key)
         case = Case(case_dir, examiner, create=create, signer=signer)
     except NoExaminerKeyError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except (CaseError, LedgerError) as exc:
-        _fail(f"case {case_dir}: {exc}", EXIT_CASE)
+        fail(f"case {case_dir}: {exc}", EXIT_CASE)
     try:
         yield case
     except (CustodyError, ValueError) as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except IngestError as exc:
-        _fail(str(exc), EXIT_EVIDENCE)
+        fail(str(exc), EXIT_EVIDENCE)
     finally:
         case.close()
 
@@ -102,7 +95,7 @@ def examiner_init(name: str, agency: str | None, badge_id: str | None,
         signer = store.create(name, examiner_id, agency, badge_id,
                               passphrase=secret.encode("utf-8") if secret else None)
     except (ExaminerKeyError, ValueError) as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     click.echo(f"examiner {signer.examiner_id} ({signer.name}) created")
     click.echo(f"  key fingerprint: {signer.fingerprint}")
     click.echo(f"  private key:     {store.directory / (signer.examiner_id + '.key')}"
@@ -165,9 +158,9 @@ def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: s
     for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
         if value is not None:
             value = value.strip().lower()
-            if len(value) != _HEX_LENGTHS[algo] or any(c not in "0123456789abcdef"
+            if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef"
                                                        for c in value):
-                _fail(f"--expect-{algo} is not a {_HEX_LENGTHS[algo]}-digit hex digest",
+                fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest",
                       EXIT_USAGE)
             expected[algo] = value
     with _open_case(case_dir, examiner, create=True, create_key=create_key) as case:
@@ -184,8 +177,8 @@ def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: s
         click.echo(f"  stated {comparison['algorithm']} ({comparison['source']}):"
                    f" {comparison['status']}")
     if not done["verified"]:
-        _fail("the computed hashes do not match those stated (recorded in the ledger)",
-              EXIT_FAILED)
+        fail("the computed hashes do not match those stated (recorded in the ledger)",
+              EXIT_MISMATCH)
 
 
 @evidence.command("verify")
@@ -207,8 +200,8 @@ def evidence_verify(case_dir: Path, examiner: str | None) -> None:
     if not results:
         click.echo("no evidence registered in this case")
     if bad:
-        _fail(f"{bad} image(s) differ from or cannot be compared with what was recorded",
-              EXIT_FAILED)
+        fail(f"{bad} image(s) differ from or cannot be compared with what was recorded",
+              EXIT_MISMATCH)
 
 
 @evidence.command("list")
@@ -220,7 +213,7 @@ def evidence_list(case_dir: Path) -> None:
     from pipeline.custody import items
 
     if not (case_dir / DB_NAME).exists():
-        _fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
+        fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
     db = CaseDatabase(case_dir / DB_NAME)
     try:
         from pipeline.case import CUSTODY_SCHEMA
@@ -358,7 +351,7 @@ def ledger_verify(case_dir: Path, quiet: bool) -> None:
 
     path = case_dir / LEDGER_NAME if case_dir.is_dir() else case_dir
     if not path.exists():
-        _fail(f"{path} does not exist", EXIT_CASE)
+        fail(f"{path} does not exist", EXIT_CASE)
     result = verify_case(case_dir)
     if result.ok:
         pending = (f" ({result.pending} analysed batches not yet in the ledger: re-run triage)"
@@ -383,7 +376,7 @@ def ledger_verify(case_dir: Path, quiet: bool) -> None:
             table.add_row(*row)
         Console(width=max(120, Console().width)).print(table)
     if not result.ok:
-        sys.exit(EXIT_FAILED)
+        sys.exit(EXIT_MISMATCH)
 
 
 @ledger.command("prove")
@@ -399,14 +392,14 @@ def ledger_prove(case_dir: Path, file_path: str | None, sha256: str | None,
     from pipeline.custody import prove
 
     if not (case_dir / DB_NAME).exists():
-        _fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
+        fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
     try:
         proofs = prove(case_dir, file_path, sha256)
     except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     if not proofs:
         wanted = f"path {file_path!r}" if file_path else f"sha256 {sha256}"
-        _fail(f"no analysed file with {wanted}", EXIT_USAGE)
+        fail(f"no analysed file with {wanted}", EXIT_USAGE)
     document: Any = proofs[0] if len(proofs) == 1 else proofs
     text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     if output is not None:
@@ -417,9 +410,9 @@ def ledger_prove(case_dir: Path, file_path: str | None, sha256: str | None,
     uncovered = [p for p in proofs if not p["covered"]]
     if uncovered:
         first = uncovered[0]
-        _fail(f"file {first['record']['location'].get('path')!r} in batch {first['batch_id']}"
+        fail(f"file {first['record']['location'].get('path')!r} in batch {first['batch_id']}"
               f" is NOT covered by ledger entry {first['ledger_seq']}: the database's records"
-              " no longer match the signed Merkle root", EXIT_FAILED)
+              " no longer match the signed Merkle root", EXIT_MISMATCH)
 
 
 @ledger.command("export")

@@ -14,15 +14,7 @@ from pathlib import Path
 import click
 
 from chain_of_custody.errors import LedgerError
-from pipeline.cli_common import (
-    EXIT_CASE,
-    EXIT_USAGE,
-    default_output,
-    open_case,
-)
-from pipeline.cli_common import (
-    fail as _fail,
-)
+from pipeline.cli_common import EXIT_CASE, EXIT_USAGE, default_output, fail, open_case
 
 
 @click.group("hashset")
@@ -55,13 +47,13 @@ def import_cmd(file: Path, case_dir: Path, name: str | None, source: str | None,
     try:
         case = Case(case_dir, examiner)
     except (CaseError, LedgerError) as exc:
-        _fail(f"case {case_dir}: {exc}", EXIT_CASE)
+        fail(f"case {case_dir}: {exc}", EXIT_CASE)
     try:
         summary = import_hashset(case, file, name=name, source=source, version=set_version,
                                  category_map=category_map, known_good=known_good,
                                  strict=not skip_invalid)
     except HashSetError as exc:
-        _fail(f"{exc} (nothing was imported)", EXIT_USAGE)
+        fail(f"{exc} (nothing was imported)", EXIT_USAGE)
     finally:
         case.close()
     if summary.get("already_loaded"):
@@ -88,7 +80,7 @@ def list_cmd(case_dir: Path, as_json: bool) -> None:
     try:
         case = Case(case_dir, create=False)
     except (CaseError, LedgerError) as exc:
-        _fail(str(exc), EXIT_CASE)
+        fail(str(exc), EXIT_CASE)
     try:
         sets = list_hashsets(case)
     finally:

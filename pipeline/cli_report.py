@@ -4,8 +4,7 @@ Both read the case database only (never the evidence), write their output atomic
 append an ``export.written``/``report.written`` entry with the output's SHA-256 to the
 ledger, so what was handed over can be matched to the case later.
 
-Exit codes are those of :mod:`pipeline.cli` (4: not a usable case). They are repeated
-here rather than imported because ``pipeline.cli`` imports this module to register it.
+Exit codes are those of :mod:`pipeline.cli_common` (4: not a usable case).
 """
 
 from __future__ import annotations
@@ -14,14 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import (
-    EXIT_USAGE,
-    default_output,
-    open_case,
-)
-from pipeline.cli_common import (
-    fail as _fail,
-)
+from pipeline.cli_common import EXIT_USAGE, default_output, fail, open_case
 
 
 @click.command("export")
@@ -42,7 +34,7 @@ def export_cmd(case_dir: Path, fmt: str, output: Path | None, bom: bool,
     from pipeline.export import SUFFIXES, export
 
     if bom and fmt != "csv":
-        _fail("--bom applies to --format csv only", EXIT_USAGE)
+        fail("--bom applies to --format csv only", EXIT_USAGE)
     case = open_case(case_dir, examiner)
     try:
         if output is None:

@@ -638,7 +638,6 @@ def import_hashset(case: Case, path: Path, *, name: str | None = None,
         db.commit()
     except BaseException as exc:
         db.rollback()
-        db.conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
         if isinstance(exc, (HashSetError, UnicodeDecodeError)):
             case.record("hashset.refused", None, {
                 "source": source or str(path), "sha256": digest, "format": info.format,
@@ -647,7 +646,8 @@ def import_hashset(case: Case, path: Path, *, name: str | None = None,
             if isinstance(exc, UnicodeDecodeError):
                 raise HashSetError(f"{path}: not UTF-8 text ({exc})") from exc
         raise
-    db.conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
+    finally:
+        db.conn.execute(f"PRAGMA cache_size = {int(previous_cache)}")
     summary = {
         "id": set_id, "name": name or path.name, "source": source or str(path),
         "sha256": digest, "format": info.format, "version": version or info.version,

@@ -29,7 +29,7 @@ from pipeline_helpers import REPO, exhibit, ledger_entries, triage
 
 from chain_of_custody.errors import TornLedgerError
 from chain_of_custody.keys import Signer
-from chain_of_custody.ledger import CustodyLedger
+from chain_of_custody.ledger import CustodyLedger, lock_path, read_entries
 from chain_of_custody.verify import verify_ledger
 
 KEY_BYTES = bytes(range(100, 132))
@@ -45,7 +45,7 @@ import sys
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from chain_of_custody.keys import Signer
-from chain_of_custody.ledger import CustodyLedger
+from chain_of_custody.ledger import CustodyLedger, lock_path, read_entries
 signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(sys.argv[2])),
                 {"examiner_id": "writer", "name": "Crash Writer"})
 ledger = CustodyLedger(Path(sys.argv[1]), signer, {"name": "crash-test", "version": "1"})
@@ -107,6 +107,45 @@ def test_power_loss_at_any_byte_reports_exactly_one_torn_line(tmp_path: Path) ->
             ledger.append("error")
         assert path.read_bytes() == data[:cut], "never repaired"
     print(f"\npower-loss test: {len(cuts)} cut points, each one torn final line")
+
+
+def test_readers_wait_for_an_append_in_progress(tmp_path: Path) -> None:
+    """A reader meeting a line still being written (lock held) waits instead of calling
+    the ledger torn, and reads exactly the entries that were complete."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "ledger.jsonl"
+    ledger = CustodyLedger(path, SIGNER, {"name": "t", "version": "1"})
+    for i in range(3):
+        ledger.append("custody.note", None, {"i": i})
+    whole = path.read_bytes()
+    last_start = whole.rindex(b"\n", 0, len(whole) - 1) + 1
+    path.write_bytes(whole[:last_start])
+    lock_fd = os.open(lock_path(path), os.O_RDWR)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)  # a writer, half-way through its line
+    with path.open("ab") as out:
+        out.write(whole[last_start : last_start + 40])
+    seen: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            seen["entries"] = list(read_entries(path))
+            seen["head"] = CustodyLedger(path, SIGNER, {"name": "t", "version": "1"}).head
+        except Exception as exc:
+            seen["error"] = exc
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive(), "the reader waits while the line is being written"
+    with path.open("ab") as out:
+        out.write(whole[last_start + 40 :])
+    os.close(lock_fd)  # the append is complete
+    reader.join(10)
+    assert "error" not in seen, seen.get("error")
+    assert [e["details"]["i"] for e in seen["entries"]] == [0, 1, 2]
+    assert seen["head"][0] == 3
 
 
 def _record_many(case_dir: str, config_home: str, worker: int, count: int) -> None:
