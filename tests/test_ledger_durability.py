@@ -90,13 +90,18 @@ def test_sigkill_at_random_points_never_loses_or_silently_damages(tmp_path: Path
     print(f"\ncrash test: {KILLS} SIGKILLs, {acknowledged} acknowledged entries, all intact")
 
 
-def test_power_loss_at_any_byte_reports_exactly_one_torn_line(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.jsonl"
+def _written_ledger(path: Path, count: int) -> tuple[CustodyLedger, bytes, int]:
+    """A ledger of ``count`` entries: the ledger, its bytes, where its last line starts."""
     ledger = CustodyLedger(path, SIGNER, {"name": "t", "version": "1"})
-    for i in range(6):
+    for i in range(count):
         ledger.append("batch.analysed", None, {"i": i})
     data = path.read_bytes()
-    last_start = data.rindex(b"\n", 0, len(data) - 1) + 1
+    return ledger, data, data.rindex(b"\n", 0, len(data) - 1) + 1
+
+
+def test_power_loss_at_any_byte_reports_exactly_one_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger, data, last_start = _written_ledger(path, 6)
     cuts = range(last_start + 1, len(data))  # every cut inside the final line
     for cut in cuts:
         path.write_bytes(data[:cut])
@@ -116,11 +121,7 @@ def test_readers_wait_for_an_append_in_progress(tmp_path: Path) -> None:
     import threading
 
     path = tmp_path / "ledger.jsonl"
-    ledger = CustodyLedger(path, SIGNER, {"name": "t", "version": "1"})
-    for i in range(3):
-        ledger.append("custody.note", None, {"i": i})
-    whole = path.read_bytes()
-    last_start = whole.rindex(b"\n", 0, len(whole) - 1) + 1
+    _, whole, last_start = _written_ledger(path, 3)
     path.write_bytes(whole[:last_start])
     lock_fd = os.open(lock_path(path), os.O_RDWR)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)  # a writer, half-way through its line
