@@ -37,7 +37,6 @@ from exifread.core.exceptions import ExifError
 from exifread.core.find_exif import determine_type
 
 from analyzers.base import Analyzer, AnalyzerError, Findings
-from analyzers.registry import register
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.
@@ -214,7 +213,6 @@ def read_tags(data: bytes) -> dict[str, Any]:
     return tags
 
 
-@register
 class ExifAnalyzer(Analyzer):
     """Who made the picture, with what, when and where (EXIF, without MakerNotes)."""
 

@@ -35,7 +35,6 @@ import threading
 import magic
 
 from analyzers.base import Analyzer, Findings
-from analyzers.registry import register
 from ingest.location import FileEntry
 
 HEAD_SIZE = 1 << 20  # file(1)'s default `bytes` parameter (file -P bytes=…)
@@ -296,7 +295,6 @@ def _fallback_mime(description: str) -> str | None:
     return "text/plain" if _PLAIN_TEXT.fullmatch(description) else None
 
 
-@register
 class FileTypeAnalyzer(Analyzer):
     """Content type by libmagic; it decides which content analyzers run on the file."""
 

@@ -12,7 +12,6 @@ import hashlib
 import sys
 
 from analyzers.base import Analyzer, Findings, StreamSession
-from analyzers.registry import register
 from ingest.location import FileEntry
 
 
@@ -42,7 +41,6 @@ class _HashSession(StreamSession):
         }
 
 
-@register
 class HashesAnalyzer(Analyzer):
     """Exact content identity: the key for known-file matching and for court reports."""
 

@@ -52,7 +52,6 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError, features
 
 from analyzers.base import Analyzer, AnalyzerError, Findings
-from analyzers.registry import register
 from ingest.location import FileEntry
 
 MAX_PIXELS = 89_478_485  # = Pillow's default MAX_IMAGE_PIXELS (its warning threshold)
@@ -209,7 +208,6 @@ def _decode(data: bytes, min_side: int, max_pixels: int) -> tuple[Image.Image, F
     }
 
 
-@register
 class PerceptualHashAnalyzer(Analyzer):
     """64-bit pHash/dHash and 256-bit PDQ: find known images after they were altered."""
 

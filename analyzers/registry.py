@@ -1,7 +1,8 @@
 """The explicit list of analyzers a triage runs, keyed by name.
 
-Registration is explicit (no import-time magic beyond this module) and a duplicate name
-is an error, so the analyzer set recorded in the ledger is exactly the one that ran.
+Registration is explicit and a duplicate name is an error, so the analyzer set recorded in
+the ledger is exactly the one that ran. The built-in analyzers are listed here; they do
+not import this module back (no import circle). Plugins call :func:`register`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ def register(cls: type[Analyzer]) -> type[Analyzer]:
 
 
 def _load_builtin() -> None:
-    # Importing the modules runs their @register decorators.
-    from analyzers import exif, filetype, hashes, perceptual, thumbnail  # noqa: F401
+    """Register exhibit's own analyzers (imported on first use: they load native libraries)."""
+    from analyzers.exif import ExifAnalyzer
+    from analyzers.filetype import FileTypeAnalyzer
+    from analyzers.hashes import HashesAnalyzer
+    from analyzers.perceptual import PerceptualHashAnalyzer
+    from analyzers.thumbnail import ThumbnailAnalyzer
+
+    for cls in (HashesAnalyzer, FileTypeAnalyzer, ExifAnalyzer, PerceptualHashAnalyzer,
+                ThumbnailAnalyzer):
+        register(cls)
 
 
 def _load_plugins() -> None:

@@ -12,7 +12,7 @@ or serial number travels with it).
 Findings: ``sha256`` (of the thumbnail's bytes; its name in ``CASE/thumbnails/``),
 ``width``, ``height``, ``bytes`` and ``blob_base64`` (the JPEG itself). The worker moves
 ``blob_base64`` out of the result record before the record is hashed into its batch's
-Merkle tree (``pipeline.worker.detach_blobs``): the record keeps the digest, the driver
+Merkle tree (``pipeline.run.worker.detach_blobs``): the record keeps the digest, the driver
 writes the bytes to ``CASE/thumbnails/<sha256>.jpg`` and lists the digests in the
 batch's ledger entry. The encoding is deterministic for a given Pillow/libjpeg, which
 the analyzer's library versions record.
@@ -28,7 +28,6 @@ from PIL import Image, features
 
 from analyzers.base import Analyzer, Findings
 from analyzers.perceptual import PDQ_SIDE, decode
-from analyzers.registry import register
 from ingest.location import FileEntry
 
 SIDE = 160  # longer side in pixels: enough to recognise a picture, small in a report
@@ -47,7 +46,6 @@ def make_thumbnail(data: bytes, side: int = SIDE, quality: int = QUALITY) -> tup
     return out.getvalue(), image.width, image.height
 
 
-@register
 class ThumbnailAnalyzer(Analyzer):
     """A small metadata-free JPEG of every image, so reports never re-read evidence."""
 

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 from pipeline_helpers import exhibit, ledger_entries
 
-from pipeline.case import Case
-from pipeline.export import neutralise_cell
-from pipeline.hashsets import (
+from pipeline.case.store import Case
+from pipeline.matching.hashsets import (
     HashSetError,
     classify,
     detect_format,
@@ -28,6 +27,7 @@ from pipeline.hashsets import (
     list_hashsets,
     read_hashset,
 )
+from pipeline.outputs.export import neutralise_cell
 
 MD5 = hashlib.md5(b"a").hexdigest()
 SHA1 = hashlib.sha1(b"b").hexdigest()

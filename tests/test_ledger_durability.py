@@ -151,7 +151,7 @@ def test_readers_wait_for_an_append_in_progress(tmp_path: Path) -> None:
 
 def _record_many(case_dir: str, config_home: str, worker: int, count: int) -> None:
     os.environ["XDG_CONFIG_HOME"] = config_home
-    from pipeline.case import Case
+    from pipeline.case.store import Case
 
     for i in range(count):  # a fresh open each time: opening checks the head too
         case = Case(Path(case_dir), "Test Examiner", create=False)
@@ -163,7 +163,7 @@ def _record_many(case_dir: str, config_home: str, worker: int, count: int) -> No
 
 def test_concurrent_writers_keep_one_linear_chain(tmp_path: Path) -> None:
     case = tmp_path / "case"
-    from pipeline.case import Case
+    from pipeline.case.store import Case
 
     Case(case).close()  # create it (signed case.created)
     config_home = os.environ["XDG_CONFIG_HOME"]

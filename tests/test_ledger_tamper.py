@@ -38,7 +38,7 @@ from chain_of_custody.canonical import canonical_bytes
 from chain_of_custody.entry import entry_hash, signed_bytes
 from chain_of_custody.keys import Signer
 from chain_of_custody.verify import keys_from_dir, verify_export, verify_ledger
-from pipeline.custody import verify_case
+from pipeline.case.custody import verify_case
 
 FLIPS_PER_ENTRY = 10  # sampled positions per line, besides first, last and newline
 HIGH_BIT_FLIPS = 3  # of those, also with the high bit flipped (mostly invalid UTF-8)

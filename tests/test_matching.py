@@ -22,8 +22,8 @@ import pytest
 from pipeline_helpers import REPO, exhibit, export_jsonl, icat, ledger_entries, triage
 from test_hashsets import make_nsrl
 
-from pipeline.matching import Thresholds
-from pipeline.near_index import HammingIndex, brute_force, hex_to_words, words_to_hex
+from pipeline.matching.index import HammingIndex, brute_force, hex_to_words, words_to_hex
+from pipeline.matching.match import Thresholds
 
 sys.path.insert(0, str(REPO / "sample_data"))
 from make_photos import ALTERED

@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from chain_of_custody.canonical import sha256_hex
 from ingest.location import EvidenceLocation, FileEntry
-from pipeline.casedb import CaseDatabase
-from pipeline.report import script_json, write_report
+from pipeline.case.database import CaseDatabase
+from pipeline.outputs.report import script_json, write_report
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -21,8 +21,8 @@ import analyzers.perceptual as perceptual
 from analyzers import registry
 from analyzers.run import analyze_bytes
 from ingest.location import EvidenceLocation, FileEntry
-from pipeline.casedb import CaseDatabase
-from pipeline.triage import MIN_BATCH_COST, PER_FILE_COST, _plan_batches
+from pipeline.case.database import CaseDatabase
+from pipeline.run.plan import MIN_BATCH_COST, PER_FILE_COST, plan_batches
 
 REPO = Path(__file__).resolve().parent.parent
 EVIDENCE = "ef" * 32
@@ -51,7 +51,7 @@ def test_guided_plan_covers_every_file_once_within_the_maxima(tmp_path: Path,
     sizes[1500] = 200 << 20  # one file over every limit: a batch of its own
     db = _files_db(tmp_path, [sizes, [4096] * 500])
     ids = [r["id"] for r in db.conn.execute("SELECT id FROM files ORDER BY volume_offset, id")]
-    batches = list(_plan_batches(db, EVIDENCE, 64 << 20, 400, parallelism))
+    batches = list(plan_batches(db, EVIDENCE, 64 << 20, 400, parallelism))
     assert [i for _, batch, _ in batches for i in batch] == ids  # all, once, in walk order
     rows = {r["id"]: r for r in db.conn.execute("SELECT id, volume_offset, size FROM files")}
     for offset, batch, nbytes in batches:
@@ -74,7 +74,7 @@ def test_guided_plan_covers_every_file_once_within_the_maxima(tmp_path: Path,
 
 def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> None:
     db = _files_db(tmp_path, [[1 << 20] * 2000])
-    counts = [len(list(_plan_batches(db, EVIDENCE, 256 << 20, 2000, p))) for p in (1, 2, 8)]
+    counts = [len(list(plan_batches(db, EVIDENCE, 256 << 20, 2000, p))) for p in (1, 2, 8)]
     assert counts[0] < counts[1] < counts[2]
 
 
@@ -123,8 +123,8 @@ def test_watchdog_timer_is_disarmed_after_a_batch() -> None:
     script = textwrap.dedent("""
         import time
         from ingest.image import ImageSpec
-        from pipeline.watchdog import REARM_SLACK
-        from pipeline.worker import BatchTask, analyze_batch
+        from pipeline.run.watchdog import REARM_SLACK
+        from pipeline.run.worker import BatchTask, analyze_batch
 
         task = BatchTask("b", ImageSpec("raw", ("/nonexistent.img",)), 0,
                          ((1, "k", {"location": {"evidence_id": "e", "volume_index": 0,

@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from pipeline.near_index import HammingIndex, brute_force  # noqa: E402
+from pipeline.matching.index import HammingIndex, brute_force  # noqa: E402
 
 
 def workload(rng: np.random.Generator, n: int, words: int, queries: int, radius: int
@@ -83,8 +83,8 @@ def bench(name: str, n: int, words: int, radius: int, queries: int, brute: int,
 
 
 def bench_import(size: int) -> dict[str, object]:
-    from pipeline.casedb import CaseDatabase
-    from pipeline.hashsets import import_hashset
+    from pipeline.case.database import CaseDatabase
+    from pipeline.matching.hashsets import import_hashset
 
     class _Case:  # the database only: no ledger signing in a benchmark
         def __init__(self, path: Path) -> None:

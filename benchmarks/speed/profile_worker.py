@@ -1,7 +1,7 @@
-"""Profile the Dask task in-process: ``pipeline.worker.analyze_batch`` under cProfile.
+"""Profile the Dask task in-process: ``pipeline.run.worker.analyze_batch`` under cProfile.
 
 Takes a case that ``exhibit triage`` already walked and planned (any finished run),
-rebuilds its batches as ``BatchTask``s exactly as ``pipeline/triage.py`` does, and runs
+rebuilds its batches as ``BatchTask``s exactly as ``pipeline/run/triage.py`` does, and runs
 them in this process, so the profile shows where a worker's time goes without Dask,
 the driver or the database in the way.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from analyzers import registry
 from ingest.image import ImageSpec
-from pipeline.casedb import CaseDatabase
-from pipeline.worker import BatchTask, analyze_batch
+from pipeline.case.database import CaseDatabase
+from pipeline.run.worker import BatchTask, analyze_batch
 
 
 def tasks(case_dir: Path, limit: int | None) -> list[BatchTask]:

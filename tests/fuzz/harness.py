@@ -1,6 +1,6 @@
 """Run fuzz cases through ``triage`` and check what must hold after each one.
 
-Two paths, both the real code: ``run_inprocess`` drives ``pipeline.triage.Triage`` on one
+Two paths, both the real code: ``run_inprocess`` drives ``pipeline.run.triage.Triage`` on one
 long-lived local cluster (``BatchRunner``, the same settings ``triage`` uses), so a case
 costs a walk and a few tasks rather than a cluster start; ``run_cli`` runs
 ``exhibit triage`` in a subprocess with its own cluster, exactly as an examiner does.
@@ -172,7 +172,7 @@ class FuzzHarness:
 
     def __enter__(self) -> FuzzHarness:
         ensure_examiner_key()
-        from pipeline.cluster import BatchRunner
+        from pipeline.run.cluster import BatchRunner
 
         self.runner = BatchRunner(self.workers, worker_memory=self.worker_memory,
                                   file_timeout=self.file_timeout,
@@ -188,8 +188,9 @@ class FuzzHarness:
     def run_inprocess(self, image: Path, case_dir: Path, label: str,
                       baseline: set[tuple[str, str]] | None = None) -> CaseOutcome:
         from ingest.errors import IngestError
-        from pipeline.custody import verify_case
-        from pipeline.triage import HashMismatchError, Triage, TriageOptions
+        from pipeline.case.custody import verify_case
+        from pipeline.run.acquisition import HashMismatchError
+        from pipeline.run.triage import Triage, TriageOptions
 
         outcome = CaseOutcome(label, "inprocess")
         options = TriageOptions(images=[image], case_dir=case_dir, progress=False,

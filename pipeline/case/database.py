@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,17 @@ class CaseDatabase:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """``with db.atomic():`` — one step, committed whole or not at all."""
+        self.begin()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+
     # -- case info -------------------------------------------------------------------
 
     def set_info(self, key: str, value: str, overwrite: bool = True) -> None:
@@ -276,6 +288,13 @@ class CaseDatabase:
         self.conn.execute(
             f"INSERT OR REPLACE INTO volumes ({cols}) VALUES ({marks})", tuple(row.values())
         )
+
+    def set_partition_table(self, evidence_id: str, table: str | None) -> None:
+        self.conn.execute("UPDATE evidence SET partition_table = ? WHERE id = ?",
+                          (table, evidence_id))
+
+    def mark_walk_complete(self, evidence_id: str) -> None:
+        self.conn.execute("UPDATE evidence SET walk_complete = 1 WHERE id = ?", (evidence_id,))
 
     def forget_walk(self, evidence_id: str) -> None:
         """Drop a walk that did not complete (no results can refer to it yet)."""
@@ -369,6 +388,62 @@ class CaseDatabase:
             " VALUES (?, ?, ?, ?, ?, 'planned')",
             (batch_id, evidence_id, volume_offset, json.dumps(file_ids), size),
         )
+
+    def batch(self, batch_id: str) -> sqlite3.Row:
+        return self.conn.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+
+    def set_batch_ledger_seq(self, batch_id: str, seq: int) -> None:
+        self.conn.execute("UPDATE batches SET ledger_seq = ? WHERE id = ?", (seq, batch_id))
+
+    def plannable_files(self, evidence_id: str) -> tuple[int, int, Iterator[sqlite3.Row]]:
+        """(count, bytes, rows of id/volume_offset/size) of the regular files, in walk order."""
+        count, total = self.conn.execute(
+            "SELECT count(*), coalesce(sum(max(size, 0)), 0) FROM files"
+            " WHERE evidence_id = ? AND kind = 'file'", (evidence_id,)).fetchone()
+        rows = self.conn.execute(
+            "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
+            " ORDER BY volume_offset, id", (evidence_id,))
+        return int(count), int(total), rows
+
+    def store_result(self, file_id: int, batch_id: str, leaf_index: int, record: dict[str, Any],
+                     canonical: str) -> None:
+        """One file's closed result record (its canonical JSON is the Merkle leaf), with the
+        columns reports filter on; replaces the file's earlier read/analysis errors."""
+        findings = record["findings"]
+        hashes = findings.get("hashes", {})
+        ftype = findings.get("filetype", {})
+        exif = findings.get("exif")
+        perceptual = findings.get("perceptual", {})
+        self.conn.execute(
+            "INSERT OR REPLACE INTO results (file_id, batch_id, leaf_index, record, md5,"
+            " sha1, sha256, mime, magic, extension_mismatch, exif, phash, dhash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (file_id, batch_id, leaf_index, canonical, hashes.get("md5"),
+             hashes.get("sha1"), hashes.get("sha256"), ftype.get("mime"), ftype.get("magic"),
+             None if "extension_mismatch" not in ftype
+             else int(bool(ftype["extension_mismatch"])),
+             None if exif is None else json.dumps(exif, sort_keys=True),
+             perceptual.get("phash"), perceptual.get("dhash")),
+        )
+        self.conn.execute("DELETE FROM errors WHERE file_id = ? AND stage IN"
+                          " ('read', 'analyze', 'worker')", (file_id,))
+
+    def finish_batch(self, batch_id: str, merkle_root: str, worker: dict[str, Any]) -> None:
+        self.conn.execute(
+            "UPDATE batches SET status = 'done', merkle_root = ?, worker = ? WHERE id = ?",
+            (merkle_root, json.dumps(worker, sort_keys=True), batch_id),
+        )
+
+    def batch_errors(self, batch_id: str) -> list[sqlite3.Row]:
+        return list(self.conn.execute("SELECT * FROM errors WHERE batch_id = ? ORDER BY id",
+                                      (batch_id,)))
+
+    def batch_thumbnails(self, batch_id: str) -> list[str]:
+        """Digests of the thumbnails a batch's result records name, sorted."""
+        return sorted({r[0] for r in self.conn.execute(
+            "SELECT json_extract(record, '$.findings.thumbnail.sha256') FROM results"
+            " WHERE batch_id = ? AND json_extract(record, '$.findings.thumbnail.sha256')"
+            " IS NOT NULL", (batch_id,))})
 
     def errors_for(self, file_id: int) -> list[sqlite3.Row]:
         return list(

@@ -33,8 +33,8 @@ from chain_of_custody.merkle import merkle_root
 from chain_of_custody.verify import VerificationReport, verify_ledger
 from ingest.acquisition import compare_hashes, hash_image
 from ingest.image import open_image
-from pipeline.case import DB_NAME, KEYS_DIR, LEDGER_NAME, Case, read_head
-from pipeline.casedb import CaseDatabase, utc_now
+from pipeline.case.database import CaseDatabase, utc_now
+from pipeline.case.store import DB_NAME, KEYS_DIR, LEDGER_NAME, Case, read_head
 
 HELD, IN_STORE, PENDING = "held", "in-store", "transfer-pending"
 

@@ -22,8 +22,8 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pipeline.casedb import CaseDatabase
-from pipeline.export import neutralise_cell
+from pipeline.case.database import CaseDatabase
+from pipeline.outputs.export import neutralise_cell
 
 VICS_CONTEXT = ("http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/"
                 "$metadata#Media")

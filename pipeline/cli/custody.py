@@ -1,6 +1,6 @@
 """``exhibit examiner|evidence|custody|ledger``: identity, custody events, verification.
 
-Exit codes are those of :mod:`pipeline.cli_common`:
+Exit codes are those of :mod:`pipeline.cli.common`:
 
   0  success (verification: everything checked holds)
   1  verification failed: a ledger, a finding or an image is not what was recorded
@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from chain_of_custody.errors import LedgerError
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
     EXIT_MISMATCH,
@@ -46,8 +46,8 @@ def _open_case(case_dir: Path, examiner: str | None, create: bool = False,
                create_key: bool = False) -> Iterator[Any]:
     """The case, signed as ``examiner``; custody refusals become exit 2, not tracebacks."""
     from ingest.errors import IngestError
-    from pipeline.case import Case, CaseError, NoExaminerKeyError, load_signer
-    from pipeline.custody import CustodyError
+    from pipeline.case.custody import CustodyError
+    from pipeline.case.store import Case, CaseError, NoExaminerKeyError, load_signer
 
     try:
         signer = load_signer(examiner, create=create_key)
@@ -152,7 +152,7 @@ def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: s
                       expect_sha256: str | None, examiner: str | None,
                       create_key: bool) -> None:
     """Register IMAGE as exhibit --exhibit-number of CASE (created if new); hashes it."""
-    from pipeline.custody import register_evidence
+    from pipeline.case.custody import register_evidence
 
     expected: dict[str, str] = {}
     for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
@@ -186,7 +186,7 @@ def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: s
 @_examiner_option
 def evidence_verify(case_dir: Path, examiner: str | None) -> None:
     """Re-hash every image of CASE and record same / different / unavailable."""
-    from pipeline.custody import verify_evidence
+    from pipeline.case.custody import verify_evidence
 
     with _open_case(case_dir, examiner) as case:
         results = verify_evidence(case)
@@ -208,15 +208,15 @@ def evidence_verify(case_dir: Path, examiner: str | None) -> None:
 @_case_argument
 def evidence_list(case_dir: Path) -> None:
     """The evidence items of CASE and where their custody stands (read-only)."""
-    from pipeline.case import DB_NAME
-    from pipeline.casedb import CaseDatabase
-    from pipeline.custody import items
+    from pipeline.case.custody import items
+    from pipeline.case.database import CaseDatabase
+    from pipeline.case.store import DB_NAME
 
     if not (case_dir / DB_NAME).exists():
         fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
     db = CaseDatabase(case_dir / DB_NAME)
     try:
-        from pipeline.case import CUSTODY_SCHEMA
+        from pipeline.case.store import CUSTODY_SCHEMA
 
         db.conn.executescript(CUSTODY_SCHEMA)
         rows = items(db)
@@ -253,7 +253,7 @@ _at_option = click.option("--at", help="When it happened, if not now (ISO 8601 w
 def custody_transfer(case_dir: Path, exhibit_number: str, to: str, purpose: str,
                      location: str | None, at: str | None, examiner: str | None) -> None:
     """Release an exhibit you hold to another examiner (signed by you)."""
-    from pipeline.custody import transfer
+    from pipeline.case.custody import transfer
 
     with _open_case(case_dir, examiner) as case:
         entry = transfer(case, exhibit_number, to, purpose, location, at)
@@ -271,7 +271,7 @@ def custody_transfer(case_dir: Path, exhibit_number: str, to: str, purpose: str,
 def custody_receive(case_dir: Path, exhibit_number: str, location: str | None,
                     note: str | None, at: str | None, examiner: str | None) -> None:
     """Acknowledge a transfer addressed to you (a second entry, signed by you)."""
-    from pipeline.custody import receive
+    from pipeline.case.custody import receive
 
     with _open_case(case_dir, examiner) as case:
         entry = receive(case, exhibit_number, location, at, note)
@@ -289,7 +289,7 @@ def custody_receive(case_dir: Path, exhibit_number: str, location: str | None,
 def custody_check_out(case_dir: Path, exhibit_number: str, purpose: str,
                       location: str | None, at: str | None, examiner: str | None) -> None:
     """Take an exhibit out of the evidence store."""
-    from pipeline.custody import check_out
+    from pipeline.case.custody import check_out
 
     with _open_case(case_dir, examiner) as case:
         entry = check_out(case, exhibit_number, purpose, location, at)
@@ -306,7 +306,7 @@ def custody_check_out(case_dir: Path, exhibit_number: str, purpose: str,
 def custody_check_in(case_dir: Path, exhibit_number: str, location: str, note: str | None,
                      at: str | None, examiner: str | None) -> None:
     """Return an exhibit you hold to the evidence store."""
-    from pipeline.custody import check_in
+    from pipeline.case.custody import check_in
 
     with _open_case(case_dir, examiner) as case:
         entry = check_in(case, exhibit_number, location, at, note)
@@ -321,7 +321,7 @@ def custody_check_in(case_dir: Path, exhibit_number: str, location: str, note: s
 def custody_note(case_dir: Path, exhibit_number: str | None, text: str,
                  examiner: str | None) -> None:
     """Add a signed remark to the ledger."""
-    from pipeline.custody import add_note
+    from pipeline.case.custody import add_note
 
     with _open_case(case_dir, examiner) as case:
         entry = add_note(case, text, exhibit_number)
@@ -346,8 +346,8 @@ def ledger_verify(case_dir: Path, quiet: bool) -> None:
     table of what was checked. Exit 0 when everything holds; 1 naming the first entry that
     fails; 4 when CASE has no ledger.
     """
-    from pipeline.case import LEDGER_NAME
-    from pipeline.custody import verify_case
+    from pipeline.case.custody import verify_case
+    from pipeline.case.store import LEDGER_NAME
 
     path = case_dir / LEDGER_NAME if case_dir.is_dir() else case_dir
     if not path.exists():
@@ -388,8 +388,8 @@ def ledger_verify(case_dir: Path, quiet: bool) -> None:
 def ledger_prove(case_dir: Path, file_path: str | None, sha256: str | None,
                  output: Path | None) -> None:
     """Print a file's result record and its Merkle inclusion proof (exit 1 if uncovered)."""
-    from pipeline.case import DB_NAME
-    from pipeline.custody import prove
+    from pipeline.case.custody import prove
+    from pipeline.case.store import DB_NAME
 
     if not (case_dir / DB_NAME).exists():
         fail(f"{case_dir} is not an exhibit case", EXIT_CASE)
@@ -424,7 +424,7 @@ def ledger_prove(case_dir: Path, file_path: str | None, sha256: str | None,
 @_examiner_option
 def ledger_export(case_dir: Path, fmt: str, output: Path, examiner: str | None) -> None:
     """Export the custody record (recorded in the ledger with the file's SHA-256)."""
-    from pipeline.custody_export import export_ledger
+    from pipeline.outputs.custody_export import export_ledger
 
     with _open_case(case_dir, examiner) as case:
         done = export_ledger(case, fmt, output)

@@ -20,8 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pipeline.casedb import CaseDatabase
-from pipeline.report.data import THUMBNAIL_CHOICES, collect
+from pipeline.case.database import CaseDatabase
+from pipeline.outputs.report.data import THUMBNAIL_CHOICES, collect
 
 __all__ = ["THUMBNAIL_CHOICES", "collect", "render_html", "write_report"]
 
@@ -30,7 +30,7 @@ _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
 
 
 def _asset(name: str) -> str:
-    return resources.files("pipeline.report").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("pipeline.outputs.report").joinpath(name).read_text(encoding="utf-8")
 
 
 def script_json(data: Any) -> str:

@@ -32,7 +32,7 @@ from typing import IO, Any
 from xml.sax.saxutils import escape as xml_escape
 
 from ingest.location import encode_name
-from pipeline.casedb import CaseDatabase
+from pipeline.case.database import CaseDatabase
 from pipeline.versions import TOOL_NAME, library_versions, tool_version
 
 EXIF_KEYS = (

@@ -31,8 +31,8 @@ from chain_of_custody.canonical import canonical_bytes, sha256_hex
 from chain_of_custody.keys import read_key_dir
 from chain_of_custody.ledger import read_entries
 from chain_of_custody.verify import EXPORT_FORMAT
-from pipeline.case import Case
-from pipeline.custody import CaseVerification, items, verify_case
+from pipeline.case.custody import CaseVerification, items, verify_case
+from pipeline.case.store import Case
 
 FORMATS = ("json", "pdf", "case")
 
@@ -212,7 +212,7 @@ def describe(entry: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def build_pdf(case: Case, verification: CaseVerification) -> bytes:
-    from pipeline.custody_export.pdf import render_pdf
+    from pipeline.outputs.custody_export.pdf import render_pdf
 
     return render_pdf(case, verification, _entries(case, verification), _evidence(case))
 
@@ -221,6 +221,6 @@ def build_pdf(case: Case, verification: CaseVerification) -> bytes:
 
 
 def build_case(case: Case, verification: CaseVerification) -> bytes:
-    from pipeline.custody_export.case_uco import render_case
+    from pipeline.outputs.custody_export.case_uco import render_case
 
     return render_case(case, verification, _entries(case, verification), _evidence(case))

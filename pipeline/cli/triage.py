@@ -1,16 +1,4 @@
-"""The ``exhibit`` command line.
-
-Exit codes (documented in the README):
-  0  success
-  1  acquisition hash mismatch (without --allow-hash-mismatch), or a ledger that fails
-     verification
-  2  usage error (bad option, unknown analyzer, unreadable hash set, no examiner key)
-  3  evidence that cannot be opened (unknown format, unreadable, missing segment)
-  4  the case directory cannot be used (e.g. a torn ledger, not a case, another triage
-     running on it)
-  5  the case directory's disk is full (what was committed is intact; free space and re-run)
-  130 interrupted by the examiner (the ledger records where it stopped; re-run resumes)
-"""
+"""``exhibit triage``: options, the run, and the summary an examiner reads first."""
 
 from __future__ import annotations
 
@@ -26,7 +14,7 @@ from rich.table import Table
 
 from chain_of_custody.errors import LedgerError
 from ingest.errors import IngestError
-from pipeline.cli_common import (
+from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
     EXIT_INTERRUPTED,
@@ -49,13 +37,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="exhibit", prog_name="exhibit")
-def main() -> None:
-    """exhibit — triage seized-media images with a verifiable custody ledger."""
-
-
-@main.command()
+@click.command()
 @click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
               help="Case directory (created if new; an existing case is resumed).")
@@ -100,8 +82,9 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
-    from pipeline.case import CaseError, NoExaminerKeyError, load_signer
-    from pipeline.triage import HashMismatchError, Triage, TriageOptions
+    from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer
+    from pipeline.run.acquisition import HashMismatchError
+    from pipeline.run.triage import Triage, TriageOptions
 
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
@@ -179,21 +162,3 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
     for what, value in rows:
         table.add_row(what, value)
     console.print(table)
-
-
-from pipeline.cli_custody import custody, evidence, examiner, ledger  # noqa: E402
-
-for _group in (examiner, evidence, custody, ledger):
-    main.add_command(_group)
-
-from pipeline.cli_report import export_cmd, report_cmd  # noqa: E402 (registered below)
-
-main.add_command(export_cmd)
-main.add_command(report_cmd)
-
-from pipeline.cli_hashset import hashset  # noqa: E402  (registered after main is defined)
-
-main.add_command(hashset)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

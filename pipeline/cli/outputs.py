@@ -4,7 +4,7 @@ Both read the case database only (never the evidence), write their output atomic
 append an ``export.written``/``report.written`` entry with the output's SHA-256 to the
 ledger, so what was handed over can be matched to the case later.
 
-Exit codes are those of :mod:`pipeline.cli_common` (4: not a usable case).
+Exit codes are those of :mod:`pipeline.cli.common` (4: not a usable case).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import EXIT_USAGE, default_output, fail, open_case
+from pipeline.cli.common import EXIT_USAGE, default_output, fail, open_case
 
 
 @click.command("export")
@@ -31,7 +31,7 @@ def export_cmd(case_dir: Path, fmt: str, output: Path | None, bom: bool,
                examiner: str | None) -> None:
     """Write the case's entries for other tools, and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.export import SUFFIXES, export
+    from pipeline.outputs.export import SUFFIXES, export
 
     if bom and fmt != "csv":
         fail("--bom applies to --format csv only", EXIT_USAGE)
@@ -61,7 +61,7 @@ def report_cmd(case_dir: Path, output: Path | None, thumbnails: str,
                examiner: str | None) -> None:
     """Write one self-contained HTML report (no network) and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.report import write_report
+    from pipeline.outputs.report import write_report
 
     case = open_case(case_dir, examiner)
     try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from pipeline.case import Case
+    from pipeline.case.store import Case
 
 EXIT_MISMATCH = 1  # acquisition hashes differ, or a ledger/export failed verification
 EXIT_USAGE = 2  # bad arguments, missing examiner key
@@ -34,7 +34,7 @@ def fail(message: str, code: int) -> NoReturn:
 def open_case(case_dir: Path, examiner: str | None) -> Case:
     """An existing case, opened to record what a command did; exit 4 when unusable."""
     from chain_of_custody.errors import LedgerError
-    from pipeline.case import Case, CaseError
+    from pipeline.case.store import Case, CaseError
 
     try:
         return Case(case_dir, examiner, create=False)

@@ -35,13 +35,14 @@ from typing import Any
 from chain_of_custody.errors import LedgerError
 from chain_of_custody.keys import ExaminerKeyError, KeyStore, Signer, config_dir
 from chain_of_custody.ledger import CustodyLedger
-from pipeline.casedb import CaseDatabase, utc_now
+from pipeline.case.database import CaseDatabase, utc_now
 from pipeline.versions import tool_record
 
 DB_NAME = "case.sqlite"
 LEDGER_NAME = "ledger.jsonl"
 KEYS_DIR = "keys"
 RUN_LOCK = "run.lock"
+THUMBNAIL_DIR = "thumbnails"  # <sha256>.jpg, written by the driver only
 
 #: Custody tables (created on open; ``CREATE … IF NOT EXISTS`` so older cases gain them).
 CUSTODY_SCHEMA = """

@@ -4,7 +4,7 @@
   hashes are both indexed columns, so this is a join that SQLite answers in time
   proportional to the case, not to the size of the sets.
 - **Near**: pHash and dHash (64-bit) and PDQ (256-bit) by Hamming distance within a
-  per-algorithm threshold (:class:`Thresholds`), through :class:`~pipeline.near_index.
+  per-algorithm threshold (:class:`Thresholds`), through :class:`~pipeline.matching.index.
   HammingIndex` (multi-index hashing: the same answers as brute force, fast at millions
   of known hashes). PDQ is matched only for images whose PDQ quality is at least
   ``pdq_quality``, with all 8 rotations/mirrors of the image, so a mirrored copy is
@@ -23,9 +23,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline.casedb import CaseDatabase
-from pipeline.hashsets import EXACT_ALGORITHMS
-from pipeline.near_index import HammingIndex, hex_to_words
+from pipeline.case.database import CaseDatabase
+from pipeline.matching.hashsets import EXACT_ALGORITHMS
+from pipeline.matching.index import HammingIndex, hex_to_words
 
 BITS = {"phash": 64, "dhash": 64, "pdq": 256}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from chain_of_custody.errors import LedgerError
-from pipeline.cli_common import EXIT_CASE, EXIT_USAGE, default_output, fail, open_case
+from pipeline.cli.common import EXIT_CASE, EXIT_USAGE, default_output, fail, open_case
 
 
 @click.group("hashset")
@@ -41,8 +41,8 @@ def import_cmd(file: Path, case_dir: Path, name: str | None, source: str | None,
                set_version: str | None, category_map: str | None, known_good: bool | None,
                skip_invalid: bool, examiner: str | None) -> None:
     """Import FILE into the case, atomically, with a ledger entry."""
-    from pipeline.case import Case, CaseError
-    from pipeline.hashsets import HashSetError, import_hashset
+    from pipeline.case.store import Case, CaseError
+    from pipeline.matching.hashsets import HashSetError, import_hashset
 
     try:
         case = Case(case_dir, examiner)
@@ -74,8 +74,8 @@ def list_cmd(case_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.case import Case, CaseError
-    from pipeline.hashsets import list_hashsets
+    from pipeline.case.store import Case, CaseError
+    from pipeline.matching.hashsets import list_hashsets
 
     try:
         case = Case(case_dir, create=False)
@@ -112,7 +112,7 @@ def list_cmd(case_dir: Path, as_json: bool) -> None:
 def export_cmd(case_dir: Path, fmt: str, output: Path | None, examiner: str | None) -> None:
     """Export the media that matched known sets, and record it in the ledger."""
     from chain_of_custody.canonical import sha256_hex
-    from pipeline.found_media import write_matches_csv, write_vics
+    from pipeline.outputs.found_media import write_matches_csv, write_vics
 
     case = open_case(case_dir, examiner)
     try:

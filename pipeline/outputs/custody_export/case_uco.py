@@ -25,8 +25,8 @@ import json
 import uuid
 from typing import Any
 
-from pipeline.case import Case
-from pipeline.custody import CaseVerification
+from pipeline.case.custody import CaseVerification
+from pipeline.case.store import Case
 
 CONTEXT = {
     "kb": "urn:exhibit:",
@@ -57,7 +57,7 @@ def _int(value: int) -> dict[str, str]:
 
 def render_case(case: Case, verification: CaseVerification, entries: list[dict[str, Any]],
                 evidence: list[dict[str, Any]]) -> bytes:
-    from pipeline.custody_export import describe
+    from pipeline.outputs.custody_export import describe
 
     try:
         namespace = uuid.UUID(case.case_id)

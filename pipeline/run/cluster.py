@@ -31,8 +31,8 @@ from distributed import Client, Future, LocalCluster, wait
 
 from analyzers import registry
 from ingest.location import FileEntry
-from pipeline.watchdog import EVENT_TOPIC, START_TOPIC
-from pipeline.worker import BatchTask, analyze_batch
+from pipeline.run.watchdog import EVENT_TOPIC, START_TOPIC
+from pipeline.run.worker import BatchTask, analyze_batch
 
 DEFAULT_WORKER_MEMORY = "3GiB"
 DEFAULT_FILE_TIMEOUT = 120.0

@@ -32,8 +32,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from pipeline.case import Case
-from pipeline.custody import CaseVerification
+from pipeline.case.custody import CaseVerification
+from pipeline.case.store import Case
 
 _FONT, _BOLD = "ExhibitVera", "ExhibitVeraBold"
 _GLYPHS: set[int] = set()
@@ -96,7 +96,7 @@ def _table(rows: list[list[Any]], widths: list[float], header: bool = True,
 
 def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[str, Any]],
                evidence: list[dict[str, Any]]) -> bytes:
-    from pipeline.custody_export import describe
+    from pipeline.outputs.custody_export import describe
 
     _fonts()
     st = _styles()

@@ -22,8 +22,8 @@ from analyzers.run import analyze_chunks
 from ingest.content import reader_for
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
+from pipeline.run.watchdog import announce_start, watchdog
 from pipeline.versions import library_versions
-from pipeline.watchdog import announce_start, watchdog
 
 CHUNK_SIZE = 1 << 20
 

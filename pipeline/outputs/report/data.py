@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.ledger import read_entries
-from pipeline.casedb import CaseDatabase, utc_now
+from pipeline.case.database import CaseDatabase, utc_now
+from pipeline.case.store import THUMBNAIL_DIR
 from pipeline.versions import tool_record
 
 LEDGER_NAME = "ledger.jsonl"
-THUMBNAIL_DIR = "thumbnails"
 FILE_COLUMNS = (
     "id", "path", "size", "kind", "allocated", "mime", "magic", "mismatch", "gps", "matched",
     "mtime", "atime", "ctime", "crtime", "md5", "sha1", "sha256", "volume_index",
@@ -234,7 +234,7 @@ def _evidence(db: CaseDatabase) -> list[dict[str, Any]]:
 def _ledger(db: CaseDatabase, case_dir: Path) -> dict[str, Any]:
     """Everything ``exhibit ledger verify`` checks, run now (signatures, chain, head,
     the database's findings against the signed Merkle roots)."""
-    from pipeline.custody import verify_case
+    from pipeline.case.custody import verify_case
 
     path = case_dir / LEDGER_NAME
     if not path.exists():

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.casedb import utc_now
+from pipeline.case.database import utc_now
 
 if TYPE_CHECKING:
-    from pipeline.case import Case
+    from pipeline.case.store import Case
 
 EXACT_ALGORITHMS = ("md5", "sha1", "sha256")
 PERCEPTUAL_ALGORITHMS = ("phash", "dhash", "pdq")

@@ -1,0 +1,58 @@
+"""The counts an examiner reads first: the triage summary (also ``triage.completed``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.case.database import CaseDatabase
+
+
+def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
+    """The counts an examiner reads first (also the ``triage.completed`` details)."""
+    q = (evidence_id,)
+    volumes = db.volumes(evidence_id)
+    return {
+        "evidence_id": evidence_id,
+        "volumes": len(volumes),
+        "filesystems": sorted({v["fs_type"] for v in volumes if v["fs_type"]}),
+        "filesystems_walked": sum(1 for v in volumes if v["status"] == "walked"),
+        "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
+        "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
+        "deleted": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND allocated = 0",
+                            q),
+        "bytes": db.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'",
+                          q),
+        "analysed": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+                             " WHERE f.evidence_id = ?", q),
+        "images": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+                           " WHERE f.evidence_id = ? AND r.mime LIKE 'image/%'", q),
+        "type_mismatches": db.count(
+            "SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
+            " WHERE f.evidence_id = ? AND r.extension_mismatch = 1", q),
+        "known_hash_matches": db.count(
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " JOIN hashsets h ON h.id = m.hashset_id"
+            " WHERE f.evidence_id = ? AND h.kind != 'known-good'", q),
+        "known_hash_matches_by_category": {
+            row[0]: row[1] for row in db.conn.execute(
+                "SELECT COALESCE(m.category_label, m.category, '(none)'), COUNT(DISTINCT"
+                " m.file_id) FROM matches m JOIN files f ON f.id = m.file_id JOIN hashsets h"
+                " ON h.id = m.hashset_id WHERE f.evidence_id = ? AND h.kind != 'known-good'"
+                " GROUP BY 1 ORDER BY 1", q)},
+        "near_matches": db.count(  # altered copies: found only by a perceptual hash
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " JOIN hashsets h ON h.id = m.hashset_id WHERE f.evidence_id = ?"
+            " AND h.kind != 'known-good' AND m.algorithm IN ('phash', 'dhash', 'pdq')"
+            " AND m.file_id NOT IN (SELECT file_id FROM matches"
+            " WHERE algorithm IN ('md5', 'sha1', 'sha256'))", q),
+        "known_good_files": db.count(
+            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            " JOIN hashsets h ON h.id = m.hashset_id"
+            " WHERE f.evidence_id = ? AND h.kind = 'known-good'", q),
+        "near_duplicate_groups": db.count(
+            "SELECT COUNT(DISTINCT group_id) FROM media_groups WHERE evidence_id = ?", q),
+        "errors": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
+                           " AND error != 'Skipped'", q),
+        "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
+                            " AND error = 'Skipped'", q),
+    }

@@ -1,0 +1,1 @@
+"""The triage run: plan batches, run them on Dask workers, collect each into the case, resume."""

@@ -1,0 +1,125 @@
+"""Take a finished batch into the case: thumbnails, result rows, then its ledger entry.
+
+The driver is the only writer. A batch's rows are one transaction; its ``batch.analysed``
+entry carries the Merkle root over the canonical result records and is written from the
+committed rows, so a run killed between the two can write it on resume (and one killed
+between the ledger append and noting its sequence number does not write it twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.ledger import read_entries
+from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
+from pipeline.case.store import THUMBNAIL_DIR, Case
+
+
+def store_batch(case: Case, batch_id: str, outcome: dict[str, Any]) -> None:
+    """Write one batch's results and errors; mark it done with its Merkle root."""
+    db = case.db
+    records = outcome["records"]
+    # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
+    canonical = [canonical_bytes(r["record"]) for r in records]
+    root = merkle_root([canonical_leaf_hash(c) for c in canonical])
+    # Thumbnails before the rows: a committed record never names one that is not on disk.
+    bad_thumbnails = store_thumbnails(case.directory, records)
+    with db.atomic():
+        for index, item in enumerate(records):
+            record = item["record"]
+            db.store_result(item["file_id"], batch_id, index, record,
+                            canonical[index].decode("utf-8"))
+            for err in record["errors"] + bad_thumbnails.get(item["file_id"], []):
+                db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
+                             message=err["message"],
+                             evidence_id=record["location"]["evidence_id"],
+                             file_id=item["file_id"], batch_id=batch_id,
+                             analyzer=err.get("analyzer"),
+                             analyzer_version=err.get("version"),
+                             traceback=err.get("traceback"), location=record["location"])
+        db.finish_batch(batch_id, root, outcome.get("worker", {}))
+
+
+def record_batch(case: Case, batch_id: str) -> None:
+    """Append the batch's ledger entry (from the committed rows, so a resume can too)."""
+    db = case.db
+    batch = db.batch(batch_id)
+    errors = [
+        {"file_id": r["file_id"], "location": json.loads(r["location"] or "null"),
+         "stage": r["stage"], "analyzer": r["analyzer"], "error": r["error"],
+         "message": r["message"][:500]}
+        for r in db.batch_errors(batch_id)
+    ]
+    ids = json.loads(batch["file_ids"])
+    thumbnails = db.batch_thumbnails(batch_id)
+    entry = case.record("batch.analysed", {
+        "evidence_id": batch["evidence_id"], "volume_offset": batch["volume_offset"],
+        "batch_id": batch_id,
+    }, {
+        "files": len(ids), "first_file_id": ids[0], "last_file_id": ids[-1],
+        "bytes": batch["bytes"], "merkle_root": batch["merkle_root"],
+        "record_hash": "sha256, RFC 6962 tree over canonical result records",
+        "errors": errors, "worker": json.loads(batch["worker"] or "{}"),
+        "thumbnails": {"directory": THUMBNAIL_DIR, "count": len(thumbnails),
+                       "sha256": thumbnails},
+    })
+    db.set_batch_ledger_seq(batch_id, entry["seq"])
+
+
+def reconcile_batches(case: Case, batch_ids: list[str]) -> None:
+    """After a kill: link committed batches to their ledger entries, or write them.
+
+    A kill can fall between the ledger append and the database noting its sequence
+    number; the entry is then already in the ledger and must not be written twice.
+    """
+    wanted = set(batch_ids)
+    found: dict[str, int] = {}
+    for entry in read_entries(case.ledger_path):
+        subject = entry.get("subject") or {}
+        if entry.get("action") == "batch.analysed" and subject.get("batch_id") in wanted:
+            found[subject["batch_id"]] = entry["seq"]
+    for batch_id in batch_ids:
+        if batch_id in found:
+            case.db.set_batch_ledger_seq(batch_id, found[batch_id])
+        else:
+            record_batch(case, batch_id)
+
+
+def store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
+                     ) -> dict[int, list[dict[str, Any]]]:
+    """Write the thumbnails that came beside a batch's records as CASE/thumbnails/<sha256>.jpg.
+
+    Atomic (temp file, fsync, rename) and idempotent: a re-run batch rewrites nothing.
+    A blob whose digest is not the one its record states is not stored; the file gets an
+    error record instead. Returns those errors by file id.
+    """
+    bad: dict[int, list[dict[str, Any]]] = {}
+    directory = case_dir / THUMBNAIL_DIR
+    for item in records:
+        blob = item.get("blobs", {}).get("thumbnail")
+        if blob is None:
+            continue
+        stated = item["record"]["findings"].get("thumbnail", {}).get("sha256")
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != stated:
+            bad[item["file_id"]] = [{"stage": "thumbnail", "analyzer": "thumbnail",
+                                     "error": "DigestMismatch",
+                                     "message": f"thumbnail bytes hash to {digest}, the"
+                                                f" record states {stated}; not stored"}]
+            continue
+        target = directory / f"{digest}.jpg"
+        if target.exists():
+            continue
+        directory.mkdir(exist_ok=True)
+        tmp = target.with_name(f".{digest}.partial")
+        with tmp.open("wb") as out:
+            out.write(blob)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+    return bad

@@ -1,0 +1,227 @@
+"""``exhibit triage``: the conductor, from an image to an analysed, ledgered case.
+
+The story of a triage, each step a call into the room that owns it, recorded in the
+ledger and made durable before the next:
+
+1. open the case (create it if new) and load the given hash sets (``matching``);
+2. open the image read-only (``ingest``), hash it and compare with the stated and stored
+   hashes, register the evidence (``run.acquisition``);
+3. find the volumes and walk every filesystem into the case (``run.walk``);
+4. plan batches of roughly equal work, persisted for resume (``run.plan``);
+5. run the batches on Dask (``run.cluster``, ``run.worker``) and take each finished one
+   into the case and the ledger with its Merkle root (``run.collect``);
+6. match against the loaded sets and group near duplicates (``matching``);
+7. summarise (``case.summary``).
+
+A re-run on the same case resumes: registered evidence is recognised by its container
+files, a complete walk and the plan are kept, finished batches are skipped, and a batch
+whose results were committed but whose ledger entry was not yet written gets it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import IngestError
+from ingest.image import ImageSpec, open_image
+from pipeline.case.store import Case, command_line
+from pipeline.case.summary import summarize
+from pipeline.matching.hashsets import load_hashset
+from pipeline.matching.match import match_evidence
+from pipeline.run import acquisition, collect, plan
+from pipeline.run.cluster import (
+    DEFAULT_FILE_TIMEOUT,
+    DEFAULT_TASK_TIMEOUT,
+    DEFAULT_WORKER_MEMORY,
+    BatchRunner,
+)
+from pipeline.run.progress import Reporter
+from pipeline.run.walk import walk_evidence
+from pipeline.run.worker import BatchTask
+
+DEFAULT_BATCH_BYTES = 256 << 20
+DEFAULT_BATCH_FILES = 2000
+
+
+@dataclass
+class TriageOptions:
+    images: list[Path]
+    case_dir: Path
+    examiner: str | None = None
+    hashsets: list[Path] = field(default_factory=list)
+    workers: int | None = None
+    scheduler: str | None = None
+    expected_hashes: dict[str, str] = field(default_factory=dict)
+    allow_hash_mismatch: bool = False
+    analyzers: list[str] | None = None
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batch_files: int = DEFAULT_BATCH_FILES
+    progress: bool = True
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
+    task_timeout: float = DEFAULT_TASK_TIMEOUT
+    worker_memory: str = DEFAULT_WORKER_MEMORY
+
+    @property
+    def parallelism(self) -> int:
+        """Workers the plan is shaped for (a remote cluster's size is not known ahead)."""
+        if self.workers:
+            return self.workers
+        return plan.REMOTE_PARALLELISM if self.scheduler else os.cpu_count() or 1
+
+
+@dataclass
+class TriageResult:
+    case_dir: Path
+    evidence_id: str
+    summary: dict[str, Any]
+    hash_verified: bool
+    interrupted: bool = False
+
+
+class Triage:
+    """One triage run over one image into one case."""
+
+    def __init__(self, options: TriageOptions, reporter: Reporter | None = None,
+                 runner: BatchRunner | None = None) -> None:
+        """``runner``: an entered BatchRunner to reuse (many cases on one cluster, e.g. the
+        fuzz harness); its own limits then apply, not the options' workers/timeouts."""
+        self.options = options
+        self.reporter = reporter or Reporter(enabled=options.progress)
+        self.runner = runner
+        self.started = time.monotonic()
+
+    def run(self) -> TriageResult:
+        case = Case(self.options.case_dir, self.options.examiner, running="triage")
+        try:
+            return self._run(case)
+        finally:
+            case.close()
+
+    def _run(self, case: Case) -> TriageResult:
+        opts = self.options
+        analyzers = self._analyzer_names()
+        case.record("triage.started", None, {
+            "command": command_line(),
+            "images": [str(p) for p in opts.images],
+            "analyzers": analyzers,
+            "hashsets": [str(p) for p in opts.hashsets],
+            "scheduler": opts.scheduler or "local",
+            "workers": opts.workers,
+            "batch_bytes": opts.batch_bytes,
+            "batch_files": opts.batch_files,
+        })
+        for path in opts.hashsets:
+            load_hashset(case, path)
+        try:
+            image = open_image(opts.images)
+        except IngestError as exc:
+            case.record("error", None, {"stage": "open", "images": [str(p) for p in opts.images],
+                                        "message": str(exc)})
+            raise
+        try:
+            evidence_id, verified = acquisition.register(
+                case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
+            walk_evidence(case, image, evidence_id, self.reporter)
+        finally:
+            image.close()
+        plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
+        interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
+        if not interrupted:
+            self._match(case, evidence_id)
+        summary = summarize(case.db, evidence_id)
+        summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
+        action = "triage.interrupted" if interrupted else "triage.completed"
+        case.record(action, {"evidence_id": evidence_id}, summary)
+        return TriageResult(opts.case_dir, evidence_id, summary, verified, interrupted)
+
+    def _analyzer_names(self) -> list[str]:
+        from analyzers import registry
+
+        return [a.name for a in registry.create(self.options.analyzers)]
+
+    def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
+                 analyzers: list[str]) -> bool:
+        """Run the unfinished batches; returns True when interrupted by the examiner."""
+        db = case.db
+        unrecorded = [b["id"] for b in db.batches(evidence_id)
+                      if b["status"] == "done" and b["ledger_seq"] is None]
+        if unrecorded:
+            collect.reconcile_batches(case, unrecorded)
+        todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
+        if not todo:
+            return False
+        total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
+        total_bytes = sum(b["bytes"] for b in todo)
+
+        def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
+            for batch in todo:
+                rows = db.files_by_ids(json.loads(batch["file_ids"]))
+                items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict())
+                              for r in rows)
+                yield BatchTask(batch["id"], spec, batch["volume_offset"], items,
+                                tuple(analyzers))
+
+        opts = self.options
+        runner = self.runner or BatchRunner(
+            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
+        with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
+                self.reporter.analysis_task(total_files, total_bytes) as advance:
+            case.record("analysis.started", {"evidence_id": evidence_id}, {
+                "batches": len(todo), "files": total_files, "bytes": total_bytes,
+                "cluster": runner.describe(),
+            })
+            for task, outcome in runner.run(tasks(), stop):
+                collect.store_batch(case, task.batch_id, outcome)
+                collect.record_batch(case, task.batch_id)
+                advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            return stop.is_set()
+
+    @staticmethod
+    def _match(case: Case, evidence_id: str) -> None:
+        found = match_evidence(case.db, evidence_id)
+        series = found.pop("series")
+        if case.db.count("SELECT COUNT(*) FROM hashsets") > 0:
+            case.record("matches.found", {"evidence_id": evidence_id}, found)
+        case.record("series.grouped", {"evidence_id": evidence_id},
+                    dict(series, thresholds=found["thresholds"]))
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+@contextmanager
+def _interruptible() -> Iterator[_StopFlag]:
+    """First Ctrl-C: finish the batches in flight, then stop cleanly. Second: abort."""
+    stop = _StopFlag()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        stop.set()
+
+    with suppress(ValueError):  # not the main thread (embedded use): no signal handling
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        with suppress(ValueError):
+            signal.signal(signal.SIGINT, previous)
