@@ -19,14 +19,9 @@ import pytest
 from pipeline_helpers import exhibit, ledger_entries
 
 from pipeline.case.store import Case
-from pipeline.matching.hashsets import (
-    HashSetError,
-    classify,
-    detect_format,
-    import_hashset,
-    list_hashsets,
-    read_hashset,
-)
+from pipeline.matching.formats import detect_format
+from pipeline.matching.hashsets import import_hashset, list_hashsets, read_hashset
+from pipeline.matching.known import HashSetError, classify
 from pipeline.outputs.export import neutralise_cell
 
 MD5 = hashlib.md5(b"a").hexdigest()

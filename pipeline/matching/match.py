@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.case.database import CaseDatabase
-from pipeline.matching.hashsets import EXACT_ALGORITHMS
 from pipeline.matching.index import HammingIndex, hex_to_words
+from pipeline.matching.known import EXACT_ALGORITHMS
 
 BITS = {"phash": 64, "dhash": 64, "pdq": 256}
 
