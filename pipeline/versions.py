@@ -12,6 +12,8 @@ import sys
 from functools import cache
 from importlib import metadata
 
+from ingest.libraries import native_versions
+
 TOOL_NAME = "exhibit"
 
 _DISTRIBUTIONS = (
@@ -50,19 +52,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _native_versions() -> dict[str, str]:
-    found: dict[str, str] = {}
-    try:
-        import pytsk3
-
-        found["libtsk"] = str(pytsk3.TSK_VERSION_STR)
-    except ImportError:  # pragma: no cover - pytsk3 is a hard dependency
-        pass
-    try:
-        import pyewf
-
-        found["libewf"] = str(pyewf.get_version())
-    except ImportError:  # pragma: no cover
-        pass
+    found = native_versions()
     try:
         import magic
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline.case.custody import CaseVerification
 from pipeline.case.store import Case
+from pipeline.outputs.custody_export.narrative import describe
 
 CONTEXT = {
     "kb": "urn:exhibit:",
@@ -57,8 +58,6 @@ def _int(value: int) -> dict[str, str]:
 
 def render_case(case: Case, verification: CaseVerification, entries: list[dict[str, Any]],
                 evidence: list[dict[str, Any]]) -> bytes:
-    from pipeline.outputs.custody_export import describe
-
     try:
         namespace = uuid.UUID(case.case_id)
     except ValueError:

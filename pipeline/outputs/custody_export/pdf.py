@@ -34,6 +34,7 @@ from reportlab.platypus import (
 
 from pipeline.case.custody import CaseVerification
 from pipeline.case.store import Case
+from pipeline.outputs.custody_export.narrative import describe
 
 _FONT, _BOLD = "ExhibitVera", "ExhibitVeraBold"
 _GLYPHS: set[int] = set()
@@ -96,8 +97,6 @@ def _table(rows: list[list[Any]], widths: list[float], header: bool = True,
 
 def render_pdf(case: Case, verification: CaseVerification, entries: list[dict[str, Any]],
                evidence: list[dict[str, Any]]) -> bytes:
-    from pipeline.outputs.custody_export import describe
-
     _fonts()
     st = _styles()
 
