@@ -12,37 +12,24 @@ paths) and re-open the image in the worker.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import stat
-import threading
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyewf
 import pytsk3
 
 from ingest.errors import IngestError, UnsupportedImageError
+from ingest.formats import MediaReader, ewf, raw
 
 ImageFormat = str  # "raw", "split-raw" or "ewf"
 FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf")
 
-_EWF_SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"LVF\x09\x0d\x0a\xff\x00", b"EVF2\r\n\x81\x00")
 _NUMERIC_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<num>\d{3,})$")
 _ALPHA_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<alpha>[a-z]{2,})$")
-_EWF_HASHES = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
-
-
-class _Reader(Protocol):
-    size: int
-
-    def read_at(self, offset: int, size: int) -> bytes: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,132 +50,20 @@ class ImageSpec:
         return _open_resolved(self.format, [Path(p) for p in self.paths])
 
 
-# --------------------------------------------------------------------------- readers
-
-
-class RawReader:
-    """Reads a raw image spread over one or more segment files, strictly read-only."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self._fds: list[int] = []
-        self._paths = [str(p) for p in paths]
-        self._starts: list[int] = []
-        offset = 0
-        try:
-            for path in paths:
-                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                self._fds.append(fd)
-                self._starts.append(offset)
-                offset += os.fstat(fd).st_size
-        except OSError as exc:
-            self.close()
-            raise UnsupportedImageError(f"cannot open image segment {exc.filename}: {exc}") from exc
-        ends = [*self._starts[1:], offset]
-        self._sizes = [end - start for start, end in zip(self._starts, ends, strict=True)]
-        self.size = offset
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size < 0:
-            raise ValueError(f"negative offset/size: {offset}, {size}")
-        end = min(offset + size, self.size)
-        parts: list[bytes] = []
-        pos = offset
-        while pos < end:
-            seg = bisect_right(self._starts, pos) - 1
-            seg_off = pos - self._starts[seg]
-            want = min(end - pos, self._sizes[seg] - seg_off)
-            data = os.pread(self._fds[seg], want, seg_off)
-            if not data:
-                raise IngestError(f"short read in {self._paths[seg]} at image offset {pos}")
-            parts.append(data)
-            pos += len(data)
-        return b"".join(parts)
-
-    def close(self) -> None:
-        while self._fds:
-            os.close(self._fds.pop())
-
-
-class EwfReader:
-    """Reads an EnCase image through libewf; the handle is not thread-safe, so lock it."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self._files: list[Any] = []
-        self._lock = threading.Lock()
-        self._name = str(paths[0])
-        self._handle = pyewf.handle()
-        try:
-            for path in paths:
-                # "rb" only: libewf never gets a writable file object.
-                self._files.append(open(path, "rb"))  # noqa: SIM115 - closed in close()
-            self._handle.open_file_objects(self._files, "r")
-            self.size = int(self._handle.get_media_size())
-            # A truncated E01 opens fine and fails on the first chunk: find out now.
-            self._handle.read_buffer_at_offset(min(self.size, 512), 0)
-        except (OSError, ValueError) as exc:
-            self.close()
-            raise UnsupportedImageError(f"cannot open EWF image {paths[0]}: {exc}") from exc
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        if offset < 0 or size < 0:
-            raise ValueError(f"negative offset/size: {offset}, {size}")
-        size = max(0, min(size, self.size - offset))
-        if size == 0:
-            return b""
-        with self._lock:
-            try:
-                return self._handle.read_buffer_at_offset(size, offset)
-            except OSError as exc:
-                raise IngestError(
-                    f"EWF read error in {self._name} at media offset {offset}: {exc}"
-                ) from exc
-
-    def stored_hashes(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for key, name in _EWF_HASHES.items():
-            try:
-                value = self._handle.get_hash_value(name)
-            except (OSError, KeyError):
-                value = None
-            if value:
-                out[key] = str(value).lower()
-        return out
-
-    def metadata(self) -> dict[str, str]:
-        try:
-            values = self._handle.get_header_values() or {}
-        except OSError:
-            values = {}
-        out = {str(k): str(v) for k, v in values.items() if v not in (None, "")}
-        out["bytes_per_sector"] = str(self._handle.get_bytes_per_sector())
-        out["media_size"] = str(self.size)
-        return out
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # never opened: nothing to close
-            self._handle.close()
-        while self._files:
-            self._files.pop().close()
-
-
 # --------------------------------------------------------------------------- image
 
 
 class EvidenceImage(pytsk3.Img_Info):
     """An image The Sleuth Kit reads through our read-only reader."""
 
-    def __init__(self, spec: ImageSpec, reader: _Reader) -> None:
+    def __init__(self, spec: ImageSpec, reader: MediaReader) -> None:
         self.spec = spec
         self.format = spec.format
         self.paths = tuple(Path(p) for p in spec.paths)
         self._reader = reader
         self.size = reader.size
-        self.stored_hashes: dict[str, str] = (
-            reader.stored_hashes() if isinstance(reader, EwfReader) else {}
-        )
-        self.metadata: dict[str, str] = (
-            reader.metadata() if isinstance(reader, EwfReader) else {}
-        )
+        self.stored_hashes: dict[str, str] = reader.stored_hashes()
+        self.metadata: dict[str, str] = reader.metadata()
         self._closed = False
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
@@ -250,7 +125,7 @@ def _is_ewf(path: Path) -> bool:
             head = fh.read(8)
     except OSError as exc:
         raise UnsupportedImageError(f"cannot read image file {path}: {exc}") from exc
-    return head.startswith(_EWF_SIGNATURES)
+    return head.startswith(ewf.SIGNATURES)
 
 
 def _alpha_value(text: str) -> int:
@@ -360,7 +235,7 @@ def _open_resolved(fmt: str, segments: list[Path]) -> EvidenceImage:
     for path in segments:
         _check_file(path)
     spec = ImageSpec(fmt, tuple(str(p) for p in segments))
-    reader: _Reader = EwfReader(segments) if fmt == "ewf" else RawReader(segments)
+    reader: MediaReader = ewf.EwfReader(segments) if fmt == "ewf" else raw.RawReader(segments)
     if reader.size <= 0:
         reader.close()
         raise UnsupportedImageError(f"image {segments[0]} holds no media data")

@@ -2,15 +2,20 @@
 
 Every finding, database row, Dask task key and ledger entry names its evidence by one
 ``EvidenceLocation``: image (its SHA-256) → volume (index, byte offset) → filesystem
-type → inode (meta address) and path → data stream. Nothing here imports pytsk3, so
-analyzers, the pipeline and the ledger can share these types without touching
-evidence formats.
+type → inode (meta address) and path → data stream → each derivation. Nothing here
+imports pytsk3, so analyzers, the pipeline and the ledger can share these types without
+touching evidence formats.
+
+Evidence derived from a file's content (an archive member, a picture embedded in a
+document or appended to data, a carved range, a video frame) is not a new kind of key:
+its location is the parent's plus one :class:`Derivation` per step, the way dfVFS chains
+path specifications, so any derived byte range can be re-read from the evidence alone.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 FileKind = Literal["file", "directory", "symlink", "other"]
@@ -53,6 +58,25 @@ def encode_name(text: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Derivation:
+    """One step from a stream's content to evidence inside it, and how it was taken."""
+
+    method: str  # e.g. "zip", "gzip", "embedded-jpeg", "carve", "frame"
+    version: str  # of the method's implementation: a re-extraction must use the same
+    inner: str | None = None  # member path inside a container
+    offset: int | None = None  # byte range in the parent stream, when it is one
+    length: int | None = None
+
+    def key(self) -> str:
+        inner = f":{self.inner}" if self.inner is not None else ""
+        span = f"@{self.offset}+{self.length}" if self.offset is not None else ""
+        return f"!{self.method}{inner}{span}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
 class EvidenceLocation:
     """A serializable address of one data stream on one piece of evidence."""
 
@@ -63,22 +87,33 @@ class EvidenceLocation:
     inode: int  # meta address as The Sleuth Kit numbers it
     path: str  # "/" + path from the filesystem root, decoded with decode_name
     stream: str | None = None  # NTFS alternate data stream name; None = default
+    derivation: tuple[Derivation, ...] = ()  # steps into the stream's content, outermost first
 
     def key(self) -> str:
         """A compact, stable string form (used in task keys and log lines)."""
         stream = f":{self.stream}" if self.stream else ""
+        derived = "".join(step.key() for step in self.derivation)
         return (
             f"{self.evidence_id[:16]}/v{self.volume_index}@{self.volume_offset}"
-            f"/{self.fs_type}/i{self.inode}{self.path}{stream}"
+            f"/{self.fs_type}/i{self.inode}{self.path}{stream}{derived}"
         )
 
+    def derive(self, step: Derivation) -> EvidenceLocation:
+        """The location of evidence taken from this one's content by ``step``."""
+        return replace(self, derivation=(*self.derivation, step))
+
     def to_dict(self) -> dict[str, Any]:
-        # Flat fields only: a dict comprehension, not ``asdict``'s deep copy (per file).
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # Flat fields: a dict comprehension, not ``asdict``'s deep copy (per file). A
+        # location with no derivation serialises without the key, as before derivations.
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "derivation"}
+        if self.derivation:
+            data["derivation"] = [step.to_dict() for step in self.derivation]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvidenceLocation:
-        return cls(**data)
+        steps = tuple(Derivation(**step) for step in data.get("derivation", ()))
+        return cls(**{**data, "derivation": steps})
 
 
 @dataclass(frozen=True, slots=True)
