@@ -90,9 +90,15 @@ class ContainerReader(Protocol):
 @cache
 def readers() -> tuple[ContainerReader, ...]:
     """Every container reader, most specific first (imported on first use)."""
+    from ingest.derive.archive import CpioReader, IsoReader, RarReader, SevenZipReader
+    from ingest.derive.compressed import Bzip2Reader, GzipReader, LzmaReader, XzReader
+    from ingest.derive.tar import TarReader
     from ingest.derive.zip import ZipReader
 
-    return (ZipReader(),)
+    # Fixed magic numbers first; tar (a checksum at 148, or "ustar" at 257), ISO 9660
+    # (32 KiB in) and raw LZMA (no magic at all) last, so a stronger claim always wins.
+    return (ZipReader(), SevenZipReader(), RarReader(), GzipReader(), Bzip2Reader(),
+            XzReader(), CpioReader(), TarReader(), IsoReader(), LzmaReader())
 
 
 def container_reader(head: bytes) -> ContainerReader | None:
