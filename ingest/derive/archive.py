@@ -24,8 +24,7 @@ import libarchive
 import libarchive.ffi
 from libarchive.exception import ArchiveError
 
-from ingest.derive import Child, ContainerError
-from ingest.derive.streams import ChunkStream
+from ingest.derive.base import Child, ChunkStream, ContainerError
 from ingest.location import Derivation
 
 _BLOCK = 64 * 1024

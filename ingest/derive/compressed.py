@@ -23,8 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from ingest.derive import Child
-from ingest.derive.streams import GuardedStream
+from ingest.derive.base import Child, GuardedStream
 from ingest.location import Derivation
 
 _GZIP_FNAME = 0x08

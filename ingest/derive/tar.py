@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from ingest.derive import Child, ContainerError
+from ingest.derive.base import Child, ContainerError
 from ingest.location import Derivation
 
 _BLOCK = 512

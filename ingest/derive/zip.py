@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from ingest.derive import Child, ContainerError
+from ingest.derive.base import Child, ContainerError
 from ingest.location import Derivation
 
 _SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")

@@ -1,0 +1,233 @@
+"""Pictures inside any byte stream: JPEG, PNG, GIF, BMP, WebP and HEIF/AVIF at an offset.
+
+Three steps, cheapest first, so a worker can run the first on the chunks it already reads:
+
+1. **candidates** — signature search with ``bytes.find`` (C speed) plus the few header
+   checks a signature allows (a JPEG marker after FF D8 FF, PNG's IHDR, a sane BMP header,
+   a RIFF/WEBP chunk, an ``ftyp`` box with a HEIF brand);
+2. **structure** — :mod:`ingest.derive.picture_ends` walks the picture to its real end,
+   bounded against hostile input;
+3. **decode** — Pillow (pillow-heif for HEIC) loads the whole picture; a picture counts
+   only if it decodes, so chance signatures and truncated pictures are not reported.
+
+A picture found inside another found picture (an EXIF thumbnail inside a JPEG) is not
+reported again; when the stream itself is a picture starting at offset 0, only the bytes
+after its end are searched (``copy /b pic.jpg + other.jpg``). At most
+:data:`MAX_CANDIDATES` candidates are taken from one stream; past that the scan stops and
+:class:`LimitExceeded` (limit ``picture-candidates``) says where.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+from PIL import Image
+
+from ingest.derive.base import Child, LimitExceeded, RangeStream
+from ingest.derive.picture_ends import ENDS, HEIF_BRANDS, MAX_PICTURE, ReadAt, bmp_header_ok
+from ingest.location import Derivation
+
+VERSION = "1"
+MAX_CANDIDATES = 10_000  # per stream
+MAX_PIXELS = 200_000_000  # a larger picture is not decoded (Pillow's bomb guard)
+OVERLAP = 24  # bytes kept between chunks: ≥ the longest signature check (18) + the ftyp shift
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp", "webp": "webp",
+              "heic": "heic"}
+
+# signature → (kind, where the picture starts relative to the signature, bytes needed)
+_SIGNATURES: tuple[tuple[bytes, str, int, int], ...] = (
+    (b"\xff\xd8\xff", "jpeg", 0, 4),
+    (b"\x89PNG\r\n\x1a\n", "png", 0, 16),
+    (b"GIF8", "gif", 0, 6),
+    (b"BM", "bmp", 0, 18),
+    (b"RIFF", "webp", 0, 16),
+    (b"ftyp", "heic", -4, 12),
+)
+
+
+def _plausible(kind: str, data: bytes, start: int) -> bool:
+    """The header checks a signature allows, on ``data[start:]``."""
+    if kind == "jpeg":
+        return 0xC0 <= data[start + 3] <= 0xFE
+    if kind == "png":
+        return data[start + 8: start + 16] == b"\x00\x00\x00\x0dIHDR"
+    if kind == "gif":
+        return data[start + 4: start + 6] in (b"7a", b"9a")
+    if kind == "bmp":
+        return bmp_header_ok(data[start: start + 18])
+    if kind == "webp":
+        return data[start + 8: start + 16] in (b"WEBPVP8 ", b"WEBPVP8L", b"WEBPVP8X")
+    box = int.from_bytes(data[start: start + 4], "big")
+    return 16 <= box <= 4096 and data[start + 8: start + 12] in HEIF_BRANDS
+
+
+def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
+    """Candidates ``(base + offset, kind)`` in ``data``, sorted by offset.
+
+    A signature whose header checks would need bytes past the end of ``data`` is left out
+    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again).
+    """
+    found: list[tuple[int, str]] = []
+    for signature, kind, shift, needed in _SIGNATURES:
+        at = data.find(signature, max(0, -shift))
+        while at != -1:
+            begin = at + shift
+            if begin + needed > len(data):
+                break
+            if _plausible(kind, data, begin):
+                found.append((base + begin, kind))
+            at = data.find(signature, at + 1)
+    found.sort()
+    return found
+
+
+def picture_at(read_at: ReadAt, offset: int, limit: int) -> tuple[str, int] | None:
+    """``(kind, end)`` if a complete picture's structure starts at ``offset``, else None.
+
+    Structure only, no decode: "is this whole file a picture, and where does it end?"
+    (``end < limit`` means data follows the picture).
+    """
+    head = read_at(offset, OVERLAP)
+    hits = find_signatures(head, offset)
+    for at, kind in hits:
+        if at == offset:
+            end = ENDS[kind](read_at, offset, limit)
+            if end is not None:
+                return kind, end
+    return None
+
+
+def decodes(data: bytes) -> bool:
+    """Whether Pillow decodes every pixel of ``data`` (a truncated picture does not)."""
+    return decodes_stream(io.BytesIO(data))
+
+
+def decodes_stream(stream: BinaryIO) -> bool:
+    """As :func:`decodes`, reading from a stream (Pillow reads it as it decodes)."""
+    _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return False
+                image.load()
+                frames = getattr(image, "n_frames", 1)
+                for frame in range(1, min(frames, 16)):  # animated: a few frames suffice
+                    image.seek(frame)
+                    image.load()
+    except Exception:  # Pillow raises many types on damaged data: all mean "no"
+        return False
+    return True
+
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+
+
+def _ext(kind: str, read_at: ReadAt, offset: int) -> str:
+    if kind == "heic" and read_at(offset + 8, 4) == b"avif":
+        return "avif"
+    return EXTENSIONS[kind]
+
+
+class EmbeddedPictureScanner:
+    """Pictures at any offset of a stream (see the module docstring).
+
+    ``candidates`` keeps state between chunks (the overlap and the count): use one scanner
+    per stream for it. ``children`` itself is stateless.
+    """
+
+    method_prefix = "embedded-"
+    version = VERSION
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._tail_offset = 0
+        self.count = 0
+        self.stopped_at: int | None = None  # where MAX_CANDIDATES stopped the search
+
+    def candidates(self, chunk: bytes, chunk_offset: int) -> list[tuple[int, str]]:
+        """Candidates in the next chunk of a stream read front to back; ``(offset, kind)``.
+
+        Signatures split across chunk boundaries are found: the last :data:`OVERLAP` bytes
+        are searched with the next chunk (a picture cannot fit in them). A chunk that does
+        not follow the previous one starts a new search.
+        """
+        if self.stopped_at is not None:
+            return []
+        if chunk_offset != self._tail_offset + len(self._tail):
+            self._tail, self._tail_offset = b"", chunk_offset
+        data = self._tail + chunk
+        base = self._tail_offset
+        cut = max(len(data) - OVERLAP, 0)
+        found = [hit for hit in find_signatures(data, base) if hit[0] - base < cut]
+        if self.count + len(found) > MAX_CANDIDATES:
+            self.stopped_at = found[MAX_CANDIDATES - self.count][0]
+            found = found[: MAX_CANDIDATES - self.count]
+        self.count += len(found)
+        self._tail, self._tail_offset = data[cut:], base + cut
+        return found
+
+    def children(self, stream: BinaryIO, size: int, name: str,
+                 candidates: Iterable[tuple[int, str]] | None = None,
+                 skip: Iterable[tuple[int, int]] = ()) -> Iterator[Child]:
+        """Each real picture among ``candidates`` (all of the stream's if None), in order.
+
+        ``skip`` lists ``(start, end)`` ranges not to report from (already known content).
+        """
+        def read_at(offset: int, length: int) -> bytes:
+            stream.seek(offset)
+            return stream.read(length)
+
+        if candidates is None:
+            candidates = self._scan(read_at, size)
+        covered = [tuple(r) for r in skip]
+        whole = picture_at(read_at, 0, size)
+        if whole is not None:
+            covered.append((0, whole[1]))
+        reported_end = 0
+        for offset, kind in sorted(set(candidates)):
+            if offset < reported_end or any(a <= offset < b for a, b in covered):
+                continue
+            end = ENDS[kind](read_at, offset, size)
+            if end is None or end - offset > MAX_PICTURE:
+                continue
+            if not decodes_stream(io.BufferedReader(RangeStream(stream, offset, end - offset))):
+                continue
+            reported_end = end
+            length = end - offset
+            step = Derivation(self.method_prefix + kind, self.version, offset=offset,
+                              length=length)
+            yield Child(step, f"{name}@{offset}.{_ext(kind, read_at, offset)}",
+                        _range_opener(stream, offset, length), size=length)
+        if self.stopped_at is not None:
+            raise LimitExceeded("picture-candidates",
+                                f"more than {MAX_CANDIDATES} picture signatures: the "
+                                f"search stopped at offset {self.stopped_at}")
+
+    def _scan(self, read_at: ReadAt, size: int) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        chunk = 1 << 20
+        for offset in range(0, size, chunk):
+            found.extend(self.candidates(read_at(offset, chunk), offset))
+            if self.stopped_at is not None:
+                break
+        return found
+
+
+def _range_opener(stream: BinaryIO, offset: int, length: int) -> Callable[[], BinaryIO]:
+    def open_range() -> BinaryIO:
+        return RangeStream(stream, offset, length)  # type: ignore[return-value]
+    return open_range

@@ -1,0 +1,183 @@
+"""Pictures inside bytes: found at their exact offsets, fakes refused, hostile input bounded.
+
+The oracle for every find is the picture file we put in (its offset, length and MD5);
+the EXIF thumbnail that must *not* be reported on its own is taken out by exiftool.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ingest.derive import LimitExceeded
+from ingest.derive.picture_ends import ENDS, MAX_STEPS, jpeg_end, png_end
+from ingest.derive.pictures import (
+    MAX_CANDIDATES,
+    EmbeddedPictureScanner,
+    decodes,
+    find_signatures,
+    picture_at,
+)
+from tests.conftest import require_tool
+from tests.derive_helpers import md5, picture_files
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return picture_files(tmp_path_factory.mktemp("pictures"))
+
+
+def _scan(data: bytes, chunk: int = 4096, name: str = "blob") -> list:
+    scanner = EmbeddedPictureScanner()
+    candidates = []
+    for offset in range(0, len(data), chunk):
+        candidates += scanner.candidates(data[offset: offset + chunk], offset)
+    stream = io.BytesIO(data)
+    found = []
+    for child in scanner.children(stream, len(data), name, candidates):
+        with child.open() as fh:
+            found.append((child.step.offset, child.step.length, child.step.method,
+                          child.name, md5(fh.read())))
+    return found
+
+
+class _Counting:
+    """read_at over bytes that counts its calls and bytes: the bound on hostile input."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.calls = 0
+        self.bytes = 0
+
+    def __call__(self, offset: int, size: int) -> bytes:
+        self.calls += 1
+        part = self.data[offset: offset + size]
+        self.bytes += len(part)
+        return part
+
+
+def test_every_kind_found_at_its_exact_offset_in_random_data(pictures: dict[str, Path]):
+    rng = random.Random(1)
+    data = bytearray(rng.randbytes(777))
+    expected = []
+    for kind, path in pictures.items():
+        content = path.read_bytes()
+        method = "embedded-" + kind.split("-")[0]
+        expected.append((len(data), len(content), method, md5(content)))
+        data += content + rng.randbytes(rng.randrange(1, 3000))
+    for chunk in (4096, 1000, 333):  # signatures split across chunk boundaries
+        found = _scan(bytes(data), chunk)
+        assert [(o, n, m, h) for o, n, m, _, h in found] == expected
+    names = [name for _, _, _, name, _ in found]
+    assert names[0] == "blob@777.jpg" and names[-1].endswith(".heic")
+
+
+def test_exif_thumbnail_is_a_candidate_but_not_a_separate_find(pictures: dict[str, Path]):
+    jpeg = pictures["jpeg"].read_bytes()
+    thumb = subprocess.run([require_tool("exiftool"), "-b", "-ThumbnailImage",
+                            str(pictures["jpeg"])], capture_output=True, check=True).stdout
+    assert len(thumb) > 1000 and decodes(thumb)
+    at = jpeg.find(thumb)
+    assert at > 0
+    data = random.Random(2).randbytes(500) + jpeg
+    assert (500 + at, "jpeg") in find_signatures(data)
+    assert [(o, n) for o, n, *_ in _scan(data)] == [(500, len(jpeg))]
+
+
+def test_whole_file_picture_is_skipped_and_what_follows_is_found(pictures: dict[str, Path]):
+    first = pictures["jpeg"].read_bytes()
+    second = pictures["png"].read_bytes()
+    third = pictures["jpeg-progressive"].read_bytes()
+    data = first + second + third  # `copy /b a.jpg + b.png + c.jpg`
+    assert picture_at(_Counting(data), 0, len(data)) == ("jpeg", len(first))
+    assert picture_at(_Counting(first), 0, len(first)) == ("jpeg", len(first))
+    found = _scan(data)
+    assert [(o, n, h) for o, n, _, _, h in found] == [
+        (len(first), len(second), md5(second)),
+        (len(first) + len(second), len(third), md5(third))]
+
+
+def test_skip_ranges_are_not_reported(pictures: dict[str, Path]):
+    png = pictures["png"].read_bytes()
+    data = b"\0" * 100 + png + b"\0" * 100
+    scanner = EmbeddedPictureScanner()
+    assert list(scanner.children(io.BytesIO(data), len(data), "x", skip=[(50, 200)])) == []
+    assert len(list(scanner.children(io.BytesIO(data), len(data), "x"))) == 1
+
+
+@pytest.mark.parametrize("fake", ["random", "ffd8-start", "ffd8ff-inside"])
+def test_fakes_are_not_pictures(fake: str):
+    rng = random.Random(3)
+    data = bytearray(rng.randbytes(200_000))
+    if fake == "ffd8-start":
+        data[0:2] = b"\xff\xd8"
+    if fake == "ffd8ff-inside":
+        for offset in (0, 1000, 50_000, 123_456, 199_000):
+            data[offset: offset + 4] = b"\xff\xd8\xff\xe0"
+    data = bytes(data)
+    if fake == "ffd8ff-inside":
+        assert len([c for c in find_signatures(data) if c[1] == "jpeg"]) == 5
+    assert _scan(data) == []
+    assert picture_at(_Counting(data), 0, len(data)) is None
+
+
+def test_truncated_pictures_are_not_pictures(pictures: dict[str, Path]):
+    rng = random.Random(4)
+    thumb = subprocess.run([require_tool("exiftool"), "-b", "-ThumbnailImage",
+                            str(pictures["jpeg"])], capture_output=True, check=True).stdout
+    for kind in ("jpeg", "png", "gif", "webp", "heic", "bmp"):
+        content = pictures[kind].read_bytes()
+        cut = content[: len(content) * 2 // 3]
+        assert not decodes(cut)
+        data = rng.randbytes(300) + cut + rng.randbytes(300)
+        assert ENDS[kind](_Counting(cut), 0, len(cut)) is None, kind
+        found = [(o, n) for o, n, *_ in _scan(data)]
+        if kind == "jpeg":  # the cut photo is no picture; its intact EXIF thumbnail is one
+            assert found == [(300 + content.find(thumb), len(thumb))]
+        else:
+            assert found == [], kind
+
+
+def test_endless_jpeg_segment_chain_stops_at_the_step_bound():
+    data = b"\xff\xd8" + b"\xff\xe1\x00\x02" * (MAX_STEPS + 50_000)
+    counting = _Counting(data)
+    assert jpeg_end(counting, 0, len(data)) is None
+    assert counting.calls <= 10  # windowed reads, one per MiB
+    assert _scan(data, chunk=1 << 20) == []
+
+
+def test_png_with_a_4_gb_chunk_length_is_refused_without_reading_it():
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr
+           + struct.pack(">I", zlib.crc32(ihdr)) + struct.pack(">I", 0xFFFF_FFF0) + b"IDAT")
+    data = png + random.Random(5).randbytes(100_000)
+    counting = _Counting(data)
+    assert png_end(counting, 0, len(data)) is None
+    assert counting.bytes <= len(data)
+
+
+def test_thousands_of_jpeg_signatures_are_capped_and_said():
+    data = b"\xff\xd8\xff\xe0" * (MAX_CANDIDATES + 2000)
+    scanner = EmbeddedPictureScanner()
+    candidates = []
+    for offset in range(0, len(data), 4096):
+        candidates += scanner.candidates(data[offset: offset + 4096], offset)
+    assert len(candidates) == MAX_CANDIDATES
+    assert scanner.stopped_at == 4 * MAX_CANDIDATES
+    children = scanner.children(io.BytesIO(data), len(data), "x", candidates)
+    with pytest.raises(LimitExceeded) as raised:
+        list(children)
+    assert raised.value.limit == "picture-candidates"
+
+
+def test_bmp_whose_pixels_do_not_fit_its_stated_size_is_refused(pictures: dict[str, Path]):
+    bmp = bytearray(pictures["bmp"].read_bytes())
+    assert ENDS["bmp"](_Counting(bytes(bmp)), 0, len(bmp)) == len(bmp)
+    bmp[2:6] = struct.pack("<I", 200)  # a stated size smaller than its pixel data
+    assert ENDS["bmp"](_Counting(bytes(bmp)), 0, len(bmp)) is None
