@@ -39,13 +39,18 @@ def readers() -> tuple[ContainerReader, ...]:
     """Every container reader, most specific first (imported on first use)."""
     from ingest.derive.archive import CpioReader, IsoReader, RarReader, SevenZipReader
     from ingest.derive.compressed import Bzip2Reader, GzipReader, LzmaReader, XzReader
+    from ingest.derive.mail import EmailReader, MboxReader
+    from ingest.derive.ole import OleReader
+    from ingest.derive.pdf import PdfImageReader
     from ingest.derive.tar import TarReader
     from ingest.derive.zip import ZipReader
 
-    # Fixed magic numbers first; tar (a checksum at 148, or "ustar" at 257), ISO 9660
-    # (32 KiB in) and raw LZMA (no magic at all) last, so a stronger claim always wins.
-    return (ZipReader(), SevenZipReader(), RarReader(), GzipReader(), Bzip2Reader(),
-            XzReader(), CpioReader(), TarReader(), IsoReader(), LzmaReader())
+    # Fixed magic numbers at offset 0 first; then tar (a checksum at 148, or "ustar" at
+    # 257), ISO 9660 (32 KiB in), PDF (%PDF- within 1 KiB), the text formats (mbox, e-mail
+    # headers) and raw LZMA (no magic at all) last, so a stronger claim always wins.
+    return (ZipReader(), SevenZipReader(), RarReader(), OleReader(), GzipReader(),
+            Bzip2Reader(), XzReader(), CpioReader(), TarReader(), IsoReader(), PdfImageReader(),
+            MboxReader(), EmailReader(), LzmaReader())
 
 
 def container_reader(head: bytes) -> ContainerReader | None:
