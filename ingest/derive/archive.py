@@ -113,7 +113,7 @@ class _LibarchiveReader:
                          notes=("hardlink", f"link -> {entry.linkpath}"))
         if not entry.isreg:
             return Child(step, leaf, None, size=0, mtime=mtime,
-                         notes=(f"special file, mode {entry.strmode}",))
+                         notes=(f"special file, mode {_text(entry.strmode)}",))
         if _data_encrypted(entry):
             return Child(step, leaf, None, size=entry.size, mtime=mtime, notes=("encrypted",))
 
@@ -125,6 +125,10 @@ class _LibarchiveReader:
                                f"{self.method} member {path!r}")  # type: ignore[return-value]
 
         return Child(step, leaf, open_member, size=entry.size, mtime=mtime)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else value
 
 
 def _iso(stamp: float | None) -> str | None:
