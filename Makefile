@@ -10,11 +10,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian/Ubuntu packages: libmagic1 is needed at run time (g++ and python3-dev build pdqhash,
 # which PyPI ships as source only); the rest are the generator's and
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools,
-# and the archivers that make the container readers' test inputs: tar, 7z, cpio, xorriso...).
+# and the writers of the container readers' test inputs: tar, 7z, cpio, xorriso, gsf...).
 RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
-	tar bzip2 xz-utils p7zip-full cpio xorriso
+	tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def native_versions() -> dict[str, str]:
-    """libtsk and libewf as loaded in this process (a worker's may differ from the driver's)."""
+    """libtsk, libewf and libarchive as loaded in this process (a worker's may differ)."""
     found: dict[str, str] = {}
     try:
         import pytsk3
@@ -17,5 +17,12 @@ def native_versions() -> dict[str, str]:
 
         found["libewf"] = str(pyewf.get_version())
     except ImportError:  # pragma: no cover
+        pass
+    try:
+        import libarchive.ffi
+
+        number = int(libarchive.ffi.version_number())  # e.g. 3006002 for 3.6.2
+        found["libarchive"] = f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+    except (ImportError, AttributeError, OSError):  # pragma: no cover
         pass
     return found

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from ingest.derive import LimitExceeded
-from ingest.derive.picture_ends import ENDS, MAX_STEPS, jpeg_end, png_end
+from ingest.derive.picture_ends import ENDS, MAX_PICTURE, MAX_STEPS, jpeg_end, png_end
 from ingest.derive.pictures import (
     MAX_CANDIDATES,
+    WALK_BUDGET,
     EmbeddedPictureScanner,
     decodes,
     find_signatures,
     picture_at,
+    picture_end,
 )
 from tests.conftest import require_tool
 from tests.derive_helpers import md5, picture_files
@@ -97,6 +99,7 @@ def test_whole_file_picture_is_skipped_and_what_follows_is_found(pictures: dict[
     data = first + second + third  # `copy /b a.jpg + b.png + c.jpg`
     assert picture_at(_Counting(data), 0, len(data)) == ("jpeg", len(first))
     assert picture_at(_Counting(first), 0, len(first)) == ("jpeg", len(first))
+    assert picture_end(io.BytesIO(data), len(data)) == ("jpeg", len(first))
     found = _scan(data)
     assert [(o, n, h) for o, n, _, _, h in found] == [
         (len(first), len(second), md5(second)),
@@ -181,3 +184,33 @@ def test_bmp_whose_pixels_do_not_fit_its_stated_size_is_refused(pictures: dict[s
     assert ENDS["bmp"](_Counting(bytes(bmp)), 0, len(bmp)) == len(bmp)
     bmp[2:6] = struct.pack("<I", 200)  # a stated size smaller than its pixel data
     assert ENDS["bmp"](_Counting(bytes(bmp)), 0, len(bmp)) is None
+
+
+class _CountingStream(io.BytesIO):
+    """A stream that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_overlapping_fake_headers_cannot_make_the_scan_quadratic():
+    # 3,000 PNG headers, each claiming a first chunk that runs to near the end of the
+    # file: without the budget every walk would CRC ~2 MB (6 GB in all).
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    head = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(
+        ">I", zlib.crc32(ihdr))
+    fakes = b"".join(head + struct.pack(">I", 2_000_000 - 41 * n) + b"IDAT"
+                     for n in range(3000))
+    data = fakes + random.Random(6).randbytes(2_000_000 - len(fakes) + 3000 * 41)
+    stream = _CountingStream(data)
+    scanner = EmbeddedPictureScanner()
+    candidates = scanner.candidates(data, 0)
+    assert len(candidates) == 3000
+    with pytest.raises(LimitExceeded) as raised:
+        list(scanner.children(stream, len(data), "x", candidates))
+    assert raised.value.limit == "picture-scan-bytes"
+    assert stream.read_bytes <= WALK_BUDGET * len(data) + MAX_PICTURE + (1 << 20)

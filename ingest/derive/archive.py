@@ -45,13 +45,6 @@ def _entry_flag(name: str) -> Callable[[Any], bool]:
 _data_encrypted = _entry_flag("archive_entry_is_data_encrypted")
 
 
-def _library_version() -> str:
-    try:
-        return str(libarchive.ffi.version_number())
-    except AttributeError:  # older libarchive-c
-        return "unknown"
-
-
 class _LibarchiveReader:
     """Shared walk; subclasses say which signature they recognise and what they record."""
 
@@ -186,5 +179,3 @@ class IsoReader(_LibarchiveReader):
         start = 16 * _ISO_SECTOR
         return head[start + 1: start + 6] == b"CD001"
 
-
-LIBARCHIVE_VERSION = _library_version()

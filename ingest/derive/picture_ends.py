@@ -9,7 +9,7 @@ damaged, or a signature that occurred by chance).
 Every walk is bounded, so hostile input ends in bounded time and memory: a picture is at
 most :data:`MAX_PICTURE` bytes, a walk takes at most :data:`MAX_STEPS` segments, chunks
 or blocks (GIF data sub-blocks: :data:`MAX_SUBBLOCKS`), and reads at most a window of
-:data:`WINDOW` bytes at a time.
+:data:`WINDOW` bytes at a time (a walk's first read is :data:`FIRST_READ`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ ReadAt = Callable[[int, int], bytes]
 MAX_PICTURE = 256 << 20  # bytes: larger "pictures" are not walked to the end
 MAX_STEPS = 100_000  # segments / chunks / blocks / boxes in one picture
 MAX_SUBBLOCKS = 2_000_000  # GIF data sub-blocks (≤ 255 bytes each) in one picture
-WINDOW = 1 << 20  # bytes read at a time
+WINDOW = 1 << 20  # bytes read at a time, at most
+FIRST_READ = 4096  # bytes a walk reads first
 
 BMP_DIB_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
 HEIF_BRANDS = {b"heic": "heic", b"heix": "heic", b"mif1": "heic", b"msf1": "heic",
@@ -41,6 +42,7 @@ class _Window:
         self.limit = limit
         self._start = 0
         self._data = b""
+        self._chunk = FIRST_READ  # doubles with every refill: fakes cost little to refuse
 
     def get(self, pos: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``pos`` (fewer only at the limit)."""
@@ -49,7 +51,8 @@ class _Window:
             return b""
         if pos < self._start or end > self._start + len(self._data):
             self._start = pos
-            self._data = self._read_at(pos, min(max(size, WINDOW), self.limit - pos))
+            self._data = self._read_at(pos, min(max(size, self._chunk), self.limit - pos))
+            self._chunk = min(2 * self._chunk, WINDOW)
         return self._data[pos - self._start: end - self._start]
 
 

@@ -32,6 +32,7 @@ from ingest.location import Derivation
 
 VERSION = "1"
 MAX_CANDIDATES = 10_000  # per stream
+WALK_BUDGET = 4  # structure walks may read this many times the stream's size in all
 MAX_PIXELS = 200_000_000  # a larger picture is not decoded (Pillow's bomb guard)
 OVERLAP = 24  # bytes kept between chunks: ≥ the longest signature check (18) + the ftyp shift
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp", "webp": "webp",
@@ -98,6 +99,20 @@ def picture_at(read_at: ReadAt, offset: int, limit: int) -> tuple[str, int] | No
             if end is not None:
                 return kind, end
     return None
+
+
+def picture_end(stream: BinaryIO, size: int) -> tuple[str, int] | None:
+    """:func:`picture_at` offset 0 of a seekable stream: is this file a picture, and where
+    does it end (``end < size``: something is appended)?"""
+    def read_at(offset: int, length: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(length)
+
+    return picture_at(read_at, 0, size)
+
+
+class _BudgetSpent(Exception):
+    """The structure walks of one stream read their allowance."""
 
 
 def decodes(data: bytes) -> bool:
@@ -186,32 +201,51 @@ class EmbeddedPictureScanner:
         """Each real picture among ``candidates`` (all of the stream's if None), in order.
 
         ``skip`` lists ``(start, end)`` ranges not to report from (already known content).
+        A candidate at offset 0 is the stream itself, never its own child: if its structure
+        is complete, everything up to its end is skipped. The walks together read at most
+        :data:`WALK_BUDGET` times the stream's size (plus one :data:`MAX_PICTURE`), so
+        thousands of overlapping fake headers cannot make the scan quadratic.
         """
+        budget = [WALK_BUDGET * size + MAX_PICTURE]
+
         def read_at(offset: int, length: int) -> bytes:
+            if budget[0] <= 0:
+                raise _BudgetSpent
             stream.seek(offset)
-            return stream.read(length)
+            data = stream.read(length)
+            budget[0] -= len(data)
+            return data
 
         if candidates is None:
             candidates = self._scan(read_at, size)
-        covered = [tuple(r) for r in skip]
-        whole = picture_at(read_at, 0, size)
-        if whole is not None:
-            covered.append((0, whole[1]))
-        reported_end = 0
-        for offset, kind in sorted(set(candidates)):
-            if offset < reported_end or any(a <= offset < b for a, b in covered):
-                continue
-            end = ENDS[kind](read_at, offset, size)
-            if end is None or end - offset > MAX_PICTURE:
-                continue
-            if not decodes_stream(io.BufferedReader(RangeStream(stream, offset, end - offset))):
-                continue
-            reported_end = end
-            length = end - offset
-            step = Derivation(self.method_prefix + kind, self.version, offset=offset,
-                              length=length)
-            yield Child(step, f"{name}@{offset}.{_ext(kind, read_at, offset)}",
-                        _range_opener(stream, offset, length), size=length)
+        ordered = sorted(set(candidates))
+        covered = [(int(a), int(b)) for a, b in skip]
+        reported_end = offset = 0
+        try:
+            if ordered and ordered[0][0] == 0:
+                whole = ENDS[ordered[0][1]](read_at, 0, size)
+                reported_end = whole or 0
+            for offset, kind in ordered:
+                if offset == 0 or offset < reported_end or any(
+                        a <= offset < b for a, b in covered):
+                    continue
+                end = ENDS[kind](read_at, offset, size)
+                if end is None or end - offset > MAX_PICTURE:
+                    continue
+                if not decodes_stream(io.BufferedReader(RangeStream(stream, offset,
+                                                                    end - offset))):
+                    continue
+                reported_end = end
+                length = end - offset
+                step = Derivation(self.method_prefix + kind, self.version, offset=offset,
+                                  length=length)
+                yield Child(step, f"{name}@{offset}.{_ext(kind, read_at, offset)}",
+                            _range_opener(stream, offset, length), size=length)
+        except _BudgetSpent:
+            raise LimitExceeded("picture-scan-bytes",
+                                f"picture structure walks read {WALK_BUDGET} × the stream's "
+                                f"size; candidates from offset {offset} on were not checked"
+                                ) from None
         if self.stopped_at is not None:
             raise LimitExceeded("picture-candidates",
                                 f"more than {MAX_CANDIDATES} picture signatures: the "
