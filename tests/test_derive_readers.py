@@ -425,3 +425,26 @@ def test_each_reader_claims_only_its_own_format(work: Path, tree: Path):
     assert container_reader(b"From: a@example.org\nSubject: hi\n\nbody") is None  # 1 strong
     assert container_reader(
         b"Received: from x\nFrom: a@example.org\nSubject: hi\n\nbody").method == "email"
+
+
+def test_pdf_images_inside_form_xobjects(work: Path, pictures: dict[str, Path]):
+    # reportlab (a real PDF writer, already a dependency) draws one JPEG inside a form
+    # XObject shown on two pages, and another JPEG directly on page 1.
+    from reportlab.pdfgen import canvas
+
+    document = work / "forms.pdf"
+    drawing = canvas.Canvas(str(document))
+    drawing.beginForm("logo")
+    drawing.drawImage(str(pictures["jpeg"]), 0, 0, 160, 120)
+    drawing.endForm()
+    drawing.doForm("logo")
+    drawing.drawImage(str(pictures["jpeg-progressive"]), 200, 200, 100, 75)
+    drawing.showPage()
+    drawing.doForm("logo")
+    drawing.showPage()
+    drawing.save()
+    _, got = expand(document)
+    found = {c.step.inner.split("/", 1)[1].startswith("FormXob.logo/"): md5(d) for c, d in got}
+    assert len(got) == 2 and all(c.step.inner.startswith("page 1/") for c, _ in got)
+    assert found == {True: md5(pictures["jpeg"].read_bytes()),
+                     False: md5(pictures["jpeg-progressive"].read_bytes())}

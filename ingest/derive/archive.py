@@ -10,6 +10,11 @@ libarchive gets the parent through read and seek callbacks, so an archive is nev
 loaded into memory and a member's data is decoded block by block as it is read. A member
 whose data is encrypted is listed with the note ``encrypted`` and no opener; an archive
 whose headers are encrypted (7z ``-mhe``) cannot be listed and raises ContainerError.
+
+libarchive does not state a member's packed size. For the compressing formats (7z, RAR)
+``packed_size`` is therefore the whole archive's size — an upper bound that still lets the
+worker's ratio limit catch a bomb (a member a hundred times larger than its archive);
+cpio and ISO 9660 store members as they are and leave it ``None``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class _LibarchiveReader:
 
     method = ""
     version = "1"
+    compresses = False  # whether packed_size is given (as the archive's size, see above)
 
     def sniff(self, head: bytes) -> bool:
         raise NotImplementedError
@@ -87,11 +93,11 @@ class _LibarchiveReader:
                         break
                     index += 1
                     live[0] = index
-                    yield self._child(entry, index, live)
+                    yield self._child(entry, index, live, size if self.compresses else None)
         except ArchiveError as exc:
             raise ContainerError(f"{self.method}: {exc.msg}") from exc
 
-    def _child(self, entry: Any, index: int, live: list[int]) -> Child:
+    def _child(self, entry: Any, index: int, live: list[int], packed: int | None) -> Child:
         path = entry.pathname or f"member-{index}"
         step = Derivation(self.method, self.version, inner=path)
         leaf = path.rstrip("/").rsplit("/", 1)[-1] or path
@@ -108,7 +114,8 @@ class _LibarchiveReader:
             return Child(step, leaf, None, size=0, mtime=mtime,
                          notes=(f"special file, mode {_text(entry.strmode)}",))
         if _data_encrypted(entry):
-            return Child(step, leaf, None, size=entry.size, mtime=mtime, notes=("encrypted",))
+            return Child(step, leaf, None, size=entry.size, packed_size=packed, mtime=mtime,
+                         notes=("encrypted",))
 
         def open_member() -> BinaryIO:
             if live[0] != index:
@@ -117,7 +124,7 @@ class _LibarchiveReader:
             return ChunkStream(entry.get_blocks(_BLOCK), lambda: live[0] == index,
                                f"{self.method} member {path!r}")  # type: ignore[return-value]
 
-        return Child(step, leaf, open_member, size=entry.size, mtime=mtime)
+        return Child(step, leaf, open_member, size=entry.size, packed_size=packed, mtime=mtime)
 
 
 def _text(value: str | bytes) -> str:
@@ -138,6 +145,7 @@ class SevenZipReader(_LibarchiveReader):
     """7-Zip archives."""
 
     method = "7z"
+    compresses = True
 
     def sniff(self, head: bytes) -> bool:
         return head.startswith(b"7z\xbc\xaf\x27\x1c")
@@ -147,6 +155,7 @@ class RarReader(_LibarchiveReader):
     """RAR archives, format 4 (``Rar!\\x1a\\x07\\x00``) and 5 (``Rar!\\x1a\\x07\\x01\\x00``)."""
 
     method = "rar"
+    compresses = True
 
     def sniff(self, head: bytes) -> bool:
         return head.startswith((b"Rar!\x1a\x07\x00", b"Rar!\x1a\x07\x01\x00"))

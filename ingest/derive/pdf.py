@@ -9,7 +9,8 @@ the note ``converted to PNG``: the pixels are evidence, the bytes are ours.
 Images in form XObjects are found too; an image object used on several pages is given
 once, under the first page that shows it. Inline images (``BI … ID … EI`` in a content
 stream) and file attachments are not read by this version. A child's bytes are produced
-when it is opened — one image in memory at a time.
+when it is opened — one image in memory at a time; images over :data:`MAX_PIXELS` are
+not converted (their opener raises ContainerError).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ingest.derive.base import Child, ContainerError
 from ingest.location import Derivation
 
 _RAW_FILTERS = {"/DCTDecode": "jpg", "/DCT": "jpg", "/JPXDecode": "jp2"}
+MAX_PIXELS = 100_000_000  # a larger non-JPEG image is not converted (memory)
 _MAX_FORM_DEPTH = 12  # nested form XObjects followed before giving up (loops, bombs)
 _ERRORS = (PyPdfError, PdfReadError, OSError, ValueError, KeyError, TypeError,
            AttributeError, RecursionError)
@@ -110,6 +112,10 @@ def _opener(image: Any, raw: bool, what: str) -> Callable[[], BinaryIO]:
         try:
             if raw:
                 return io.BytesIO(image.get_data())
+            width, height = _resolve(image.get("/Width", 0)), _resolve(image.get("/Height", 0))
+            if int(width) * int(height) > MAX_PIXELS:
+                raise ContainerError(f"pdf image {what}: {width}×{height} pixels is over the "
+                                     f"{MAX_PIXELS}-pixel limit for converting to PNG")
             picture = image.decode_as_image()
             if picture is None:
                 raise ContainerError(f"pdf image {what}: pypdf cannot decode it")
