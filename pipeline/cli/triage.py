@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain_of_custody.errors import LedgerError
+from ingest.derive import Limits
 from ingest.errors import IngestError
 from pipeline.cli.common import (
     EXIT_CASE,
@@ -74,13 +75,19 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--worker-memory", default="3GiB", show_default=True,
               help="Memory limit of each local worker process; a worker over it is"
               " restarted and the file it was on is recorded.")
+@click.option("--expand/--no-expand", default=True, show_default=True,
+              help="Open archives, documents, mail and pictures inside files, recursively,"
+              " and analyse what they hold.")
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
+              help="Change an expansion limit (repeatable): depth, members, container_bytes,"
+              " member_bytes, ratio, seconds, case_bytes; see the README.")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
-           no_progress: bool) -> None:
+           expand: bool, limits: tuple[str, ...], no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
     from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer
     from pipeline.run.acquisition import HashMismatchError
@@ -106,6 +113,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         analyzers=analyzer_list.split(",") if analyzer_list else None,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
+        expand=expand, limits=parse_limits(limits),
     )
     try:
         result = Triage(options).run()
@@ -131,6 +139,26 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         sys.exit(EXIT_INTERRUPTED)
 
 
+def parse_limits(given: tuple[str, ...]) -> Limits:
+    """``--limit NAME=VALUE`` options over the default expansion limits."""
+    values: dict[str, int | float] = {}
+    fields = Limits().to_dict()
+    for item in given:
+        name, _, text = item.partition("=")
+        name = name.strip()
+        if name not in fields or not text:
+            fail(f"--limit {item!r}: expected NAME=VALUE with NAME one of"
+                 f" {', '.join(fields)}", EXIT_USAGE)
+        try:
+            value = type(fields[name])(text)
+        except ValueError:
+            fail(f"--limit {item!r}: {text!r} is not a number", EXIT_USAGE)
+        if value < 0:
+            fail(f"--limit {item!r}: must not be negative", EXIT_USAGE)
+        values[name] = value
+    return Limits(**values)
+
+
 def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> None:
     console = Console()
     table = Table(title=f"exhibit triage — {case_dir}", show_header=False)
@@ -145,6 +173,7 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("entries", f"{summary['entries']:,}"),
         ("files", f"{summary['files']:,}"),
         ("deleted entries", f"{summary['deleted']:,}"),
+        ("derived entries (inside files)", f"{summary.get('derived', 0):,}"),
         ("bytes in files", f"{summary['bytes']:,}"),
         ("files analysed", f"{summary['analysed']:,}"),
         ("images", f"{summary['images']:,}"),
