@@ -200,6 +200,13 @@ def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -
     return key if duplicate == 0 else f"{key}#{duplicate}"
 
 
+# The order of entries in every export: walked entries in walk order, then derived ones
+# by batch and Merkle leaf (ids of derived entries follow the order batches finished in,
+# which varies; batch ids and leaf positions do not). Needs ``files f`` and ``results r``.
+ENTRY_ORDER = ("f.parent_id IS NOT NULL, CASE WHEN f.parent_id IS NULL THEN f.id END,"
+               " r.batch_id, r.leaf_index, f.id")
+
+
 def derived_path(parent_path: str, entry: FileEntry) -> str:
     """How a derived entry's path reads: the container's path, ``//``, the member's path.
 

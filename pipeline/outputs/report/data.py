@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.ledger import read_entries
-from pipeline.case.database import CaseDatabase, utc_now
+from pipeline.case.database import ENTRY_ORDER, CaseDatabase, utc_now
 from pipeline.case.store import THUMBNAIL_DIR
 from pipeline.versions import tool_record
 
@@ -82,8 +82,9 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     timeline_times: list[tuple[str, bool]] = []
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " json_extract(r.record, '$.findings.thumbnail.sha256') AS thumb"
-        " FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY f.id"
+        " json_extract(r.record, '$.findings.thumbnail.sha256') AS thumb,"
+        " p.path AS parent_path FROM files f LEFT JOIN results r ON r.file_id = f.id"
+        f" LEFT JOIN files p ON p.id = f.parent_id ORDER BY {ENTRY_ORDER}"
     )
     for row in conn.execute(query):
         fid = row["id"]
