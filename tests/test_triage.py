@@ -381,6 +381,12 @@ def test_unreadable_image_resumed_and_allowed(unreadable: dict[str, Path],
     assert len({e["details"]["statement"] for e in entries}) == 1
     assert [e["action"] for e in ledger_entries(case)].count("evidence.reopened") == 2
     exhibit("ledger", "verify", case)
+    pdf = tmp_path / "custody.pdf"  # the court's custody report states it too
+    exhibit("ledger", "export", case, "--format", "pdf", "-o", pdf)
+    text = " ".join(subprocess.run([require_tool("pdftotext"), str(pdf), "-"], check=True,
+                                   capture_output=True, text=True).stdout.split())
+    assert text.count("Nothing examined") == 3 and "QCOW2" in text
+    assert text.count("Accepted by the examiner (--allow-empty)") == 1
 
 
 def test_unreadable_partition_is_named(unreadable: dict[str, Path], tmp_path: Path) -> None:
