@@ -9,11 +9,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian/Ubuntu packages: libmagic1 is needed at run time (g++ and python3-dev build pdqhash,
 # which PyPI ships as source only); the rest are the generator's and
-# the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...).
+# the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...;
+# qemu-img, mkapfs and cryptsetup make the containers exhibit must name but cannot read).
 RUNTIME_PACKAGES := libmagic1 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
-	zip
+	zip qemu-utils apfsprogs cryptsetup-bin
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case

@@ -45,7 +45,16 @@ COLUMNS = (
     "derived_from", "derivation",
     "name", "size", "kind", "allocated", "mtime", "atime", "ctime", "crtime", "mode", "uid",
     "gid", "md5", "sha1", "sha256", "mime", "magic", "extension_mismatch", "exif", "phash",
-    "dhash", "matches", "errors",
+    "dhash", "pdq", "pdq_quality", "matches", "errors",
+)
+
+# The PDQ matching compares (its indexed columns, filled from the result record by
+# matching); read from the record itself when matching has not run yet (an interrupted
+# triage), so the export never shows a hash matching would not use, nor hides one.
+PDQ_COLUMNS = (
+    "coalesce(r.pdq, json_extract(r.record, '$.findings.perceptual.pdq')) AS pdq,"
+    " coalesce(r.pdq_quality, json_extract(r.record, '$.findings.perceptual.pdq_quality'))"
+    " AS pdq_quality"
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -77,7 +86,7 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
         })
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " r.phash, r.dhash, p.path AS parent_path FROM files f"
+        " r.phash, r.dhash, " + PDQ_COLUMNS + ", p.path AS parent_path FROM files f"
         " LEFT JOIN results r ON r.file_id = f.id LEFT JOIN files p ON p.id = f.parent_id"
         f" ORDER BY {ENTRY_ORDER}"
     )
@@ -114,6 +123,8 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "exif": _exif_view(exif),
             "phash": row["phash"],
             "dhash": row["dhash"],
+            "pdq": row["pdq"],
+            "pdq_quality": row["pdq_quality"],
             "matches": matches.get(row["id"], []),
             "errors": errors.get(row["id"], []),
         }

@@ -6,7 +6,9 @@ ledger and made durable before the next:
 1. open the case (create it if new) and load the given hash sets (``matching``);
 2. open the image read-only (``ingest``), hash it and compare with the stated and stored
    hashes, register the evidence (``run.acquisition``);
-3. find the volumes and walk every filesystem into the case (``run.walk``);
+3. find the volumes and walk every filesystem into the case (``run.walk``); when not one
+   could be read, say what the image looks like (``run.unreadable``:
+   ``triage.nothing_examined``);
 4. plan batches of roughly equal work, persisted for resume (``run.plan``);
 5. run the batches on Dask (``run.cluster``, ``run.worker``) and take each finished one
    into the case and the ledger with its Merkle root (``run.collect``);
@@ -48,6 +50,7 @@ from pipeline.run.cluster import (
 from pipeline.run.expand import EXPAND
 from pipeline.run.expand import VERSION as EXPAND_VERSION
 from pipeline.run.progress import Reporter
+from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask
 
@@ -74,6 +77,7 @@ class TriageOptions:
     worker_memory: str = DEFAULT_WORKER_MEMORY
     expand: bool = True  # open archives, documents, mail and pictures inside files
     limits: Limits = field(default_factory=Limits)
+    allow_empty: bool = False  # nothing examined is then accepted (still recorded)
 
     @property
     def parallelism(self) -> int:
@@ -90,6 +94,11 @@ class TriageResult:
     summary: dict[str, Any]
     hash_verified: bool
     interrupted: bool = False
+
+    @property
+    def nothing_examined(self) -> dict[str, Any] | None:
+        """What the image looks like, when no volume or filesystem in it could be read."""
+        return self.summary.get("nothing_examined")
 
 
 def _fresh_scratch(folder: Path) -> Path:
@@ -145,13 +154,19 @@ class Triage:
             evidence_id, verified = acquisition.register(
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
             walk_evidence(case, image, evidence_id, self.reporter)
+            empty = nothing_examined(case.db, image, evidence_id)
         finally:
             image.close()
+        if empty is not None:
+            case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                        dict(empty, allowed=opts.allow_empty))
         plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
         interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
         if not interrupted:
             self._match(case, evidence_id)
         summary = summarize(case.db, evidence_id)
+        if empty is not None:
+            summary["nothing_examined"] = empty
         summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
         action = "triage.interrupted" if interrupted else "triage.completed"
         case.record(action, {"evidence_id": evidence_id}, summary)
