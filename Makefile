@@ -9,12 +9,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian/Ubuntu packages: libmagic1 is needed at run time (g++ and python3-dev build pdqhash,
 # which PyPI ships as source only); the rest are the generator's and
-# the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools,
-# and the writers of the container readers' test inputs: tar, 7z, cpio, xorriso, gsf...).
+# the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...;
+# qemu-img, mkapfs and cryptsetup make the containers exhibit must name but cannot read; tar,
+# 7z, cpio, xorriso and gsf write the container readers' test inputs).
 RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
-	tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin
+	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -75,9 +76,13 @@ test: system-deps-test venv lint
 # Speed benchmarks (benchmarks/speed/): builds the images once into ~/.cache/exhibit-bench
 # ($$EXHIBIT_BENCH_CACHE), then times exhibit, fiwalk, tsk_loaddb, a naive script and the
 # physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
+# Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
+# photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
 BENCH_ARGS ?=
+ARCHIVE_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).

@@ -13,6 +13,7 @@ are read like any other (holes read as zeros), bounded by the per-file time limi
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections import OrderedDict
@@ -113,6 +114,15 @@ class ContentReader:
             offset += len(data)
             yield data
 
+    def open_stream(self, volume_offset: int, inode: int,
+                    stream: str | None = None) -> io.BufferedReader:
+        """A seekable, read-only file object over one stream (containers need random access)."""
+        with self._lock:
+            file_obj, size, extra = self._target(volume_offset, inode, stream)
+        where = self._where(volume_offset, inode, stream)
+        return io.BufferedReader(_StreamFile(self._lock, file_obj, size, extra, where),
+                                 buffer_size=DEFAULT_CHUNK)
+
     def read_all(self, volume_offset: int, inode: int, stream: str | None = None) -> bytes:
         return b"".join(self.iter_chunks(volume_offset, inode, stream))
 
@@ -120,6 +130,51 @@ class ContentReader:
         with self._lock:
             self._filesystems.clear()
             self.image.close()
+
+
+class _StreamFile(io.RawIOBase):
+    """Random access to one stream through TSK's ``read_random`` (no write method at all)."""
+
+    def __init__(self, lock: threading.RLock, file_obj: Any, size: int, extra: tuple,
+                 where: str) -> None:
+        self._lock = lock
+        self._file = file_obj
+        self._size = size
+        self._extra = extra
+        self._where = where
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        with self._lock:
+            try:
+                data = self._file.read_random(self._pos, want, *self._extra)
+            except OSError as exc:
+                raise IngestError(f"read error at file offset {self._pos} of {self._where}:"
+                                  f" {str(exc).strip()}") from exc
+        if not data:
+            raise IngestError(f"short read at file offset {self._pos} of {self._where}")
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 _READERS: OrderedDict[tuple[ImageSpec, tuple], ContentReader] = OrderedDict()

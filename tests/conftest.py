@@ -12,12 +12,25 @@ import gzip
 import hashlib
 import shutil
 import subprocess
+import sys
+import tarfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_GZ = REPO / "sample_data" / "sample.img.gz"
+PDQ_REFERENCE_SOURCES = (
+    "pdq/cpp/bin/pdq-photo-hasher.cpp", "pdq/cpp/io/pdqio.cpp",
+    "pdq/cpp/hashing/pdqhashing.cpp", "pdq/cpp/hashing/torben.cpp",
+    "pdq/cpp/downscaling/downscaling.cpp", "pdq/cpp/common/pdqhashtypes.cpp",
+    "pdq/cpp/common/pdqutils.cpp", "pdq/cpp/common/pdqhamming.cpp",
+)
+# Bits by which our PDQ may differ from the reference's on a picture over 512 px: we
+# draft-decode and box-resize, it decodes fully and resizes with CImg (≤ 512 px: equal).
+PDQ_RESIZED_TOLERANCE = 8
 
 
 def require_tool(name: str) -> str:
@@ -88,3 +101,40 @@ def sample_e01(sample_raw: Path, images_dir: Path) -> Path:
     e01 = target.with_suffix(".E01")
     e01.chmod(0o444)
     return e01
+
+
+@pytest.fixture(scope="session")
+def reference_hasher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ThreatExchange's pdq-photo-hasher, built from the installed pdqhash's sdist."""
+    compiler = require_tool("g++")
+    tmp = tmp_path_factory.mktemp("pdqref")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                    "--no-binary", "pdqhash", f"pdqhash=={version('pdqhash')}", "-d", str(tmp)],
+                   check=True, capture_output=True)
+    (sdist,) = tmp.glob("pdqhash-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp, filter="data")
+    (root,) = tmp.glob("pdqhash-*/ThreatExchange")
+    binary = tmp / "pdq-photo-hasher"
+    subprocess.run([compiler, "-O2", "-std=c++14", "-Dcimg_display=0", f"-I{root}",
+                    f"-I{root / 'pdq/cpp'}", *(str(root / s) for s in PDQ_REFERENCE_SOURCES),
+                    "-o", str(binary), "-lpthread"], check=True, capture_output=True)
+    return binary
+
+
+def pdq_reference_lines(binary: Path, img: Image.Image, tmp_path: Path,
+                        *flags: str) -> list[list[str]]:
+    """The reference's output fields for ``img`` (hash, quality, …), one list per line.
+
+    The picture goes in as PPM, so the reference hashes exactly these pixels.
+    """
+    path = tmp_path / "input.ppm"
+    img.convert("RGB").save(path)
+    out = subprocess.run([str(binary), *flags, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split(",") for line in out.splitlines() if line.strip()]
+
+
+def pdq_reference(binary: Path, img: Image.Image, tmp_path: Path, *flags: str) -> list[str]:
+    """The reference's PDQ hashes of ``img`` (one, or the 8 dihedral ones with --pdqdih)."""
+    return [fields[0] for fields in pdq_reference_lines(binary, img, tmp_path, *flags)]

@@ -6,15 +6,19 @@ The sample image is triaged once; each export is written through the real CLI.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
+import sqlite3
 import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import PDQ_RESIZED_TOLERANCE, pdq_reference_lines, require_tool
 from lxml import etree
-from pipeline_helpers import REPO, exhibit, ledger_entries, triage
+from PIL import Image, ImageOps
+from pipeline_helpers import REPO, exhibit, icat, ledger_entries, triage
 
 from chain_of_custody.canonical import sha256_hex
 
@@ -80,6 +84,49 @@ def test_bodyfile_gives_the_fls_timeline(case: Path, sample_raw: Path, tmp_path:
     assert any(b'"/DCIM/100EXHIB/_MG_0007.JPG (deleted)"' in line for line in ours)
     assert any(b'"/Documents/secret.txt (deleted)"' in line for line in ours)
     assert any(b"caf\xe9_latin1.txt" in line for line in ours)
+
+
+def test_pdq_of_every_picture_is_exported_and_agrees_with_the_reference(
+        case: Path, sample_raw: Path, reference_hasher: Path, tmp_path: Path) -> None:
+    """PDQ and quality in JSONL and CSV for every picture: the values matching compared,
+    and ThreatExchange's pdq-photo-hasher's on the bytes icat reads for the same inode.
+
+    The reference gets the picture fully decoded and upright (EXIF orientation applied),
+    as exhibit hashes it; equal at ≤ 512 px, within the PDQ tests' tolerance above.
+    """
+    require_tool("icat")
+    records = _jsonl(case)
+    pictures = [r for r in records if (r["mime"] or "").startswith("image/")]
+    assert len(pictures) >= 10
+    assert all(r["pdq"] is None and r["pdq_quality"] is None
+               for r in records if r not in pictures)
+    with sqlite3.connect(case / "case.sqlite") as db:
+        used = {(path, inode): (pdq, quality) for path, inode, pdq, quality in db.execute(
+            "SELECT f.path, f.inode, r.pdq, r.pdq_quality FROM results r"
+            " JOIN files f ON f.id = r.file_id WHERE r.pdq IS NOT NULL")}
+    rows = {(r["path"], int(r["inode"])): r for r in csv.DictReader(
+        export(case, "csv").read_text(encoding="utf-8").splitlines())}
+    resized = 0
+    for record in pictures:
+        key = (record["path"], record["inode"])
+        assert len(record["pdq"]) == 64 and int(record["pdq"], 16) >= 0, key
+        assert isinstance(record["pdq_quality"], int) and 0 <= record["pdq_quality"] <= 100
+        assert used[key] == (record["pdq"], record["pdq_quality"]), key
+        assert (rows[key]["pdq"], rows[key]["pdq_quality"]) == (
+            record["pdq"], str(record["pdq_quality"]))
+        data = icat(sample_raw, record["volume_offset"] // 512, record["inode"])
+        assert hashlib.sha256(data).hexdigest() == record["sha256"], key
+        picture = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+        ((ref_pdq, ref_quality, *_),) = pdq_reference_lines(reference_hasher, picture,
+                                                            tmp_path)
+        distance = (int(ref_pdq, 16) ^ int(record["pdq"], 16)).bit_count()
+        if max(picture.size) <= 512:
+            assert (record["pdq"], record["pdq_quality"]) == (ref_pdq, int(ref_quality)), key
+        else:
+            resized += 1
+            assert distance <= PDQ_RESIZED_TOLERANCE, (key, distance)
+            assert abs(record["pdq_quality"] - int(ref_quality)) <= 10, key
+    assert resized >= 1  # the sample's camera photos are over 512 px
 
 
 def test_bodyfile_md5_column_matches_hashdeep(case: Path) -> None:

@@ -22,6 +22,7 @@ from ingest.content import ContentReader
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.image import detect_format, open_image
 from ingest.location import decode_name
+from ingest.signatures import identify
 from ingest.volumes import NO_TABLE_WARNING, find_volumes
 from ingest.walk import FilesystemWalker, open_filesystem
 
@@ -261,3 +262,71 @@ def test_corrupt_e01_is_refused(sample_e01: Path, tmp_path: Path) -> None:
     with pytest.raises(IngestError) as info, open_image([broken]) as image:
         image.read_at(0, image.size)
     assert str(broken) in str(info.value)
+
+
+def _identify_file(path: Path) -> str:
+    with path.open("rb") as fh:
+        return identify(lambda offset, size: os.pread(fh.fileno(), size, offset), 0,
+                        path.stat().st_size)
+
+
+def test_unreadable_containers_are_named_by_content(tmp_path: Path) -> None:
+    """Virtual disks made by qemu-img, an APFS container by mkapfs, LUKS by cryptsetup,
+    gzip: each named by its bytes (the names given here are all ``.bin``)."""
+    fat = make_fat(tmp_path / "fat.img", 4, fat="12")
+    assert _identify_file(fat) == "unknown"  # readable: no container signature to name
+    made: dict[str, Path] = {}
+    for label, fmt, options in (
+        ("VMDK sparse extent", "vmdk", []),
+        ("VMDK sparse extent (stream)", "vmdk", ["-o", "subformat=streamOptimized"]),
+        ("VHD (dynamic)", "vpc", []), ("VHD (fixed)", "vpc", ["-o", "subformat=fixed"]),
+        ("VHDX", "vhdx", []), ("QCOW2", "qcow2", []),
+    ):
+        made[label] = tmp_path / f"{fmt}-{len(made)}.bin"
+        run("qemu-img", "convert", "-f", "raw", "-O", fmt, *options, str(fat), str(made[label]))
+    run("qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat",
+        str(fat), str(tmp_path / "flat.vmdk"))
+    made["VMDK descriptor (the data is in the extent files it names)"] = tmp_path / "flat.vmdk"
+    apfs = tmp_path / "apfs.bin"
+    with apfs.open("wb") as fh:
+        fh.truncate(128 * MIB)  # mkapfs's smallest container; sparse
+    run("mkapfs", str(apfs))
+    made["APFS container"] = apfs
+    luks = tmp_path / "luks.bin"
+    with luks.open("wb") as fh:
+        fh.truncate(20 * MIB)
+    (tmp_path / "key").write_bytes(b"exhibit")
+    run("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2",
+        "--pbkdf-force-iterations", "1000", "--key-file", str(tmp_path / "key"), str(luks))
+    made["LUKS2 encrypted volume"] = luks
+    gz = tmp_path / "gz.bin"
+    gz.write_bytes(subprocess.run(["gzip", "-c", str(fat)], check=True,
+                                  capture_output=True).stdout)
+    made["gzip-compressed file"] = gz
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(hashlib.shake_256(b"noise").digest(3 * MIB))
+    made["unknown"] = noise
+    zeros = tmp_path / "zeros.bin"
+    zeros.write_bytes(bytes(2 * MIB))
+    made["blank (only zero bytes in the first MiB)"] = zeros
+    found = {label: _identify_file(path) for label, path in made.items()}
+    assert found == {label: label.replace(" (stream)", "") for label in made}
+
+
+def test_volume_signatures_from_their_specifications() -> None:
+    """Signatures no packaged tool here writes into a file: BitLocker's boot sector OEM id,
+    an LVM2 label in sector 1, a DMG's trailing 'koly' block, LUKS1, QCOW version 1."""
+    def named(data: bytes) -> str:
+        return identify(lambda offset, size: data[offset:offset + size], 0, len(data))
+
+    sector = bytearray(4096)
+    sector[3:11] = b"-FVE-FS-"
+    assert named(bytes(sector) + b"\x01" * 4096) == "BitLocker encrypted volume"
+    sector = bytearray(4096)
+    sector[512:520], sector[536:544] = b"LABELONE", b"LVM2 001"
+    assert named(bytes(sector)) == "LVM2 physical volume"
+    dmg = b"\x01" * 8192 + b"koly" + bytes(508)
+    assert named(dmg) == "Apple disk image (DMG, UDIF)"
+    assert named(b"LUKS\xba\xbe\x00\x01" + b"\x01" * 600) == "LUKS1 encrypted volume"
+    assert named(b"QFI\xfb\x00\x00\x00\x01" + b"\x01" * 600) == "QCOW (version 1)"
+    assert named(b"") == "unknown"

@@ -1,6 +1,7 @@
 """PDQ: pinned values, properties, other formats, and Facebook's reference as the oracle.
 
-The oracle is ThreatExchange's own ``pdq-photo-hasher``, compiled here from the C++ source
+The oracle is ThreatExchange's own ``pdq-photo-hasher``, compiled (``conftest.py``, shared
+with the export test) from the C++ source
 that the installed ``pdqhash`` release ships in its sdist (``pip download`` of the same
 version, so the reference and the binding are the same code). It reads PPM natively
 (CImg), so it gets exactly the pixels we decoded and does its own luma conversion,
@@ -12,14 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
-import sys
-import tarfile
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from conftest import PDQ_RESIZED_TOLERANCE, pdq_reference
 from PIL import Image, ImageOps
 from test_analyzers import PINNED_PIXELS_SHA256, PINNED_SEED, encode, procedural
 
@@ -29,13 +26,6 @@ from analyzers.perceptual import DIHEDRAL, PerceptualHashAnalyzer, decode
 # by the reference binary in test_reference_equals_binding_on_small_images.
 PINNED_PDQ = "da814e257a8d7b62c9d36f3159c279718ec3b7b28c3c9170aac592af556c02ce"
 
-REFERENCE_SOURCES = (
-    "pdq/cpp/bin/pdq-photo-hasher.cpp", "pdq/cpp/io/pdqio.cpp",
-    "pdq/cpp/hashing/pdqhashing.cpp", "pdq/cpp/hashing/torben.cpp",
-    "pdq/cpp/downscaling/downscaling.cpp", "pdq/cpp/common/pdqhashtypes.cpp",
-    "pdq/cpp/common/pdqutils.cpp", "pdq/cpp/common/pdqhamming.cpp",
-)
-
 
 def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
@@ -43,33 +33,6 @@ def hamming(a: str, b: str) -> int:
 
 def hashes(data: bytes) -> dict:
     return PerceptualHashAnalyzer().analyze(data, None, {})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def reference_hasher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ThreatExchange's pdq-photo-hasher, built from the installed pdqhash's sdist."""
-    compiler = require_tool("g++")
-    tmp = tmp_path_factory.mktemp("pdqref")
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--no-binary", "pdqhash", f"pdqhash=={version('pdqhash')}", "-d", str(tmp)],
-                   check=True, capture_output=True)
-    (sdist,) = tmp.glob("pdqhash-*.tar.gz")
-    with tarfile.open(sdist) as tar:
-        tar.extractall(tmp, filter="data")
-    (root,) = tmp.glob("pdqhash-*/ThreatExchange")
-    binary = tmp / "pdq-photo-hasher"
-    subprocess.run([compiler, "-O2", "-std=c++14", "-Dcimg_display=0", f"-I{root}",
-                    f"-I{root / 'pdq/cpp'}", *(str(root / s) for s in REFERENCE_SOURCES),
-                    "-o", str(binary), "-lpthread"], check=True, capture_output=True)
-    return binary
-
-
-def reference(binary: Path, img: Image.Image, tmp_path: Path, *flags: str) -> list[str]:
-    path = tmp_path / "input.ppm"
-    img.convert("RGB").save(path)
-    out = subprocess.run([str(binary), *flags, str(path)], capture_output=True, text=True,
-                         check=True).stdout
-    return [line.split(",")[0] for line in out.splitlines() if line.strip()]
 
 
 def test_pinned_pdq_of_a_lossless_png() -> None:
@@ -88,20 +51,20 @@ def test_reference_equals_binding_on_small_images(reference_hasher: Path, tmp_pa
     """≤ 512 px: no resize on either side, so the hashes must be identical, all 8 of them."""
     img = procedural(seed, (480, 360))
     ours = hashes(encode(img, "PNG"))
-    assert reference(reference_hasher, img, tmp_path) == [ours["pdq"]]
-    assert reference(reference_hasher, img, tmp_path, "--pdqdih") == ours["pdq_dihedral"]
+    assert pdq_reference(reference_hasher, img, tmp_path) == [ours["pdq"]]
+    assert pdq_reference(reference_hasher, img, tmp_path, "--pdqdih") == ours["pdq_dihedral"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reference_agrees_within_a_few_bits_on_large_jpegs(reference_hasher: Path,
                                                            tmp_path: Path, seed: int) -> None:
-    """Large JPEG: we draft-decode and box-resize, the reference decodes fully; ≤ 8 bits."""
+    """Large JPEG: we draft-decode and box-resize, the reference decodes fully: a few bits."""
     data = encode(procedural(seed, (1600, 1200)), "JPEG", quality=90)
     full = Image.open(io.BytesIO(data))
-    (ref,) = reference(reference_hasher, full, tmp_path)
+    (ref,) = pdq_reference(reference_hasher, full, tmp_path)
     ours = hashes(data)
     assert ours["decoded_width"] == 800  # drafted at 1/2, still ≥ 512
-    assert hamming(ours["pdq"], ref) <= 8
+    assert hamming(ours["pdq"], ref) <= PDQ_RESIZED_TOLERANCE
 
 
 @pytest.mark.parametrize(("transform", "variant"), [

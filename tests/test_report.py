@@ -118,6 +118,7 @@ def expected(sample_report: Path) -> dict[str, Any]:
         "images": sum(1 for r in records if (r["mime"] or "").startswith("image/")),
         "dcim": sum(1 for r in records if "/dcim/100" in r["path"].lower()),
         "biggest": biggest["path"],
+        "IMG_0001": next(r for r in records if r["name"] == "IMG_0001.JPG"),
     }
 
 
@@ -204,7 +205,8 @@ def test_filters_and_search_change_visible_rows(sample: Opened,
     assert visible_rows(page)[0] == expected["biggest"]
 
 
-def test_file_detail_shows_location_hashes_exif_matches(sample: Opened) -> None:
+def test_file_detail_shows_location_hashes_exif_matches(sample: Opened,
+                                                        expected: dict[str, Any]) -> None:
     page = sample.page
     page.click("header nav [data-tab=files]")
     page.fill("#file-search", "IMG_0001")
@@ -214,6 +216,10 @@ def test_file_detail_shows_location_hashes_exif_matches(sample: Opened) -> None:
     assert "b39fed146001368ccc6026dc0fe269b98bc73106aef750d11848fd39fad3f1c9" in text
     assert "Canon EOS 80D" in text and "52.373056" in text
     assert "known_hashes.csv" in text and "inode" in text.lower()
+    photo = expected["IMG_0001"]  # the perceptual hashes the export gives, PDQ included
+    assert photo["pdq"] and photo["phash"]
+    assert f"PDQ{photo['pdq']}" in text and f"PDQ quality{photo['pdq_quality']}" in text
+    assert f"pHash{photo['phash']}" in text and f"dHash{photo['dhash']}" in text
     assert "blur" in page.eval_on_selector("#detail img.thumb", "i => getComputedStyle(i).filter")
     page.click("#detail-close")
     assert not page.is_visible("#detail .sheet")

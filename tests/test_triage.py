@@ -23,6 +23,7 @@ from pipeline_helpers import (
     ledger_entries,
     triage,
 )
+from test_ingest_images import make_fat, run
 
 from ingest.location import decode_name, encode_name
 
@@ -304,3 +305,99 @@ def test_csv_export_neutralises_formulas(raw_case: dict[str, Any], tmp_path: Pat
     formula_names = [r for r in raw_case["records"] if r["name"].startswith("=")]
     assert formula_names, "the sample holds a file named like a spreadsheet formula"
     assert any(row["name"] == "'" + formula_names[0]["name"] for row in rows)
+
+
+# -- input exhibit cannot read: said first, recorded, non-zero exit ----------------------
+
+UNREADABLE = {  # qemu-img output format or how the input is made -> the kind stated
+    "vmdk": "VMDK sparse extent", "vpc": "VHD (dynamic)", "vhdx": "VHDX", "qcow2": "QCOW2",
+    "apfs": "APFS container", "random": "unknown",
+}
+
+
+@pytest.fixture(scope="module")
+def unreadable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny FAT image, and the same image in containers exhibit does not read."""
+    tmp = tmp_path_factory.mktemp("unreadable")
+    made = {"fat": make_fat(tmp / "fat.img", 4, fat="12")}
+    for fmt in ("vmdk", "vpc", "vhdx", "qcow2"):
+        made[fmt] = tmp / f"fat.{fmt}"
+        run("qemu-img", "convert", "-f", "raw", "-O", fmt, str(made["fat"]), str(made[fmt]))
+    made["apfs"] = tmp / "apfs.img"
+    with made["apfs"].open("wb") as fh:
+        fh.truncate(128 << 20)  # mkapfs's smallest container; sparse
+    run("mkapfs", str(made["apfs"]))
+    made["random"] = tmp / "random.dd"
+    made["random"].write_bytes(hashlib.shake_256(b"not a disk").digest(3 << 20))
+    # An MBR disk whose one partition holds a BitLocker-looking volume (its OEM id).
+    made["mbr"] = tmp / "mbr.dd"
+    made["mbr"].write_bytes(bytes(4 << 20))
+    run("sfdisk", "-q", str(made["mbr"]), stdin=b"label: dos\nstart=2048, type=7\n")
+    with made["mbr"].open("r+b") as fh:
+        fh.seek(2048 * 512)
+        fh.write(b"\xeb\x58\x90-FVE-FS-" + b"\x5a" * 500)
+    return made
+
+
+def _nothing_examined(case: Path) -> list[dict[str, Any]]:
+    return [e for e in ledger_entries(case) if e["action"] == "triage.nothing_examined"]
+
+
+@pytest.mark.parametrize("fmt", sorted(UNREADABLE))
+def test_unreadable_image_exits_6_and_says_what_it_looks_like(
+        unreadable: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    image, case = unreadable[fmt], tmp_path / "case"
+    proc = triage(image, case, check=False)
+    assert proc.returncode == 6, proc.stderr
+    statement = ("Nothing examined: no volume or filesystem could be read; the image looks"
+                 f" like: {UNREADABLE[fmt]}.")
+    assert statement in proc.stderr and "Traceback" not in proc.stderr
+    table = proc.stdout.splitlines()
+    first_row = next(i for i, line in enumerate(table) if "│" in line)
+    assert "NOTHING EXAMINED" in table[first_row] and UNREADABLE[fmt].split()[0] in proc.stdout
+    assert first_row < next(i for i, line in enumerate(table) if "evidence (SHA-256)" in line)
+    (entry,) = _nothing_examined(case)
+    assert entry["details"]["kind"] == UNREADABLE[fmt]
+    assert entry["details"]["statement"] == statement and entry["details"]["allowed"] is False
+    hashed = [e for e in ledger_entries(case) if e["action"] == "acquisition.hashed"]
+    assert hashed[0]["details"]["sha256"] == sha256_file(image)  # still hashed, recorded
+    completed = [e for e in ledger_entries(case) if e["action"] == "triage.completed"]
+    assert completed[-1]["details"]["nothing_examined"]["kind"] == UNREADABLE[fmt]
+    exhibit("ledger", "verify", case)
+
+
+def test_unreadable_image_resumed_and_allowed(unreadable: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    """A resumed run says and exits the same; --allow-empty exits 0, still recorded."""
+    case = tmp_path / "case"
+    first = triage(unreadable["qcow2"], case, check=False)
+    again = triage(unreadable["qcow2"], case, check=False)
+    assert first.returncode == again.returncode == 6
+    assert again.stderr == first.stderr
+    allowed = triage(unreadable["qcow2"], case, "--allow-empty")
+    assert "Nothing examined" in allowed.stderr and "NOTHING EXAMINED" in allowed.stdout
+    entries = _nothing_examined(case)
+    assert [e["details"]["allowed"] for e in entries] == [False, False, True]
+    assert len({e["details"]["statement"] for e in entries}) == 1
+    assert [e["action"] for e in ledger_entries(case)].count("evidence.reopened") == 2
+    exhibit("ledger", "verify", case)
+    pdf = tmp_path / "custody.pdf"  # the court's custody report states it too
+    exhibit("ledger", "export", case, "--format", "pdf", "-o", pdf)
+    text = " ".join(subprocess.run([require_tool("pdftotext"), str(pdf), "-"], check=True,
+                                   capture_output=True, text=True).stdout.split())
+    assert text.count("Nothing examined") == 3 and "QCOW2" in text
+    assert text.count("Accepted by the examiner (--allow-empty)") == 1
+
+
+def test_unreadable_partition_is_named(unreadable: dict[str, Path], tmp_path: Path) -> None:
+    proc = triage(unreadable["mbr"], tmp_path / "case", check=False)
+    assert proc.returncode == 6
+    assert ("the image holds an MBR partition table: volume 2 at byte 1,048,576 looks like:"
+            " BitLocker encrypted volume.") in proc.stderr
+
+
+def test_readable_control_is_examined(unreadable: dict[str, Path], tmp_path: Path) -> None:
+    """The FAT image the containers were made from: examined, exit 0, nothing to state."""
+    proc = triage(unreadable["fat"], tmp_path / "case")
+    assert "NOTHING EXAMINED" not in proc.stdout and "1 walked: fat12" in proc.stdout
+    assert not _nothing_examined(tmp_path / "case")

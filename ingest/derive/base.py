@@ -48,7 +48,7 @@ class Limits:
     member_bytes: int = 2 << 30  # bytes of one member (a larger one is cut and noted)
     ratio: float = 100.0  # bytes out per byte in, past RATIO_FLOOR (decompression bombs)
     seconds: float = 120.0  # time for one container's members, analysis included
-    batch_bytes: int = 16 << 30  # bytes copied out in one batch (the case budget's share)
+    case_bytes: int = 64 << 30  # bytes copied out of all containers of one case
 
     def to_dict(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -373,7 +373,8 @@ def _batch_problem(db: CaseDatabase, entry: dict[str, Any]) -> str | None:
     file_ids: list[int] = []
     rows = db.conn.execute(
         "SELECT r.*, f.entry_key, f.evidence_id AS f_evidence, f.volume_offset AS f_offset,"
-        " f.inode AS f_inode, f.path AS f_path, f.stream AS f_stream FROM results r"
+        " f.inode AS f_inode, f.path AS f_path, f.stream AS f_stream, f.parent_id,"
+        " f.derivation AS f_derivation FROM results r"
         " JOIN files f ON f.id = r.file_id WHERE r.batch_id = ? ORDER BY r.leaf_index",
         (batch_id,))
     for index, row in enumerate(rows):
@@ -381,7 +382,8 @@ def _batch_problem(db: CaseDatabase, entry: dict[str, Any]) -> str | None:
         if row["leaf_index"] != index:
             return f"{where}: leaf index {row['leaf_index']} where {index} was expected"
         leaves.append(_leaf(row["record"]))
-        file_ids.append(row["file_id"])
+        if row["parent_id"] is None:
+            file_ids.append(row["file_id"])
         try:
             record = json.loads(row["record"])
         except ValueError:
@@ -389,9 +391,14 @@ def _batch_problem(db: CaseDatabase, entry: dict[str, Any]) -> str | None:
         location = record.get("location") or {}
         stored = {"entry": row["entry_key"], "evidence_id": row["f_evidence"],
                   "volume_offset": row["f_offset"], "inode": row["f_inode"],
-                  "path": row["f_path"], "stream": row["f_stream"]}
+                  "path": row["f_path"], "stream": row["f_stream"],
+                  "derivation": json.loads(row["f_derivation"] or "[]")}
         claimed = {"entry": record.get("entry"), **{k: location.get(k) for k in stored
                                                     if k != "entry"}}
+        claimed["derivation"] = claimed["derivation"] or []
+        if row["parent_id"] is not None and str(row["f_path"]).startswith(
+                f"{location.get('path')}//"):
+            claimed["path"] = row["f_path"]  # a derived entry shows its container chain
         if stored != claimed:
             changed = sorted(k for k in stored if stored[k] != claimed[k])
             return f"{where} ({row['f_path']}): files table differs from the record in {changed}"
@@ -409,7 +416,8 @@ def _batch_problem(db: CaseDatabase, entry: dict[str, Any]) -> str | None:
         return (f"batch {batch_id}: Merkle root over the database's {len(leaves)} records is"
                 f" {root[:16]}…, the signed entry says {str(signed_root)[:16]}… (a finding was"
                 " edited, added or removed in the database)")
-    if (entry.get("details") or {}).get("files") != len(leaves):
+    details = entry.get("details") or {}
+    if details.get("files", 0) + (details.get("derived") or {}).get("entries", 0) != len(leaves):
         return f"batch {batch_id}: {len(leaves)} records, the entry says {entry['details']}"
     return None
 
@@ -468,7 +476,8 @@ def _check_database(db: CaseDatabase, ledger_path: Path, result: CaseVerificatio
                                 f"entry {entry['seq']}: {problem}"))
             result.failure_seq, result.failure = entry["seq"], f"entry {entry['seq']}: {problem}"
             return
-        records += entry["details"].get("files", 0)
+        records += entry["details"].get("files", 0) + \
+            (entry["details"].get("derived") or {}).get("entries", 0)
     uncovered = [r["id"] for r in db.conn.execute(
         "SELECT id FROM batches WHERE status = 'done' ORDER BY rowid")
         if r["id"] not in batch_entries]

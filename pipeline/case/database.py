@@ -18,7 +18,8 @@ from typing import Any
 
 from ingest.location import EvidenceLocation, FileEntry
 
-SCHEMA_VERSION = 2  # 2: PDQ columns, known entries, near matches, media groups
+SCHEMA_VERSION = 3  # 2: PDQ columns, known entries, near matches, media groups;
+#                     3: derived entries (files.parent_id, files.derivation)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS case_info (
@@ -174,6 +175,9 @@ _ADDED_COLUMNS = (  # schema 1 -> 2
     ("known_hashes", "entry_id", "INTEGER"),
     ("matches", "known_id", "INTEGER"), ("matches", "category_label", "TEXT"),
     ("matches", "variant", "TEXT"),
+    # schema 2 -> 3: an entry derived from another's content (archive member, embedded
+    # picture …) names its parent and the derivation chain from the filesystem entry.
+    ("files", "parent_id", "INTEGER REFERENCES files(id)"), ("files", "derivation", "TEXT"),
 )
 
 
@@ -196,6 +200,24 @@ def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -
     return key if duplicate == 0 else f"{key}#{duplicate}"
 
 
+# The order of entries in every export: walked entries in walk order, then derived ones
+# by batch and Merkle leaf (ids of derived entries follow the order batches finished in,
+# which varies; batch ids and leaf positions do not). Needs ``files f`` and ``results r``.
+ENTRY_ORDER = ("f.parent_id IS NOT NULL, CASE WHEN f.parent_id IS NULL THEN f.id END,"
+               " r.batch_id, r.leaf_index, f.id")
+
+
+def derived_path(parent_path: str, entry: FileEntry) -> str:
+    """How a derived entry's path reads: the container's path, ``//``, the member's path.
+
+    ``//`` never occurs in a walked path (names are never empty, a ``/`` inside a name is
+    escaped), so the container boundaries stay visible and unambiguous at any depth.
+    """
+    step = entry.location.derivation[-1]
+    inner = step.inner.strip("/") if step.inner else ""
+    return f"{parent_path}//{inner or entry.name}"
+
+
 class CaseDatabase:
     """Thin, explicit access to the case's SQLite file."""
 
@@ -216,6 +238,7 @@ class CaseDatabase:
             have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)")
         if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
             self.set_info("schema_version", str(SCHEMA_VERSION))
 
@@ -340,6 +363,42 @@ class CaseDatabase:
             count += 1
         return count
 
+    def add_derived(self, parent_id: int, key: str, entry: FileEntry, path: str) -> int:
+        """Insert one entry derived from ``parent_id``'s content; returns its id.
+
+        ``path`` is the display path (the parent's, ``//``, the member's inner path); the
+        location chain, with every derivation step, is in ``derivation``.
+        """
+        loc = entry.location
+        derivation = json.dumps([step.to_dict() for step in loc.derivation])
+        dup = 0
+        while True:
+            try:
+                cur = self.conn.execute(
+                    "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset,"
+                    " fs_type, inode, path, stream, name, size, kind, allocated, mtime, atime,"
+                    " ctime, crtime, mode, uid, gid, meta_allocated, notes, parent_id,"
+                    " derivation) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (key if dup == 0 else f"{key}#{dup}", loc.evidence_id, loc.volume_index,
+                     loc.volume_offset, loc.fs_type, loc.inode, path, loc.stream, entry.name,
+                     entry.size, entry.kind, int(entry.allocated), entry.mtime, entry.atime,
+                     entry.ctime, entry.crtime, entry.mode, entry.uid, entry.gid, None,
+                     json.dumps(list(entry.notes)), parent_id, derivation))
+                return int(cur.lastrowid or 0)
+            except sqlite3.IntegrityError as exc:
+                if "entry_key" not in str(exc):
+                    raise
+                dup += 1
+
+    def file_path(self, file_id: int) -> str:
+        return str(self.conn.execute("SELECT path FROM files WHERE id = ?",
+                                     (file_id,)).fetchone()[0])
+
+    def derived_bytes(self, evidence_id: str) -> int:
+        """Bytes copied out of containers so far (the case's derivation budget spent)."""
+        return self.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'"
+                          " AND parent_id IS NOT NULL", (evidence_id,))
+
     def file_entry(self, row: sqlite3.Row) -> FileEntry:
         location = EvidenceLocation(
             evidence_id=row["evidence_id"], volume_index=row["volume_index"],
@@ -399,10 +458,11 @@ class CaseDatabase:
         """(count, bytes, rows of id/volume_offset/size) of the regular files, in walk order."""
         count, total = self.conn.execute(
             "SELECT count(*), coalesce(sum(max(size, 0)), 0) FROM files"
-            " WHERE evidence_id = ? AND kind = 'file'", (evidence_id,)).fetchone()
+            " WHERE evidence_id = ? AND kind = 'file' AND parent_id IS NULL",
+            (evidence_id,)).fetchone()
         rows = self.conn.execute(
             "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
-            " ORDER BY volume_offset, id", (evidence_id,))
+            " AND parent_id IS NULL ORDER BY volume_offset, id", (evidence_id,))
         return int(count), int(total), rows
 
     def store_result(self, file_id: int, batch_id: str, leaf_index: int, record: dict[str, Any],
@@ -444,6 +504,20 @@ class CaseDatabase:
             "SELECT json_extract(record, '$.findings.thumbnail.sha256') FROM results"
             " WHERE batch_id = ? AND json_extract(record, '$.findings.thumbnail.sha256')"
             " IS NOT NULL", (batch_id,))})
+
+    def batch_derived(self, batch_id: str) -> dict[str, Any]:
+        """What a batch derived from content: entries, containers, entries by method."""
+        rows = self.conn.execute(
+            "SELECT f.parent_id, json_extract(f.derivation, '$[#-1].method') AS method,"
+            " json_extract(f.derivation, '$[#-1].version') AS version FROM results r"
+            " JOIN files f ON f.id = r.file_id WHERE r.batch_id = ? AND f.parent_id IS NOT NULL",
+            (batch_id,)).fetchall()
+        methods: dict[str, int] = {}
+        for row in rows:
+            name = f"{row['method']} {row['version']}"
+            methods[name] = methods.get(name, 0) + 1
+        return {"entries": len(rows), "containers": len({r["parent_id"] for r in rows}),
+                "methods": dict(sorted(methods.items()))}
 
     def errors_for(self, file_id: int) -> list[sqlite3.Row]:
         return list(

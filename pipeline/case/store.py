@@ -43,6 +43,7 @@ LEDGER_NAME = "ledger.jsonl"
 KEYS_DIR = "keys"
 RUN_LOCK = "run.lock"
 THUMBNAIL_DIR = "thumbnails"  # <sha256>.jpg, written by the driver only
+SCRATCH_DIR = "scratch"  # workers' spool files for large archive members; emptied each run
 
 #: Custody tables (created on open; ``CREATE … IF NOT EXISTS`` so older cases gain them).
 CUSTODY_SCHEMA = """

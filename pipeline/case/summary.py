@@ -18,6 +18,8 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         "filesystems_walked": sum(1 for v in volumes if v["status"] == "walked"),
         "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
         "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
+        "derived": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"
+                            " AND parent_id IS NOT NULL", q),
         "deleted": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND allocated = 0",
                             q),
         "bytes": db.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'",

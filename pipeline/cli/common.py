@@ -20,6 +20,11 @@ EXIT_USAGE = 2  # bad arguments, missing examiner key
 EXIT_EVIDENCE = 3  # the image cannot be opened or read
 EXIT_CASE = 4  # the case is unusable or another run holds it
 EXIT_NO_SPACE = 5  # the case directory's disk is full (committed work is kept)
+# The image was opened, hashed and registered, but no volume or filesystem in it could be
+# read (a VMDK, QCOW2, APFS container, encrypted volume…): nothing was examined. Not 3,
+# which means the evidence could not even be opened (nothing recorded about it), nor 0,
+# which a batch script reads as "examined".
+EXIT_NOTHING_EXAMINED = 6
 EXIT_INTERRUPTED = 130  # Ctrl-C; the run can be resumed
 
 HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}

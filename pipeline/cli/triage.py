@@ -11,8 +11,10 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chain_of_custody.errors import LedgerError
+from ingest.derive import Limits
 from ingest.errors import IngestError
 from pipeline.cli.common import (
     EXIT_CASE,
@@ -20,6 +22,7 @@ from pipeline.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_MISMATCH,
     EXIT_NO_SPACE,
+    EXIT_NOTHING_EXAMINED,
     EXIT_USAGE,
     HEX_LENGTHS,
     fail,
@@ -74,14 +77,32 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--worker-memory", default="3GiB", show_default=True,
               help="Memory limit of each local worker process; a worker over it is"
               " restarted and the file it was on is recorded.")
+@click.option("--expand/--no-expand", default=True, show_default=True,
+              help="Open archives, documents, mail and pictures inside files, recursively,"
+              " and analyse what they hold.")
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
+              help="Change an expansion limit (repeatable): depth, members, container_bytes,"
+              " member_bytes, ratio, seconds, case_bytes; see the README.")
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
+              " could be read (still stated first in the summary and recorded in the ledger).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
+           expand: bool, limits: tuple[str, ...], allow_empty: bool,
            no_progress: bool) -> None:
-    """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file."""
+    """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file.
+
+    \b
+    Exit status: 0 done; 1 acquisition hashes differ; 2 usage error or no examiner key;
+    3 the image cannot be opened; 4 the case is unusable or busy; 5 disk full;
+    6 nothing examined: the image was hashed and recorded but no volume or filesystem
+      in it could be read (the summary says first what it looks like, e.g. "VMDK
+      sparse extent", "QCOW2", "APFS container"; --allow-empty exits 0 instead);
+    130 interrupted (run the same command to resume).
+    """
     from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer
     from pipeline.run.acquisition import HashMismatchError
     from pipeline.run.triage import Triage, TriageOptions
@@ -106,6 +127,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         analyzers=analyzer_list.split(",") if analyzer_list else None,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
+        expand=expand, limits=parse_limits(limits), allow_empty=allow_empty,
     )
     try:
         result = Triage(options).run()
@@ -125,10 +147,37 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     print_summary(result.summary, result.hash_verified, result.case_dir)
+    empty = result.nothing_examined
+    if empty is not None and not allow_empty:
+        fail(f"{empty['statement']} Its hashes are recorded; convert, decrypt or unpack it and"
+             " triage again, or pass --allow-empty to accept an empty result.",
+             EXIT_NOTHING_EXAMINED)
+    if empty is not None:
+        click.echo(f"exhibit: {empty['statement']} (accepted: --allow-empty)", err=True)
     if result.interrupted:
         click.echo("Interrupted: finished batches are saved; run the same command to resume.",
                    err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def parse_limits(given: tuple[str, ...]) -> Limits:
+    """``--limit NAME=VALUE`` options over the default expansion limits."""
+    values: dict[str, int | float] = {}
+    fields = Limits().to_dict()
+    for item in given:
+        name, _, text = item.partition("=")
+        name = name.strip()
+        if name not in fields or not text:
+            fail(f"--limit {item!r}: expected NAME=VALUE with NAME one of"
+                 f" {', '.join(fields)}", EXIT_USAGE)
+        try:
+            value = type(fields[name])(text)
+        except ValueError:
+            fail(f"--limit {item!r}: {text!r} is not a number", EXIT_USAGE)
+        if value < 0:
+            fail(f"--limit {item!r}: must not be negative", EXIT_USAGE)
+        values[name] = value
+    return Limits(**values)
 
 
 def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> None:
@@ -136,7 +185,11 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
     table = Table(title=f"exhibit triage — {case_dir}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    rows = [
+    rows: list[tuple[str, str | Text]] = []
+    if empty := summary.get("nothing_examined"):  # first: the one line that must not be missed
+        rows.append(("NOTHING EXAMINED", Text(empty["statement"].removeprefix(
+            "Nothing examined: "), style="bold red")))
+    rows += [
         ("evidence (SHA-256)", summary["evidence_id"]),
         ("acquisition hashes", "verified" if verified else "NOT VERIFIED (mismatch allowed)"),
         ("volumes", str(summary["volumes"])),
@@ -145,6 +198,7 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("entries", f"{summary['entries']:,}"),
         ("files", f"{summary['files']:,}"),
         ("deleted entries", f"{summary['deleted']:,}"),
+        ("derived entries (inside files)", f"{summary.get('derived', 0):,}"),
         ("bytes in files", f"{summary['bytes']:,}"),
         ("files analysed", f"{summary['analysed']:,}"),
         ("images", f"{summary['images']:,}"),

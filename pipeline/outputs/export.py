@@ -32,7 +32,7 @@ from typing import IO, Any
 from xml.sax.saxutils import escape as xml_escape
 
 from ingest.location import encode_name
-from pipeline.case.database import CaseDatabase
+from pipeline.case.database import ENTRY_ORDER, CaseDatabase
 from pipeline.versions import TOOL_NAME, library_versions, tool_version
 
 EXIF_KEYS = (
@@ -42,9 +42,19 @@ EXIF_KEYS = (
 
 COLUMNS = (
     "evidence_sha256", "volume_index", "volume_offset", "fs_type", "inode", "path", "stream",
+    "derived_from", "derivation",
     "name", "size", "kind", "allocated", "mtime", "atime", "ctime", "crtime", "mode", "uid",
     "gid", "md5", "sha1", "sha256", "mime", "magic", "extension_mismatch", "exif", "phash",
-    "dhash", "matches", "errors",
+    "dhash", "pdq", "pdq_quality", "matches", "errors",
+)
+
+# The PDQ matching compares (its indexed columns, filled from the result record by
+# matching); read from the record itself when matching has not run yet (an interrupted
+# triage), so the export never shows a hash matching would not use, nor hides one.
+PDQ_COLUMNS = (
+    "coalesce(r.pdq, json_extract(r.record, '$.findings.perceptual.pdq')) AS pdq,"
+    " coalesce(r.pdq_quality, json_extract(r.record, '$.findings.perceptual.pdq_quality'))"
+    " AS pdq_quality"
 )
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -76,7 +86,9 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
         })
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " r.phash, r.dhash FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY f.id"
+        " r.phash, r.dhash, " + PDQ_COLUMNS + ", p.path AS parent_path FROM files f"
+        " LEFT JOIN results r ON r.file_id = f.id LEFT JOIN files p ON p.id = f.parent_id"
+        f" ORDER BY {ENTRY_ORDER}"
     )
     for row in db.conn.execute(query):
         exif = json.loads(row["exif"]) if row["exif"] else None
@@ -88,6 +100,8 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "inode": row["inode"],
             "path": row["path"],
             "stream": row["stream"],
+            "derived_from": row["parent_path"],
+            "derivation": _last_step(row["derivation"]),
             "name": row["name"],
             "size": row["size"],
             "kind": row["kind"],
@@ -109,9 +123,17 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "exif": _exif_view(exif),
             "phash": row["phash"],
             "dhash": row["dhash"],
+            "pdq": row["pdq"],
+            "pdq_quality": row["pdq_quality"],
             "matches": matches.get(row["id"], []),
             "errors": errors.get(row["id"], []),
         }
+
+
+def _last_step(derivation: str | None) -> dict[str, Any] | None:
+    """How a derived entry came out of its parent (the full chain is in the ledger)."""
+    steps = json.loads(derivation) if derivation else []
+    return steps[-1] if steps else None
 
 
 def _exif_view(exif: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -147,6 +169,12 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
                 f"{m['hashset']}:{m['algorithm']}:{m['distance']}:{m['category'] or ''}"
                 for m in value
             )
+        elif key == "derivation":
+            flat[key] = None if value is None else (
+                value["method"] + (f":{value['inner']}" if value.get("inner") is not None
+                                   else "")
+                + (f"@{value['offset']}+{value['length']}" if value.get("offset") is not None
+                   else ""))
         elif key == "errors":
             flat[key] = ";".join(f"{e['stage']}/{e['analyzer'] or '-'}: {e['message']}"
                                  for e in value)
@@ -253,7 +281,7 @@ def write_bodyfile(db: CaseDatabase, out: IO[str]) -> int:
     for row in db.conn.execute(
         "SELECT f.path, f.stream, f.inode, f.kind, f.mode, f.uid, f.gid, f.size, f.allocated,"
         " f.meta_allocated, f.atime, f.mtime, f.ctime, f.crtime, r.md5"
-        " FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY f.id"
+        f" FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY {ENTRY_ORDER}"
     ):
         times = [row["atime"], row["mtime"], row["ctime"], row["crtime"]]
         meta_allocated = None if row["meta_allocated"] is None else bool(row["meta_allocated"])
@@ -340,7 +368,7 @@ def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,
     rows = db.conn.execute(
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.magic FROM files f"
         " LEFT JOIN results r ON r.file_id = f.id"
-        " WHERE f.evidence_id = ? AND f.volume_offset = ? ORDER BY f.id",
+        f" WHERE f.evidence_id = ? AND f.volume_offset = ? ORDER BY {ENTRY_ORDER}",
         (evidence_id, volume["offset"]))
     for row in rows:
         times = [row["atime"], row["mtime"], row["ctime"], row["crtime"]]
@@ -388,7 +416,7 @@ def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
         "SELECT f.id, f.evidence_id, f.volume_index, f.volume_offset, f.fs_type, f.inode,"
         " f.path, f.stream, f.name, f.allocated, f.mtime, r.sha256, r.mime, r.exif"
         " FROM files f JOIN results r ON r.file_id = f.id WHERE r.exif IS NOT NULL"
-        " ORDER BY f.id"
+        f" ORDER BY {ENTRY_ORDER}"
     ):
         exif = json.loads(row["exif"])
         lat, lon = exif.get("gps_latitude"), exif.get("gps_longitude")

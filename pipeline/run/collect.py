@@ -11,38 +11,61 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from chain_of_custody.canonical import canonical_bytes
 from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
+from ingest.location import FileEntry
+from pipeline.case.database import derived_path
 from pipeline.case.store import THUMBNAIL_DIR, Case
 
 
 def store_batch(case: Case, batch_id: str, outcome: dict[str, Any]) -> None:
-    """Write one batch's results and errors; mark it done with its Merkle root."""
+    """Write one batch's results, derived entries and errors; mark it done with its root.
+
+    The Merkle leaves are the batch's result records in order: each planned file's,
+    followed by those of everything derived from its content, depth first.
+    """
     db = case.db
-    records = outcome["records"]
+    items = list(_flatten(outcome["records"]))
     # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
-    canonical = [canonical_bytes(r["record"]) for r in records]
+    canonical = [canonical_bytes(item["record"]) for item in items]
     root = merkle_root([canonical_leaf_hash(c) for c in canonical])
     # Thumbnails before the rows: a committed record never names one that is not on disk.
-    bad_thumbnails = store_thumbnails(case.directory, records)
+    bad_thumbnails = store_thumbnails(case.directory, items)
     with db.atomic():
-        for index, item in enumerate(records):
+        ids: dict[str, int] = {}  # entry key -> file id, for derived entries' parents
+        paths: dict[str, str] = {}
+        for index, item in enumerate(items):
             record = item["record"]
-            db.store_result(item["file_id"], batch_id, index, record,
-                            canonical[index].decode("utf-8"))
-            for err in record["errors"] + bad_thumbnails.get(item["file_id"], []):
+            if "file_id" in item:
+                file_id = item["file_id"]
+                paths[record["entry"]] = record["location"]["path"]
+            else:
+                entry = FileEntry.from_dict(item["entry"])
+                path = derived_path(paths[item["parent_key"]], entry)
+                file_id = db.add_derived(ids[item["parent_key"]], item["key"], entry, path)
+                paths[item["key"]] = path
+            ids[record["entry"]] = file_id
+            db.store_result(file_id, batch_id, index, record, canonical[index].decode("utf-8"))
+            for err in record["errors"] + bad_thumbnails.get(index, []):
                 db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
                              message=err["message"],
                              evidence_id=record["location"]["evidence_id"],
-                             file_id=item["file_id"], batch_id=batch_id,
+                             file_id=file_id, batch_id=batch_id,
                              analyzer=err.get("analyzer"),
                              analyzer_version=err.get("version"),
                              traceback=err.get("traceback"), location=record["location"])
         db.finish_batch(batch_id, root, outcome.get("worker", {}))
+
+
+def _flatten(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for item in records:
+        yield item
+        yield from item.get("children", ())
 
 
 def record_batch(case: Case, batch_id: str) -> None:
@@ -57,6 +80,7 @@ def record_batch(case: Case, batch_id: str) -> None:
     ]
     ids = json.loads(batch["file_ids"])
     thumbnails = db.batch_thumbnails(batch_id)
+    derived = db.batch_derived(batch_id)
     entry = case.record("batch.analysed", {
         "evidence_id": batch["evidence_id"], "volume_offset": batch["volume_offset"],
         "batch_id": batch_id,
@@ -67,6 +91,7 @@ def record_batch(case: Case, batch_id: str) -> None:
         "errors": errors, "worker": json.loads(batch["worker"] or "{}"),
         "thumbnails": {"directory": THUMBNAIL_DIR, "count": len(thumbnails),
                        "sha256": thumbnails},
+        **({"derived": derived} if derived["entries"] else {}),
     })
     db.set_batch_ledger_seq(batch_id, entry["seq"])
 
@@ -96,18 +121,18 @@ def store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
 
     Atomic (temp file, fsync, rename) and idempotent: a re-run batch rewrites nothing.
     A blob whose digest is not the one its record states is not stored; the file gets an
-    error record instead. Returns those errors by file id.
+    error record instead. Returns those errors by the record's index in ``records``.
     """
     bad: dict[int, list[dict[str, Any]]] = {}
     directory = case_dir / THUMBNAIL_DIR
-    for item in records:
+    for index, item in enumerate(records):
         blob = item.get("blobs", {}).get("thumbnail")
         if blob is None:
             continue
         stated = item["record"]["findings"].get("thumbnail", {}).get("sha256")
         digest = hashlib.sha256(blob).hexdigest()
         if digest != stated:
-            bad[item["file_id"]] = [{"stage": "thumbnail", "analyzer": "thumbnail",
+            bad[index] = [{"stage": "thumbnail", "analyzer": "thumbnail",
                                      "error": "DigestMismatch",
                                      "message": f"thumbnail bytes hash to {digest}, the"
                                                 f" record states {stated}; not stored"}]

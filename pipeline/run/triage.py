@@ -6,7 +6,9 @@ ledger and made durable before the next:
 1. open the case (create it if new) and load the given hash sets (``matching``);
 2. open the image read-only (``ingest``), hash it and compare with the stated and stored
    hashes, register the evidence (``run.acquisition``);
-3. find the volumes and walk every filesystem into the case (``run.walk``);
+3. find the volumes and walk every filesystem into the case (``run.walk``); when not one
+   could be read, say what the image looks like (``run.unreadable``:
+   ``triage.nothing_examined``);
 4. plan batches of roughly equal work, persisted for resume (``run.plan``);
 5. run the batches on Dask (``run.cluster``, ``run.worker``) and take each finished one
    into the case and the ledger with its Merkle root (``run.collect``);
@@ -22,17 +24,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
-from pipeline.case.store import Case, command_line
+from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
 from pipeline.matching.match import match_evidence
@@ -43,7 +47,10 @@ from pipeline.run.cluster import (
     DEFAULT_WORKER_MEMORY,
     BatchRunner,
 )
+from pipeline.run.expand import EXPAND
+from pipeline.run.expand import VERSION as EXPAND_VERSION
 from pipeline.run.progress import Reporter
+from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask
 
@@ -68,6 +75,9 @@ class TriageOptions:
     file_timeout: float = DEFAULT_FILE_TIMEOUT
     task_timeout: float = DEFAULT_TASK_TIMEOUT
     worker_memory: str = DEFAULT_WORKER_MEMORY
+    expand: bool = True  # open archives, documents, mail and pictures inside files
+    limits: Limits = field(default_factory=Limits)
+    allow_empty: bool = False  # nothing examined is then accepted (still recorded)
 
     @property
     def parallelism(self) -> int:
@@ -84,6 +94,18 @@ class TriageResult:
     summary: dict[str, Any]
     hash_verified: bool
     interrupted: bool = False
+
+    @property
+    def nothing_examined(self) -> dict[str, Any] | None:
+        """What the image looks like, when no volume or filesystem in it could be read."""
+        return self.summary.get("nothing_examined")
+
+
+def _fresh_scratch(folder: Path) -> Path:
+    """The workers' spool folder, emptied of what a killed run may have left."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
 
 
 class Triage:
@@ -117,6 +139,8 @@ class Triage:
             "workers": opts.workers,
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
+            "expand": {"method": f"{EXPAND} {EXPAND_VERSION}", "limits": opts.limits.to_dict()}
+            if opts.expand else None,
         })
         for path in opts.hashsets:
             load_hashset(case, path)
@@ -130,13 +154,19 @@ class Triage:
             evidence_id, verified = acquisition.register(
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
             walk_evidence(case, image, evidence_id, self.reporter)
+            empty = nothing_examined(case.db, image, evidence_id)
         finally:
             image.close()
+        if empty is not None:
+            case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                        dict(empty, allowed=opts.allow_empty))
         plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
         interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
         if not interrupted:
             self._match(case, evidence_id)
         summary = summarize(case.db, evidence_id)
+        if empty is not None:
+            summary["nothing_examined"] = empty
         summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
         action = "triage.interrupted" if interrupted else "triage.completed"
         case.record(action, {"evidence_id": evidence_id}, summary)
@@ -160,16 +190,21 @@ class Triage:
             return False
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
         total_bytes = sum(b["bytes"] for b in todo)
+        opts = self.options
+        scratch = _fresh_scratch(case.directory / SCRATCH_DIR)
+        names = (*analyzers, EXPAND) if opts.expand else tuple(analyzers)
 
         def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
             for batch in todo:
                 rows = db.files_by_ids(json.loads(batch["file_ids"]))
                 items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict())
                               for r in rows)
-                yield BatchTask(batch["id"], spec, batch["volume_offset"], items,
-                                tuple(analyzers))
+                # The case's budget for bytes copied out of containers, as it stands now.
+                budget = max(0, opts.limits.case_bytes - db.derived_bytes(evidence_id))
+                yield BatchTask(batch["id"], spec, batch["volume_offset"], items, names,
+                                limits=replace(opts.limits, case_bytes=budget),
+                                scratch=str(scratch))
 
-        opts = self.options
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
             file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
@@ -183,7 +218,8 @@ class Triage:
                 collect.store_batch(case, task.batch_id, outcome)
                 collect.record_batch(case, task.batch_id)
                 advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
-            return stop.is_set()
+        shutil.rmtree(scratch, ignore_errors=True)
+        return stop.is_set()
 
     @staticmethod
     def _match(case: Case, evidence_id: str) -> None:

@@ -13,15 +13,17 @@ import base64
 import os
 import socket
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analyzers import registry
 from analyzers.base import Analyzer
 from analyzers.run import analyze_chunks
 from ingest.content import reader_for
+from ingest.derive import Limits
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
+from pipeline.run.expand import EXPAND, Context, Node, Tap, expand
 from pipeline.run.watchdog import announce_start, watchdog
 from pipeline.versions import library_versions
 
@@ -42,11 +44,13 @@ class BatchTask:
     file_timeout: float = 120.0  # seconds per file before the watchdog steps in; 0 = none
     timeout_grace: float = 10.0  # seconds native code gets to notice before the process ends
     key: str = ""  # the Dask key of this submission (named in timeout events)
+    limits: Limits = field(default_factory=Limits)  # when ``expand`` is among the analyzers
+    scratch: str | None = None  # the case's folder for members too large for memory
 
 
 def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
     if names not in _ANALYZERS:
-        _ANALYZERS[names] = registry.create(list(names))
+        _ANALYZERS[names] = registry.create([n for n in names if n != EXPAND])
     return _ANALYZERS[names]
 
 
@@ -64,15 +68,33 @@ def error_record(stage: str, exc: BaseException,
 
 
 def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) -> dict[str, Any]:
-    """Findings and errors for one file, never an exception."""
+    """Findings and errors for one file (and its head, for expansion), never an exception."""
     loc = entry.location
     try:
         reader = reader_for(task.spec)
-        chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE)
-        findings, errors = analyze_chunks(chunks, entry, analyzers)
+        tap = Tap(reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE))
+        findings, errors = analyze_chunks(tap, entry, analyzers)
     except Exception as exc:  # reading the evidence failed: the file gets an error record
-        return {"findings": {}, "errors": [error_record("read", exc)]}
-    return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors]}
+        return {"findings": {}, "errors": [error_record("read", exc)], "head": None}
+    return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors],
+            "head": tap.head}
+
+
+def expand_entry(task: BatchTask, ctx: Context, key: str, entry: FileEntry,
+                 outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everything derived from one planned file's content (see ``pipeline.run.expand``)."""
+    loc = entry.location
+    reader = reader_for(task.spec)
+    node = Node(entry=entry, key=key, head=outcome["head"], size=max(entry.size, 0),
+                open=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream),
+                errors=outcome["errors"],
+                sha256=outcome["findings"].get("hashes", {}).get("sha256"))
+    children = expand(ctx, node)
+    for child in children:
+        blobs = detach_blobs(child["record"]["findings"])
+        if blobs:
+            child["blobs"] = blobs
+    return children
 
 
 def detach_blobs(findings: dict[str, Any]) -> dict[str, bytes]:
@@ -98,9 +120,17 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
     try:
         for file_id, key, entry_dict in task.items:
             entry = FileEntry.from_dict(entry_dict)
-            with guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
-                             grace=task.timeout_grace):
+
+            def watch(file_id: int = file_id) -> Any:
+                return guard.watch(task_key=task.key, file_id=file_id, limit=task.file_timeout,
+                                   grace=task.timeout_grace)
+
+            with watch():
                 outcome = analyze_entry(task, entry, analyzers)
+            children = []
+            if EXPAND in task.analyzers and outcome["head"]:
+                ctx = Context(task.limits, analyzers, versions, watch, task.scratch)
+                children = expand_entry(task, ctx, key, entry, outcome)
             blobs = detach_blobs(outcome["findings"])
             records.append(
                 {
@@ -113,6 +143,7 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
                         "errors": outcome["errors"],
                     },
                     **({"blobs": blobs} if blobs else {}),
+                    **({"children": children} if children else {}),
                 }
             )
     finally:

@@ -5,7 +5,7 @@ long-lived local cluster (``BatchRunner``, the same settings ``triage`` uses), s
 costs a walk and a few tasks rather than a cluster start; ``run_cli`` runs
 ``exhibit triage`` in a subprocess with its own cluster, exactly as an examiner does.
 
-After every case: the exit is success or a documented failure (pipeline/cli.py) and
+After every case: the exit is success or a documented failure (pipeline/cli/common.py) and
 never a Python traceback; the ledger verifies; every regular file the walk found has a
 row in ``results`` or ``errors`` (else it is *lost*); no process is left behind (each CLI
 run carries a token in its environment, inherited by every process it starts, and no
@@ -32,7 +32,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMINER = "Fuzz Examiner"
-DOCUMENTED_EXITS = {0: "ok", 1: "mismatch", 3: "evidence unreadable"}
+DOCUMENTED_EXITS = {0: "ok", 1: "mismatch", 3: "evidence unreadable", 6: "nothing examined"}
 TOKEN_VAR = "EXHIBIT_FUZZ_TOKEN"
 
 
@@ -200,7 +200,10 @@ class FuzzHarness:
         started = time.monotonic()
         try:
             with _alarm(self.case_timeout):
-                Triage(options, runner=self.runner).run()
+                result = Triage(options, runner=self.runner).run()
+            if result.nothing_examined is not None:  # the CLI's exit 6
+                outcome.status, outcome.exit_code = "documented", 6
+                outcome.detail = result.nothing_examined["statement"]
         except _CaseTimeout:
             outcome.status, outcome.exit_code = "hung", None
             outcome.problems.append(f"run exceeded {self.case_timeout} s")

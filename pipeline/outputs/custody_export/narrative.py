@@ -79,6 +79,10 @@ def describe(entry: dict[str, Any]) -> tuple[str, str, str]:
         what = f"Wrote {d.get('format', 'report')} export, SHA-256 {d.get('sha256')}"
     elif action == "ledger.exported":
         what = f"Exported custody record ({d.get('format')}), SHA-256 {d.get('sha256')}"
+    elif action == "triage.nothing_examined":
+        what = str(d.get("statement") or f"Nothing examined ({d.get('kind')})")
+        if d.get("allowed"):
+            what += " Accepted by the examiner (--allow-empty)."
     elif action in ("triage.completed", "triage.interrupted"):
         what = f"Triage {action.split('.')[1]}: {d.get('files')} files, {d.get('errors')} errors"
     else:

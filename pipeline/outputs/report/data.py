@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.ledger import read_entries
-from pipeline.case.database import CaseDatabase, utc_now
+from pipeline.case.database import ENTRY_ORDER, CaseDatabase, utc_now
 from pipeline.case.store import THUMBNAIL_DIR
+from pipeline.outputs.export import PDQ_COLUMNS
 from pipeline.versions import tool_record
 
 LEDGER_NAME = "ledger.jsonl"
@@ -76,14 +77,17 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
 
     rows: list[list[Any]] = []
     exif_by_id: dict[int, dict[str, Any]] = {}
+    perceptual: dict[int, dict[str, Any]] = {}
     thumbs: dict[int, str] = {}
     gps: list[list[Any]] = []
     by_type: Counter[str] = Counter()
     timeline_times: list[tuple[str, bool]] = []
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " json_extract(r.record, '$.findings.thumbnail.sha256') AS thumb"
-        " FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY f.id"
+        " r.phash, r.dhash, " + PDQ_COLUMNS + ","
+        " json_extract(r.record, '$.findings.thumbnail.sha256') AS thumb,"
+        " p.path AS parent_path FROM files f LEFT JOIN results r ON r.file_id = f.id"
+        f" LEFT JOIN files p ON p.id = f.parent_id ORDER BY {ENTRY_ORDER}"
     )
     for row in conn.execute(query):
         fid = row["id"]
@@ -109,6 +113,10 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
             timeline_times.append((row["mtime"], False))
         if row["thumb"]:
             thumbs[fid] = row["thumb"]
+        hashes = {k: row[k] for k in ("phash", "dhash", "pdq", "pdq_quality")
+                  if row[k] is not None}
+        if hashes:  # the values the export gives and matching compared
+            perceptual[fid] = hashes
         mismatch = row["extension_mismatch"]
         rows.append([
             fid, row["path"] if row["stream"] is None else f"{row['path']}:{row['stream']}",
@@ -141,6 +149,7 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "interned": sorted(_INTERNED),
         "files": rows,
         "exif": exif_by_id,
+        "perceptual": perceptual,
         "matches": matches,
         "groups": groups,
         "errors": errors,

@@ -435,6 +435,12 @@
       ["MD5", row[C.md5], "mono"], ["SHA-1", row[C.sha1], "mono"], ["SHA-256", row[C.sha256], "mono"],
       ["MIME type", str(row[C.mime])], ["libmagic", str(row[C.magic])],
       ["Extension mismatch", row[C.mismatch] === null ? null : row[C.mismatch] ? "YES" : "no"]]));
+    const perceptual = D.perceptual[fid];
+    if (perceptual) {
+      parts.push(el("h3", { text: "Perceptual hashes" }), kv([
+        ["pHash", perceptual.phash, "mono"], ["dHash", perceptual.dhash, "mono"],
+        ["PDQ", perceptual.pdq, "mono"], ["PDQ quality", perceptual.pdq_quality]]));
+    }
     if (exif) {
       parts.push(el("h3", { text: "EXIF" }), kv(Object.entries(exif).map(([k, v]) => [k,
         typeof v === "object" && v !== null ? JSON.stringify(v) : v])));
