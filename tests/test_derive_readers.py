@@ -448,3 +448,31 @@ def test_pdf_images_inside_form_xobjects(work: Path, pictures: dict[str, Path]):
     assert len(got) == 2 and all(c.step.inner.startswith("page 1/") for c, _ in got)
     assert found == {True: md5(pictures["jpeg"].read_bytes()),
                      False: md5(pictures["jpeg-progressive"].read_bytes())}
+
+
+def test_7z_member_with_a_bad_crc_is_an_error_not_wrong_bytes(tree: Path, work: Path):
+    archive = work / "stored.7z"
+    _run("7z", "a", "-bd", "-mx0", archive, "random.bin", cwd=tree)  # stored: bytes as-is
+    data = bytearray(archive.read_bytes())
+    source = (tree / "random.bin").read_bytes()
+    at = data.find(source[1000:1032])
+    assert at > 0
+    data[at] ^= 0xFF
+    reader = container_reader(bytes(data[:SNIFF_BYTES]))
+    children = reader.children(io.BytesIO(bytes(data)), len(data), "stored.7z")
+    child = next(children)
+    with pytest.raises(ContainerError, match="CRC"):
+        read_all(child.open())
+
+
+def test_7z_member_stream_after_the_archive_is_closed_raises(tree: Path, work: Path):
+    # libarchive frees the archive when the generator ends; a member stream kept past that
+    # must raise, not read freed memory (a segmentation fault, before the guard).
+    archive = work / "closed.7z"
+    _run("7z", "a", "-bd", archive, "random.bin", cwd=tree)
+    data = archive.read_bytes()
+    children = container_reader(data).children(io.BytesIO(data), len(data), "closed.7z")
+    stream = next(children).open()
+    children.close()
+    with pytest.raises(ContainerError, match="next member"):
+        stream.read(10)

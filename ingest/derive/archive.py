@@ -20,8 +20,11 @@ cpio and ISO 9660 store members as they are and leave it ``None``.
 from __future__ import annotations
 
 import ctypes
+import logging
 import struct
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -35,6 +38,48 @@ from ingest.location import Derivation
 _BLOCK = 64 * 1024
 _FATAL = -30  # ARCHIVE_FATAL: what a read callback returns when the parent fails
 _ISO_SECTOR = 2048
+
+
+class _Warnings(logging.Handler):
+    """libarchive-c logs libarchive's ARCHIVE_WARN results (a bad CRC, skipped bytes) instead
+    of raising them — and after a warning from ``read_data`` its block iterator even yields
+    a wrong slice of its buffer. So warnings are collected, per thread, around each call
+    into libarchive and turned into notes (headers) or ContainerError (data)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bucket = getattr(self._local, "bucket", None)
+        if bucket is not None:
+            bucket.append(record.getMessage())
+
+    def call(self, function: Callable[[], Any]) -> tuple[Any, list[str]]:
+        """``function()`` and the warnings libarchive logged while it ran."""
+        self._local.bucket = bucket = []
+        try:
+            return function(), bucket
+        finally:
+            self._local.bucket = None
+
+
+_WARNINGS = _Warnings()
+_LOGGER = logging.getLogger("libarchive")
+_LOGGER.addHandler(_WARNINGS)
+_LOGGER.propagate = False  # surfaced as notes and errors instead of stray log lines
+
+
+def _checked(blocks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """A member's blocks; a warning while reading one (e.g. a bad CRC) is an error."""
+    while True:
+        try:
+            block, warnings = _WARNINGS.call(lambda: next(blocks))
+        except StopIteration:
+            return
+        if warnings:
+            raise ContainerError(f"{what}: {'; '.join(warnings)}")
+        yield block
 
 
 def _entry_flag(name: str) -> Callable[[Any], bool]:
@@ -82,18 +127,29 @@ class _LibarchiveReader:
         stream.seek(0)
         live = [0]  # the index of the child whose stream may still be read
         try:
+            yield from self._walk(read, seek, live, size)
+        finally:
+            live[0] = -1  # the archive is freed: no member stream may touch it (use after free)
+
+    def _walk(self, read: Callable[..., int], seek: Callable[..., int], live: list[int],
+              size: int) -> Iterator[Child]:
+        try:
             with libarchive.custom_reader(read, seek_func=seek, block_size=_BLOCK) as archive:
                 entries = iter(archive)
                 index = 0
                 while True:
                     live[0] = 0
                     try:
-                        entry = next(entries)
+                        entry, warnings = _WARNINGS.call(lambda: next(entries))
                     except StopIteration:
                         break
                     index += 1
                     live[0] = index
-                    yield self._child(entry, index, live, size if self.compresses else None)
+                    child = self._child(entry, index, live, size if self.compresses else None)
+                    if warnings:
+                        child = replace(child, notes=(*child.notes, *(
+                            f"libarchive: {message}" for message in warnings)))
+                    yield child
         except ArchiveError as exc:
             raise ContainerError(f"{self.method}: {exc.msg}") from exc
 
@@ -121,8 +177,9 @@ class _LibarchiveReader:
             if live[0] != index:
                 raise ContainerError(f"{self.method} member {path!r}: opened after the next "
                                      "member was requested (sequential archive)")
-            return ChunkStream(entry.get_blocks(_BLOCK), lambda: live[0] == index,
-                               f"{self.method} member {path!r}")  # type: ignore[return-value]
+            what = f"{self.method} member {path!r}"
+            return ChunkStream(_checked(entry.get_blocks(_BLOCK), what),  # type: ignore[return-value]
+                               lambda: live[0] == index, what)
 
         return Child(step, leaf, open_member, size=entry.size, packed_size=packed, mtime=mtime)
 

@@ -12,6 +12,9 @@ expects from a container, instead of a zoo of ``zlib.error``/``EOFError``.
 from __future__ import annotations
 
 import io
+import lzma
+import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
@@ -88,9 +91,9 @@ class ContainerReader(Protocol):
     def children(self, stream: BinaryIO, size: int, name: str) -> Iterator[Child]:
         """The members, in the container's order; ``stream`` is seekable and read-only."""
 
-# What decoders raise on damaged input (lzma.LZMAError and zlib.error are OSError/Exception
-# subclasses; listed by their bases so this module needs neither import).
-_DECODER_ERRORS = (OSError, EOFError, ValueError, RuntimeError)
+# What decoders raise on damaged input (gzip, bz2, lzma, zlib, tarfile's member streams).
+_DECODER_ERRORS = (OSError, EOFError, ValueError, RuntimeError, lzma.LZMAError, zlib.error,
+                   tarfile.TarError)
 
 
 class RangeStream(io.RawIOBase):
@@ -183,6 +186,7 @@ class ChunkStream(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if not self._alive():
             raise ContainerError(f"{self._what}: read after the next member was requested "
+                                 "or the archive was closed "
                                  "(members of this container are readable in order only)")
         while not self._pending and not self._done:
             try:

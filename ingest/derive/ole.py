@@ -113,7 +113,10 @@ class OleReader:
     def _child(self, ole: Any, parts: list[str], inner: str) -> Child:
         step = Derivation(self.method, self.version, inner=inner)
         entry = ole.direntries[ole._find(parts)]
-        mtime = _iso(ole.getmtime(parts))
+        try:
+            mtime = _iso(ole.getmtime(parts))
+        except (OverflowError, ValueError, OSError):
+            mtime = None  # a FILETIME outside what datetime holds
         if entry.entry_type != olefile.STGTY_STREAM:
             return Child(step, parts[-1], None, size=0, mtime=mtime, kind="directory")
         if parts[-1] == _OLE10_NATIVE:

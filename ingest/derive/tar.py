@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from ingest.derive.base import Child, ContainerError
+from ingest.derive.base import Child, ContainerError, GuardedStream
 from ingest.location import Derivation
 
 _BLOCK = 512
@@ -99,7 +99,7 @@ def _opener(archive: tarfile.TarFile, info: tarfile.TarInfo) -> Callable[[], Bin
             raise ContainerError(f"cannot open tar member {info.name!r}: {exc}") from exc
         if member is None:
             raise ContainerError(f"tar member {info.name!r} has no data")
-        return member  # type: ignore[return-value]
+        return GuardedStream(member, f"tar member {info.name!r}")  # type: ignore[arg-type,return-value]
     return open_member
 
 
