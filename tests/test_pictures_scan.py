@@ -214,3 +214,15 @@ def test_overlapping_fake_headers_cannot_make_the_scan_quadratic():
         list(scanner.children(stream, len(data), "x", candidates))
     assert raised.value.limit == "picture-scan-bytes"
     assert stream.read_bytes <= WALK_BUDGET * len(data) + MAX_PICTURE + (1 << 20)
+
+
+def test_a_signature_split_at_any_byte_between_chunks_is_found_once(pictures: dict[str, Path]):
+    for kind, path in pictures.items():
+        content = path.read_bytes()
+        data = random.Random(12).randbytes(1000) + content
+        kind_name = kind.split("-")[0]
+        for split in range(1000 - 30, 1000 + 30):
+            scanner = EmbeddedPictureScanner()
+            found = scanner.candidates(data[:split], 0) + scanner.candidates(data[split:], split)
+            starts = [offset for offset, name in found if name == kind_name]
+            assert starts.count(1000) == 1, (kind, split)

@@ -125,6 +125,7 @@ def decodes_stream(stream: BinaryIO) -> bool:
     _register_heif()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # damaged EXIF and the like: the decode decides
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(stream) as image:
                 if image.width * image.height > MAX_PIXELS:
