@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+import numpy as np
 from PIL import Image
 
 from ingest.derive.base import Child, LimitExceeded, RangeStream
@@ -69,18 +70,27 @@ def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
     """Candidates ``(base + offset, kind)`` in ``data``, sorted by offset.
 
     A signature whose header checks would need bytes past the end of ``data`` is left out
-    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again).
+    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again). The first two
+    bytes of each signature are located with numpy (about twice the speed of
+    ``bytes.find`` on binary data, where short needles match often); the rest is checked
+    in Python on those few positions.
     """
+    if len(data) < 2:
+        return []
+    array = np.frombuffer(data, dtype=np.uint8)
+    head, following = array[:-1], array[1:]
     found: list[tuple[int, str]] = []
     for signature, kind, shift, needed in _SIGNATURES:
-        at = data.find(signature, max(0, -shift))
-        while at != -1:
+        hits = np.flatnonzero(head == signature[0])
+        hits = hits[following[hits] == signature[1]]
+        for at in hits.tolist():
             begin = at + shift
+            if begin < 0 or not data.startswith(signature, at):
+                continue
             if begin + needed > len(data):
-                break
+                continue
             if _plausible(kind, data, begin):
                 found.append((base + begin, kind))
-            at = data.find(signature, at + 1)
     found.sort()
     return found
 
