@@ -476,3 +476,18 @@ def test_7z_member_stream_after_the_archive_is_closed_raises(tree: Path, work: P
     children.close()
     with pytest.raises(ContainerError, match="next member"):
         stream.read(10)
+
+
+def test_pdf_attachments_follow_the_pages(work: Path, pictures: dict[str, Path]):
+    base = work / "plain.pdf"
+    base.write_bytes(img2pdf.convert([str(pictures["png"])]))
+    document = work / "attached.pdf"
+    _run(require_tool("qpdf"), base, "--add-attachment", pictures["jpeg"], "--key=IMG_0001.JPG",
+         "--mimetype=image/jpeg", "--", document)
+    listing = _run("qpdf", "--list-attachments", document)
+    assert listing.startswith("IMG_0001.JPG -> ")
+    _, got = expand(document)
+    assert [(c.step.inner, c.name, c.notes) for c, _ in got] == [
+        ("page 1/Im0", "page1-Im0.png", ("converted to PNG",)),
+        ("attachment 1/IMG_0001.JPG", "IMG_0001.JPG", ("attachment",))]
+    assert md5(got[1][1]) == md5(pictures["jpeg"].read_bytes())

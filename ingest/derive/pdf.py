@@ -1,4 +1,4 @@
-"""Pictures in PDF documents: every image XObject on every page, by pypdf.
+"""Pictures and attachments in PDF documents: every image XObject on every page, by pypdf.
 
 A JPEG (``/DCTDecode``) or JPEG 2000 (``/JPXDecode``) image is given as its stream's data
 after any outer filters — the picture file as it was embedded, so its MD5 matches the
@@ -8,15 +8,17 @@ the note ``converted to PNG``: the pixels are evidence, the bytes are ours.
 
 Images in form XObjects are found too; an image object used on several pages is given
 once, under the first page that shows it. Inline images (``BI … ID … EI`` in a content
-stream) and file attachments are not read by this version. A child's bytes are produced
-when it is opened — one image in memory at a time; images over :data:`MAX_PIXELS` are
-not converted (their opener raises ContainerError).
+stream) are not read by this version. Files attached to the document (its EmbeddedFiles
+name tree, PDF portfolios included) follow the pages as children ``attachment N/name``.
+A child's bytes are produced when it is opened — one image in memory at a time; images
+over :data:`MAX_PIXELS` are not converted (their opener raises ContainerError).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from pypdf import PdfReader
@@ -60,6 +62,26 @@ class PdfImageReader:
                 raise ContainerError(f"pdf page {number}: {exc}") from exc
             for path, image in found:
                 yield self._child(number, path, image)
+        yield from self._attachments(reader)
+
+    def _attachments(self, reader: PdfReader) -> Iterator[Child]:
+        """Files attached to the document (the EmbeddedFiles name tree: portfolios too)."""
+        try:
+            attached = list(reader.attachment_list)
+        except _ERRORS as exc:
+            raise ContainerError(f"pdf attachments: {exc}") from exc
+        for index, item in enumerate(attached, 1):
+            try:
+                label = str(item.name or item.alternative_name or f"attachment-{index}")
+                stated = item.size
+                changed = item.modification_date
+            except _ERRORS:
+                label, stated, changed = f"attachment-{index}", None, None
+            leaf = label.replace("\\", "/").rsplit("/", 1)[-1] or f"attachment-{index}"
+            step = Derivation(self.method, self.version, inner=f"attachment {index}/{label}")
+            yield Child(step, leaf, _attachment_opener(item, label),
+                        size=stated if isinstance(stated, int) else None,
+                        mtime=_iso(changed), notes=("attachment",))
 
     def _child(self, number: int, path: str, image: Any) -> Child:
         inner = f"page {number}/{path}"
@@ -101,6 +123,23 @@ def _images(resources: Any, prefix: str, seen: set[tuple[int, int]],
             yield path, xobject
         elif subtype == "/Form":
             yield from _images(xobject.get("/Resources"), path + "/", seen, depth + 1)
+
+
+def _attachment_opener(item: Any, label: str) -> Callable[[], BinaryIO]:
+    def open_attachment() -> BinaryIO:
+        try:
+            return io.BytesIO(item.content)
+        except Exception as exc:  # pypdf raises many types on damaged streams
+            raise ContainerError(f"pdf attachment {label!r}: {exc}") from exc
+    return open_attachment
+
+
+def _iso(stamp: datetime | None) -> str | None:
+    if not isinstance(stamp, datetime):
+        return None
+    if stamp.tzinfo is None:
+        return None  # a PDF date without a zone: local time of an unknown machine
+    return stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _resolve(value: Any) -> Any:
