@@ -226,3 +226,17 @@ def test_a_signature_split_at_any_byte_between_chunks_is_found_once(pictures: di
             found = scanner.candidates(data[:split], 0) + scanner.candidates(data[split:], split)
             starts = [offset for offset, name in found if name == kind_name]
             assert starts.count(1000) == 1, (kind, split)
+
+
+def test_pictures_over_the_full_decode_cap(pictures: dict[str, Path],
+                                           monkeypatch: pytest.MonkeyPatch):
+    # The cap lowered to 10,000 pixels stands in for a 100-megapixel photo: a JPEG is then
+    # decoded at 1/8 scale (all its entropy-coded data still read: a cut one fails), other
+    # kinds are not decoded at all.
+    import ingest.derive.pictures as scan
+
+    monkeypatch.setattr(scan, "MAX_FULL_PIXELS", 10_000)
+    jpeg = pictures["jpeg"].read_bytes()
+    assert decodes(jpeg)
+    assert not decodes(jpeg[: len(jpeg) - 2000])
+    assert not decodes(pictures["png"].read_bytes())

@@ -2,13 +2,14 @@
 
 Three steps, cheapest first, so a worker can run the first on the chunks it already reads:
 
-1. **candidates** — signature search with ``bytes.find`` (C speed) plus the few header
+1. **candidates** — signature search (numpy, on the first two bytes) plus the few header
    checks a signature allows (a JPEG marker after FF D8 FF, PNG's IHDR, a sane BMP header,
    a RIFF/WEBP chunk, an ``ftyp`` box with a HEIF brand);
 2. **structure** — :mod:`ingest.derive.picture_ends` walks the picture to its real end,
    bounded against hostile input;
-3. **decode** — Pillow (pillow-heif for HEIC) loads the whole picture; a picture counts
-   only if it decodes, so chance signatures and truncated pictures are not reported.
+3. **decode** — Pillow (pillow-heif for HEIC) decodes the whole picture; a picture counts
+   only if it decodes, so chance signatures and truncated pictures are not reported
+   (memory is bounded: see :func:`decodes_stream` for the pixel caps).
 
 A picture found inside another found picture (an EXIF thumbnail inside a JPEG) is not
 reported again; when the stream itself is a picture starting at offset 0, only the bytes
@@ -34,7 +35,8 @@ from ingest.location import Derivation
 VERSION = "1"
 MAX_CANDIDATES = 10_000  # per stream
 WALK_BUDGET = 4  # structure walks may read this many times the stream's size in all
-MAX_PIXELS = 200_000_000  # a larger picture is not decoded (Pillow's bomb guard)
+MAX_PIXELS = 178_000_000  # Pillow refuses more (twice its MAX_IMAGE_PIXELS) as a bomb
+MAX_FULL_PIXELS = 64_000_000  # decoded at full size up to this (≤ 256 MB as RGBA)
 OVERLAP = 24  # bytes kept between chunks: ≥ the longest signature check (18) + the ftyp shift
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp", "webp": "webp",
               "heic": "heic"}
@@ -131,15 +133,25 @@ def decodes(data: bytes) -> bool:
 
 
 def decodes_stream(stream: BinaryIO) -> bool:
-    """As :func:`decodes`, reading from a stream (Pillow reads it as it decodes)."""
+    """As :func:`decodes`, reading from a stream (Pillow reads it as it decodes).
+
+    Every pixel's data is decoded, within bounded memory: up to :data:`MAX_FULL_PIXELS`
+    at full size; a larger JPEG at 1/8 scale (libjpeg still decodes all its entropy-coded
+    data, so truncation and damage still fail); a larger picture of another kind, or any
+    picture over :data:`MAX_PIXELS`, does not count as decodable.
+    """
     _register_heif()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # damaged EXIF and the like: the decode decides
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # damaged EXIF, bomb warnings: the caps decide
             with Image.open(stream) as image:
-                if image.width * image.height > MAX_PIXELS:
+                pixels = image.width * image.height
+                if pixels > MAX_PIXELS:
                     return False
+                if pixels > MAX_FULL_PIXELS:
+                    if image.format != "JPEG":
+                        return False
+                    image.draft(image.mode, (image.width // 8, image.height // 8))
                 image.load()
                 frames = getattr(image, "n_frames", 1)
                 for frame in range(1, min(frames, 16)):  # animated: a few frames suffice
