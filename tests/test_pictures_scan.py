@@ -230,12 +230,12 @@ def test_a_signature_split_at_any_byte_between_chunks_is_found_once(pictures: di
 
 def test_pictures_over_the_full_decode_cap(pictures: dict[str, Path],
                                            monkeypatch: pytest.MonkeyPatch):
-    # The cap lowered to 10,000 pixels stands in for a 100-megapixel photo: a JPEG is then
+    # The cap lowered to 5,000 pixels stands in for a 100-megapixel photo: a JPEG is then
     # decoded at 1/8 scale (all its entropy-coded data still read: a cut one fails), other
     # kinds are not decoded at all.
     import ingest.derive.pictures as scan
 
-    monkeypatch.setattr(scan, "MAX_FULL_PIXELS", 10_000)
+    monkeypatch.setattr(scan, "MAX_FULL_PIXELS", 5_000)  # the PNG has 96 × 64 = 6,144
     jpeg = pictures["jpeg"].read_bytes()
     assert decodes(jpeg)
     assert not decodes(jpeg[: len(jpeg) - 2000])
