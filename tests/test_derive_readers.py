@@ -491,3 +491,17 @@ def test_pdf_attachments_follow_the_pages(work: Path, pictures: dict[str, Path])
         ("page 1/Im0", "page1-Im0.png", ("converted to PNG",)),
         ("attachment 1/IMG_0001.JPG", "IMG_0001.JPG", ("attachment",))]
     assert md5(got[1][1]) == md5(pictures["jpeg"].read_bytes())
+
+
+def test_deeply_nested_multiparts_stop_with_an_error():
+    message = b"From: a@example.org\nMessage-ID: <x@example.org>\nMIME-Version: 1.0\n"
+    body = b"Content-Type: image/gif\nContent-Transfer-Encoding: base64\n\nR0lGODlh\n"
+    for level in range(40):
+        boundary = b"b%d" % level
+        body = (b"Content-Type: multipart/mixed; boundary=" + boundary + b"\n\n--" + boundary
+                + b"\n" + body + b"\n--" + boundary + b"--\n")
+    data = message + body
+    reader = container_reader(data)
+    assert reader is not None and reader.method == "email"
+    with pytest.raises(ContainerError, match="nested over"):
+        list(reader.children(io.BytesIO(data), len(data), "deep.eml"))

@@ -109,10 +109,12 @@ class _LibarchiveReader:
         buffer = ctypes.create_string_buffer(_BLOCK)
         address = ctypes.cast(buffer, ctypes.c_void_p).value
 
+        # An exception must not escape a ctypes callback (it would be printed and read as
+        # "end of data"): any failure of the parent stream is libarchive's ARCHIVE_FATAL.
         def read(archive_p: int, context: int, pointer: int) -> int:
             try:
                 data = stream.read(_BLOCK)
-            except (OSError, ValueError):
+            except Exception:
                 return _FATAL
             ctypes.memmove(buffer, data, len(data))
             ctypes.cast(pointer, ctypes.POINTER(ctypes.c_void_p))[0] = address
@@ -121,7 +123,7 @@ class _LibarchiveReader:
         def seek(archive_p: int, context: int, offset: int, whence: int) -> int:
             try:
                 return stream.seek(offset, whence)
-            except (OSError, ValueError):
+            except Exception:
                 return _FATAL
 
         stream.seek(0)
@@ -154,7 +156,7 @@ class _LibarchiveReader:
             raise ContainerError(f"{self.method}: {exc.msg}") from exc
 
     def _child(self, entry: Any, index: int, live: list[int], packed: int | None) -> Child:
-        path = entry.pathname or f"member-{index}"
+        path = _text(entry.pathname or f"member-{index}")
         step = Derivation(self.method, self.version, inner=path)
         leaf = path.rstrip("/").rsplit("/", 1)[-1] or path
         mtime = _iso(entry.mtime)
@@ -162,10 +164,10 @@ class _LibarchiveReader:
             return Child(step, leaf, None, size=0, mtime=mtime, kind="directory")
         if entry.issym:
             return Child(step, leaf, None, size=0, mtime=mtime,
-                         notes=("symlink", f"link -> {entry.linkpath}"))
+                         notes=("symlink", f"link -> {_text(entry.linkpath)}"))
         if entry.islnk:
             return Child(step, leaf, None, size=0, mtime=mtime,
-                         notes=("hardlink", f"link -> {entry.linkpath}"))
+                         notes=("hardlink", f"link -> {_text(entry.linkpath)}"))
         if not entry.isreg:
             return Child(step, leaf, None, size=0, mtime=mtime,
                          notes=(f"special file, mode {_text(entry.strmode)}",))
@@ -184,8 +186,11 @@ class _LibarchiveReader:
         return Child(step, leaf, open_member, size=entry.size, packed_size=packed, mtime=mtime)
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode("ascii", "replace") if isinstance(value, bytes) else value
+def _text(value: str | bytes | None) -> str:
+    """libarchive-c gives bytes where a name is not valid in the header's codec."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value or ""
 
 
 def _iso(stamp: float | None) -> str | None:

@@ -34,6 +34,7 @@ _STRONG = frozenset({b"from", b"received", b"return-path", b"mime-version", b"me
                      b"delivered-to"})
 _SEPARATOR = re.compile(rb"^From \S*\s.*\d{1,2}:\d{2}")  # "From sender <asctime date>"
 _LINE = 64 * 1024  # longest line piece read at once while scanning an mbox
+_MAX_NESTING = 32  # multipart levels followed inside one message
 
 
 def _header_names(head: bytes, lines: int = 200) -> set[bytes] | None:
@@ -69,11 +70,14 @@ class EmailReader:
         stream.seek(0)
         try:
             message = BytesParser(policy=policy.default).parse(stream)  # type: ignore[arg-type]
-        except (ValueError, TypeError, LookupError) as exc:
+        except (ValueError, TypeError, LookupError, RecursionError) as exc:
             raise ContainerError(f"email: cannot parse the message: {exc}") from exc
         yield from self._parts(message, "")
 
     def _parts(self, message: Message, prefix: str) -> Iterator[Child]:
+        if prefix.count(".") >= _MAX_NESTING:
+            raise ContainerError(f"email: multiparts nested over {_MAX_NESTING} deep at "
+                                 f"part {prefix.rstrip('.')}; the parts inside were not read")
         for index, part in enumerate(message.iter_parts()  # type: ignore[attr-defined]
                                      if message.is_multipart() else [message], 1):
             path = f"{prefix}{index}"
@@ -99,7 +103,7 @@ class EmailReader:
         else:
             extension = mimetypes.guess_extension(content_type, strict=False) or ".bin"
         leaf = (filename or f"part-{path}{extension}").replace("/", "_").replace("\\", "_")
-        notes = ("inline",) if disposition == "inline" else ()
+        notes: tuple[str, ...] = ("inline",) if disposition == "inline" else ()
         if content_type == "message/rfc822":
             notes = (*notes, "re-serialised by the e-mail parser")
         step = Derivation(self.method, self.version, inner=f"part {path}/{leaf}")
@@ -114,7 +118,8 @@ def _part_opener(part: Message, what: str) -> Callable[[], BinaryIO]:
                 nested = inner[0] if isinstance(inner, list) else inner
                 return io.BytesIO(nested.as_bytes(policy=policy.default))  # type: ignore[union-attr]
             data = part.get_payload(decode=True)
-        except (ValueError, TypeError, LookupError, IndexError, AttributeError) as exc:
+        except (ValueError, TypeError, LookupError, IndexError, AttributeError,
+                RecursionError) as exc:
             raise ContainerError(f"email {what}: cannot decode: {exc}") from exc
         return io.BytesIO(data if isinstance(data, bytes) else b"")
     return open_part

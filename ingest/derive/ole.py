@@ -34,6 +34,9 @@ _MSG_ATTACH_DATA = "__substg1.0_37010102"
 _MSG_NAMES = ("__substg1.0_3707001F", "__substg1.0_3704001F")  # long, short file name
 _MAX_SECTOR = 0xFFFFFFFA  # FAT values from here on are markers, not sectors
 _NAME_LIMIT = 4096
+# What olefile and struct raise on damaged compound files (olefile's own errors are OSError).
+_ERRORS = (OSError, ValueError, struct.error, IndexError, KeyError, TypeError, OverflowError,
+           AttributeError, RecursionError)
 
 
 class _ChainStream(io.RawIOBase):
@@ -101,13 +104,13 @@ class OleReader:
         try:
             ole = olefile.OleFileIO(stream)
             paths = ole.listdir(streams=True, storages=True)
-        except (OSError, ValueError, struct.error, IndexError) as exc:
+        except _ERRORS as exc:
             raise ContainerError(f"not a readable OLE compound file: {exc}") from exc
         for parts in paths:
             inner = "/".join(parts)
             try:
                 yield self._child(ole, parts, inner)
-            except (OSError, ValueError, struct.error, IndexError) as exc:
+            except _ERRORS as exc:
                 raise ContainerError(f"ole stream {inner!r}: {exc}") from exc
 
     def _child(self, ole: Any, parts: list[str], inner: str) -> Child:
@@ -145,7 +148,7 @@ def _sub_opener(ole: Any, parts: list[str], entry: Any, start: int,
     def open_stream() -> BinaryIO:
         try:
             whole = _open_stream(ole, parts, entry)
-        except (OSError, ValueError, struct.error, IndexError) as exc:
+        except _ERRORS as exc:
             raise ContainerError(f"ole stream {'/'.join(parts)!r}: {exc}") from exc
         if start == 0 and length == entry.size:
             return whole
@@ -175,7 +178,7 @@ def _ole10_native(stream: BinaryIO, size: int) -> tuple[str, int, int] | None:
         return None
     if pos + length > size or temp_length > _NAME_LIMIT:
         return None
-    label = strings[0] or strings[1].replace("\\", "/").rsplit("/", 1)[-1] or "ole10native"
+    label = (strings[0] or strings[1]).replace("\\", "/").rsplit("/", 1)[-1] or "ole10native"
     return label, pos, length
 
 
