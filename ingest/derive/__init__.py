@@ -10,6 +10,14 @@ the readers again, so a zip inside a tar.gz inside a zip is found to the depth a
 Readers say what they could not do instead of failing silently: an encrypted member is a
 child without an opener and with the note ``encrypted``; a damaged container raises
 :class:`ContainerError` after yielding what it could read.
+
+The interface (:class:`Child`, :class:`Limits`, the errors, the member streams) lives in
+``base.py`` and is re-exported here; readers import it from ``base`` so that this registry,
+which imports them, is no import cycle. Read each child's bytes before taking the next
+child: the libarchive readers (7z, RAR, cpio, ISO 9660) serve a member only until then.
+``pictures.py`` is not in the registry: it finds pictures at any offset of any stream
+(:class:`~ingest.derive.pictures.EmbeddedPictureScanner`) and is driven separately, on the
+chunks the worker already reads.
 """
 
 from __future__ import annotations
