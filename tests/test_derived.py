@@ -1,14 +1,18 @@
 """Evidence inside files: archives expanded on the workers, every member a full entry.
 
-The image is built here with real tools (``zip``, ``mke2fs -d``): pictures in a zip, a
-zip renamed ``.dll``, zips nested past the depth limit, an encrypted member, a member
-named with ``../``, and a zip bomb. The oracle for every member is the file that was
-put in: same bytes, so the same MD5 as ``md5sum`` of the source.
+The image is built here with real tools (``zip``, ``tar``/``gzip``, ``7z``, ``gsf``,
+``img2pdf``, ``mke2fs -d``, ``mkntfs``/``ntfscp``): pictures in a zip, a zip renamed
+``.dll``, a tar.gz, a 7z, zip → tar.gz → zip, a .docx, an OLE .doc with a picture in its
+``Data`` stream, a PDF, an e-mail attachment, a picture appended to random bytes, zips
+nested past the depth limit, an encrypted member, a member named with ``../``, a zip
+bomb, three fakes, and (on NTFS) a picture in an alternate data stream. The oracle for
+every member is the file that was put in: same bytes, so the MD5 of ``md5sum``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import subprocess
 import sys
 import zipfile
@@ -71,8 +75,50 @@ def archives_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         block = bytes(1 << 20)
         for _ in range(1024):
             member.write(block)
+    # The acceptance set of the issue: one of each, each holding a known photo.
+    run = lambda *cmd, cwd=None: subprocess.run(  # noqa: E731
+        [str(c) for c in cmd], check=True, capture_output=True, cwd=cwd)
+    run("tar", "czf", root / "docs" / "photos.tar.gz", "-C", src, "photo1.jpg", "photo2.jpg")
+    run(require_tool("7z"), "a", "-bd", "-y", root / "docs" / "album.7z", photos[2])
+    chain = work / "chain"
+    chain.mkdir()
+    zip_tool(chain / "inner.zip", photos[3])
+    run("tar", "czf", chain / "bundle.tar.gz", "-C", chain, "inner.zip")
+    zip_tool(root / "docs" / "chain.zip", chain / "bundle.tar.gz")
+    docx = work / "docx"
+    (docx / "word" / "media").mkdir(parents=True)
+    (docx / "[Content_Types].xml").write_text('<?xml version="1.0"?><Types/>')
+    (docx / "word" / "media" / "image1.jpeg").write_bytes(photos[0].read_bytes())
+    run("zip", "-q", "-r", root / "docs" / "letter.docx", "[Content_Types].xml", "word",
+        cwd=docx)
+    junk = random.Random(7)
+    ole = work / "ole"
+    ole.mkdir()
+    (ole / "WordDocument").write_bytes(junk.randbytes(9000))
+    (ole / "Data").write_bytes(junk.randbytes(68) + photos[1].read_bytes() + bytes(300))
+    run(require_tool("gsf"), "createole", root / "docs" / "report.doc", "WordDocument", "Data",
+        cwd=ole)
+    import img2pdf
+
+    (root / "docs" / "scan.pdf").write_bytes(img2pdf.convert([str(photos[2])]))
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "a@example.org", "b@example.org", "pics"
+    mail["Message-ID"] = "<1@example.org>"
+    mail.set_content("see attached")
+    mail.add_attachment(photos[3].read_bytes(), maintype="image", subtype="jpeg",
+                        filename="party.jpg")
+    (root / "docs" / "mail.eml").write_bytes(bytes(mail))
+    (root / "docs" / "blob.dat").write_bytes(junk.randbytes(5000) + photos[0].read_bytes())
+    (root / "docs" / "fake.jpg").write_bytes(junk.randbytes(20000))
+    (root / "docs" / "fake-soi.jpg").write_bytes(b"\xff\xd8" + junk.randbytes(20000))
+    fakes = bytearray(junk.randbytes(40000))
+    for at in (0, 1000, 17000, 30001):
+        fakes[at:at + 4] = b"\xff\xd8\xff\xe0"
+    (root / "docs" / "fake-many.bin").write_bytes(bytes(fakes))
     image = work / "archives.img"
-    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(root), str(image), "16M"],
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(root), str(image), "24M"],
                    check=True)
     image.chmod(0o444)
     case = work / "case"
@@ -100,6 +146,62 @@ def test_members_are_entries_with_the_bytes_that_were_put_in(archives_image: dic
     assert rows["/docs/helper.dll//photo3.jpg"]["md5"] == md5["photo3.jpg"]
     # A hostile member name is data: shown, never followed.
     assert rows["/docs/traversal.zip//../../etc/evil.jpg"]["md5"] == md5["photo2.jpg"]
+
+
+@pytest.mark.parametrize(("path", "photo", "method"), [
+    ("/docs/photos.tar.gz//photos.tar//photo1.jpg", "photo1.jpg", "tar"),
+    ("/docs/photos.tar.gz//photos.tar//photo2.jpg", "photo2.jpg", "tar"),
+    ("/docs/album.7z//photo3.jpg", "photo3.jpg", "7z"),
+    ("/docs/chain.zip//bundle.tar.gz//bundle.tar//inner.zip//photo4.jpg", "photo4.jpg", "zip"),
+    ("/docs/letter.docx//word/media/image1.jpeg", "photo1.jpg", "zip"),
+    ("/docs/report.doc//Data//Data@68.jpg", "photo2.jpg", "embedded-jpeg"),
+    ("/docs/mail.eml//part 2/party.jpg", "photo4.jpg", "email"),
+    ("/docs/blob.dat//blob.dat@5000.jpg", "photo1.jpg", "embedded-jpeg"),
+])
+def test_every_kind_of_container_gives_up_its_picture(archives_image: dict, path: str,
+                                                      photo: str, method: str) -> None:
+    rows = _by_path(archives_image["rows"])
+    assert path in rows, sorted(p for p in rows if "//" in p)
+    row = rows[path]
+    assert (row["md5"], row["mime"], row["derivation"]["method"]) == (
+        archives_image["md5"][photo], "image/jpeg", method)
+    assert row["pdq"] is not None and row["errors"] == []
+
+
+def test_a_pdf_image_is_the_jpeg_that_was_put_in(archives_image: dict) -> None:
+    rows = [r for r in archives_image["rows"] if r["derived_from"] == "/docs/scan.pdf"]
+    assert [r["md5"] for r in rows] == [archives_image["md5"]["photo3.jpg"]]
+
+
+def test_no_fake_is_called_a_picture(archives_image: dict) -> None:
+    for name in ("fake.jpg", "fake-soi.jpg", "fake-many.bin"):
+        derived = [r for r in archives_image["rows"]
+                   if (r["derived_from"] or "").startswith(f"/docs/{name}")]
+        assert derived == [], name
+        row = _by_path(archives_image["rows"])[f"/docs/{name}"]
+        # libmagic may say image/jpeg of FF D8 FF (as file(1) does): a signature, not a
+        # picture. Nothing decodes, so no picture findings and no derived picture.
+        assert row["phash"] is None and row["pdq"] is None, name
+
+
+def test_a_picture_in_an_alternate_data_stream(tmp_path: Path) -> None:
+    for tool in ("mkntfs", "ntfscp"):
+        require_tool(tool)
+    photo = _jpeg(9, tmp_path)
+    image = tmp_path / "ntfs.img"
+    with image.open("wb") as fh:
+        fh.truncate(8 << 20)
+    subprocess.run(["mkntfs", "-F", "-Q", "-q", str(image)], check=True, capture_output=True)
+    (tmp_path / "note.txt").write_bytes(b"nothing to see\n")
+    subprocess.run(["ntfscp", "-q", str(image), str(tmp_path / "note.txt"), "note.txt"],
+                   check=True, capture_output=True)
+    subprocess.run(["ntfscp", "-q", "-N", "hidden", str(image), str(photo), "note.txt"],
+                   check=True, capture_output=True)
+    triage(image, tmp_path / "case")
+    rows = {(r["path"], r["stream"]): r for r in export_jsonl(tmp_path / "case")}
+    row = rows[("/note.txt", "hidden")]
+    assert row["md5"] == _md5(photo.read_bytes()) and row["mime"] == "image/jpeg"
+    assert row["phash"] is not None
 
 
 def test_nesting_is_followed_to_the_depth_limit_and_the_cut_is_recorded(

@@ -52,6 +52,7 @@ class Limits:
     ratio: float = 100.0  # bytes out per byte in, past RATIO_FLOOR (decompression bombs)
     seconds: float = 120.0  # time for one container's members, analysis included
     case_bytes: int = 64 << 30  # bytes copied out of all containers of one case
+    scan_bytes: int = 256 << 20  # bytes of one stream searched for pictures inside (0: off)
 
     def to_dict(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -35,30 +35,76 @@ from ingest.derive import (
     Limits,
     container_reader,
 )
+from ingest.derive.pictures import OVERLAP, EmbeddedPictureScanner, find_signatures
 from ingest.location import FileEntry
 
 EXPAND = "expand"  # the pseudo-analyzer name (task analyzers, culprits, error records)
 VERSION = "1"
 SPOOL_MEMORY = 16 << 20  # a member up to this size stays in memory
 CHUNK = 1 << 20
+# How pictures end, for the "is there data after it?" check of a stream that is one.
+_TERMINATORS = {"jpeg": b"\xff\xd9", "png": b"IEND\xaeB`\x82", "gif": b";"}
+_JPEG_JOIN = b"\xff\xd9\xff\xd8\xff"
 
 
 class Tap:
-    """Pass a file's chunks through unchanged, keeping its head for the readers to sniff."""
+    """Pass a file's chunks through unchanged, noting what the expansion needs to know.
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    It keeps the head (readers sniff it) and the last bytes, and looks for pictures
+    inside the bytes as they pass (``ingest.derive.pictures``), so nothing is read twice:
+    chunks of plain ASCII cannot hold a picture's header and are only carried over for
+    the boundary; a stream that is itself a picture is not searched inline (its data
+    would cost as much as hashing it again) but checked at the end for data after it.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], scan_bytes: int = 0) -> None:
         self._chunks = chunks
         self._head = bytearray()
+        self.last = b""
+        self.scanner = EmbeddedPictureScanner() if scan_bytes > 0 else None
+        self._scan_bytes = scan_bytes
+        self.candidates: list[tuple[int, str]] = []
+        self.picture: str | None = None  # the kind, when the stream starts as a picture
+        self.joined = False  # a JPEG end followed at once by a JPEG start (copy /b a + b)
 
     @property
     def head(self) -> bytes:
         return bytes(self._head)
 
     def __iter__(self) -> Iterator[bytes]:
+        offset = 0
         for chunk in self._chunks:
             if len(self._head) < SNIFF_BYTES:
                 self._head += chunk[: SNIFF_BYTES - len(self._head)]
+            if self.scanner is not None and offset < self._scan_bytes:
+                self._scan(chunk, offset)
+            self.last = (self.last + chunk[-16:])[-16:]
+            offset += len(chunk)
             yield chunk
+
+    def _scan(self, chunk: bytes, offset: int) -> None:
+        scanner = self.scanner
+        if scanner is None:
+            return
+        if offset == 0:
+            start = find_signatures(chunk[:32])
+            self.picture = start[0][1] if start and start[0][0] == 0 else None
+        if self.picture is not None:
+            self.joined = self.joined or _JPEG_JOIN in self.last + chunk
+        elif chunk.isascii():
+            tail = chunk[-OVERLAP:]
+            self.candidates.extend(scanner.candidates(tail, offset + len(chunk) - len(tail)))
+        else:
+            self.candidates.extend(scanner.candidates(chunk, offset))
+
+    def needs_picture_scan(self) -> bool:
+        """Whether pictures may hide in this stream (data after a picture, or candidates)."""
+        if self.scanner is None:
+            return False
+        if self.picture is None:
+            return bool(self.candidates) or self.scanner.stopped_at is not None
+        ends = _TERMINATORS.get(self.picture)
+        return self.joined or (ends is not None and not self.last.rstrip(b"\0").endswith(ends))
 
 
 @dataclass
@@ -79,7 +125,7 @@ class Node:
 
     entry: FileEntry
     key: str
-    head: bytes
+    tap: Tap
     size: int
     open: Callable[[], IO[bytes]]  # seekable and read-only
     errors: list[dict[str, Any]]  # the node's record's errors (expansion problems go here)
@@ -90,8 +136,14 @@ class Node:
 
 
 def expand(ctx: Context, node: Node) -> list[dict[str, Any]]:
-    """Records of everything derived from ``node``, depth first, in container order."""
-    reader = container_reader(node.head)
+    """Records of everything derived from ``node``, depth first, in container order.
+
+    A container's members, else the pictures found inside the stream's bytes.
+    """
+    reader: ContainerReader | None = container_reader(node.tap.head)
+    scanner = node.tap.scanner
+    if reader is None and scanner is not None and node.tap.needs_picture_scan():
+        reader = _PictureReader(scanner, node.tap)
     if reader is None:
         return []
     out: list[dict[str, Any]] = []
@@ -164,12 +216,12 @@ def _member(ctx: Context, node: Node, reader: ContainerReader, child: Child, key
     try:
         entry = replace(entry, size=copied)
         record["entry"] = entry.to_dict()
-        tap = Tap(_chunks(spool))
+        tap = Tap(_chunks(spool), ctx.limits.scan_bytes)
         with ctx.watch():
             findings, found_errors = analyze_chunks(tap, entry, ctx.analyzers)
         record["record"]["findings"] = findings
         errors.extend(dict(e, stage="analyze") for e in found_errors)
-        below = Node(entry=entry, key=key, head=tap.head, size=copied,
+        below = Node(entry=entry, key=key, tap=tap, size=copied,
                      open=lambda: _reopen(spool), errors=errors, sha256=digest,
                      depth=node.depth + 1,
                      ancestors=(*node.ancestors, *([node.sha256] if node.sha256 else [])))
@@ -223,6 +275,23 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
     spool.seek(0)
     while data := spool.read(CHUNK):
         yield data
+
+
+class _PictureReader:
+    """The embedded-picture scan as a container reader: its members are the pictures."""
+
+    method = "embedded"
+    version = VERSION
+
+    def __init__(self, scanner: EmbeddedPictureScanner, tap: Tap) -> None:
+        self._scanner = scanner
+        self._candidates = None if tap.picture is not None else tap.candidates
+
+    def sniff(self, head: bytes) -> bool:
+        return True
+
+    def children(self, stream: IO[bytes], size: int, name: str) -> Iterator[Child]:
+        return self._scanner.children(stream, size, name, self._candidates)  # type: ignore[arg-type]
 
 
 class _Borrowed:

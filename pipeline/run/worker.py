@@ -68,16 +68,18 @@ def error_record(stage: str, exc: BaseException,
 
 
 def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) -> dict[str, Any]:
-    """Findings and errors for one file (and its head, for expansion), never an exception."""
+    """Findings and errors for one file (and what expansion needs), never an exception."""
     loc = entry.location
     try:
         reader = reader_for(task.spec)
-        tap = Tap(reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE))
+        scan = task.limits.scan_bytes if EXPAND in task.analyzers else 0
+        tap = Tap(reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE),
+                  scan)
         findings, errors = analyze_chunks(tap, entry, analyzers)
     except Exception as exc:  # reading the evidence failed: the file gets an error record
-        return {"findings": {}, "errors": [error_record("read", exc)], "head": None}
+        return {"findings": {}, "errors": [error_record("read", exc)], "tap": None}
     return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors],
-            "head": tap.head}
+            "tap": tap}
 
 
 def expand_entry(task: BatchTask, ctx: Context, key: str, entry: FileEntry,
@@ -85,7 +87,7 @@ def expand_entry(task: BatchTask, ctx: Context, key: str, entry: FileEntry,
     """Everything derived from one planned file's content (see ``pipeline.run.expand``)."""
     loc = entry.location
     reader = reader_for(task.spec)
-    node = Node(entry=entry, key=key, head=outcome["head"], size=max(entry.size, 0),
+    node = Node(entry=entry, key=key, tap=outcome["tap"], size=max(entry.size, 0),
                 open=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream),
                 errors=outcome["errors"],
                 sha256=outcome["findings"].get("hashes", {}).get("sha256"))
@@ -128,7 +130,8 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
             with watch():
                 outcome = analyze_entry(task, entry, analyzers)
             children = []
-            if EXPAND in task.analyzers and outcome["head"]:
+            if EXPAND in task.analyzers and outcome["tap"] is not None \
+                    and outcome["tap"].head:
                 ctx = Context(task.limits, analyzers, versions, watch, task.scratch)
                 children = expand_entry(task, ctx, key, entry, outcome)
             blobs = detach_blobs(outcome["findings"])
