@@ -257,3 +257,30 @@ def test_without_expansion_nothing_is_derived(archives_image: dict, tmp_path: Pa
     assert not [r for r in rows if r["derived_from"]]
     assert {r["path"] for r in rows} == {r["path"] for r in archives_image["rows"]
                                          if not r["derived_from"]}
+
+
+def test_the_report_shows_the_container_chain(archives_image: dict) -> None:
+    from test_report import CHROMIUM_ARGS, open_report, wait_rows
+
+    out = archives_image["case"] / "report.html"
+    exhibit("report", archives_image["case"], "-o", out)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=require_tool("chromium"), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            for opened in open_report(browser, out):
+                page = opened.page
+                page.click("header nav [data-tab=files]")
+                page.fill("#file-search", "inner.zip//photo4")
+                wait_rows(page, 1)
+                page.click("#files-table tbody tr >> nth=0")
+                detail = page.text_content("#detail") or ""
+                assert "Inside another file" in detail
+                assert "/docs/chain.zip//bundle.tar.gz//bundle.tar//inner.zip" in detail
+                chain = page.eval_on_selector_all(
+                    "#detail table.chain tr", "r => r.slice(1).map(x => x.cells[1].textContent)")
+                assert chain == ["zip", "gzip", "tar", "zip"]
+        finally:
+            browser.close()

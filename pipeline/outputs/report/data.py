@@ -78,6 +78,7 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     rows: list[list[Any]] = []
     exif_by_id: dict[int, dict[str, Any]] = {}
     perceptual: dict[int, dict[str, Any]] = {}
+    derived: dict[int, dict[str, Any]] = {}  # container and derivation chain, by file id
     thumbs: dict[int, str] = {}
     gps: list[list[Any]] = []
     by_type: Counter[str] = Counter()
@@ -117,6 +118,9 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
                   if row[k] is not None}
         if hashes:  # the values the export gives and matching compared
             perceptual[fid] = hashes
+        if row["parent_id"] is not None:
+            derived[fid] = {"derived_from": row["parent_path"], "parent_id": row["parent_id"],
+                            "chain": json.loads(row["derivation"] or "[]")}
         mismatch = row["extension_mismatch"]
         rows.append([
             fid, row["path"] if row["stream"] is None else f"{row['path']}:{row['stream']}",
@@ -150,6 +154,7 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "files": rows,
         "exif": exif_by_id,
         "perceptual": perceptual,
+        "derived": derived,
         "matches": matches,
         "groups": groups,
         "errors": errors,

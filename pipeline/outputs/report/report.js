@@ -426,6 +426,19 @@
       ["Volume", `#${location.volume_index} at byte ${num(location.volume_offset)}`],
       ["Filesystem", location.fs_type], ["Inode", location.inode], ["Path", location.path, "mono"],
       ["Stream", location.stream], ["Location (JSON)", JSON.stringify(location), "mono"]]));
+    const derived = D.derived[fid];
+    if (derived) {
+      parts.push(el("h3", { text: "Inside another file" }), kv([
+        ["Derived from", derived.derived_from, "mono"]]),
+        el("button", { type: "button", text: "Open the container",
+          onclick: () => showDetail(derived.parent_id) }),
+        el("table", { class: "chain" },
+          el("tr", null, ["step", "method", "version", "inner path", "offset", "length"]
+            .map((h) => el("th", { text: h }))),
+          derived.chain.map((step, i) => el("tr", null, [String(i + 1), step.method,
+            step.version, step.inner, step.offset, step.length].map((v) =>
+            el("td", { class: "mono", text: show(v) }))))));
+    }
     parts.push(el("h3", { text: "File system" }), kv([
       ["Kind", str(row[C.kind])], ["Allocated", row[C.allocated] ? "yes" : "no (deleted)"],
       ["Size", `${num(row[C.size])} bytes`], ["Modified (mtime)", row[C.mtime]],
