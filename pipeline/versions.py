@@ -28,6 +28,11 @@ _DISTRIBUTIONS = (
     "dask",
     "distributed",
     "rfc8785",
+    "pillow-heif",
+    "pdqhash",
+    "libarchive-c",
+    "olefile",
+    "pypdf",
 )
 
 
