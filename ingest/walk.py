@@ -158,6 +158,7 @@ class FilesystemWalker:
         self.evidence_id = evidence_id
         self.max_depth = max_depth
         self.stats = WalkStats()
+        self._deleted_dirs: set[int] = set()
         self._orphan_inum = int(fs.info.last_inum)  # TSK's $OrphanFiles address
 
     def __iter__(self) -> Iterator[FileEntry]:
@@ -190,9 +191,10 @@ class FilesystemWalker:
             name = safe_name(raw)
             path = f"{prefix}/{name}" if prefix else name
             is_orphan_dir = int(name_info.meta_addr) == self._orphan_inum and not prefix
-            entries = self._entries(child, path, name, in_orphans=in_orphans)
-            yield from entries
-            if self._should_recurse(child):
+            file_obj, meta, looked_up = self._resolve(child)
+            yield from self._entries(child, file_obj, meta, looked_up, path, name,
+                                     in_orphans=in_orphans)
+            if self._should_recurse(child, meta):
                 addr = int(name_info.meta_addr)
                 if addr in stack:
                     self._note(f"/{path}: directory loop (inode {addr} is its own ancestor)")
@@ -200,14 +202,39 @@ class FilesystemWalker:
                 if len(stack) >= self.max_depth:
                     self._note(f"/{path}: not entered, depth limit {self.max_depth} reached")
                     continue
+                if not int(name_info.flags) & _NAME_ALLOC:
+                    # A deleted folder is entered once: crafted names all pointing at one
+                    # deleted directory must not multiply the walk.
+                    if addr in self._deleted_dirs:
+                        self._note(f"/{path}: deleted directory inode {addr} already walked")
+                        continue
+                    self._deleted_dirs.add(addr)
                 try:
-                    sub = child.as_directory()
+                    sub = file_obj.as_directory()
                 except OSError as exc:
                     self._note(f"/{path}: cannot open directory: {str(exc).strip()}")
                     continue
                 yield from self._walk_dir(
                     sub, path, [*stack, addr], in_orphans=in_orphans or is_orphan_dir
                 )
+
+    def _resolve(self, child: Any) -> tuple[Any, Any, bool]:
+        """(file, metadata, looked up?) of a name; metadata looked up when the name has none.
+
+        The Sleuth Kit in pytsk3 (4.15) drops a deleted name's metadata when the sequence
+        numbers differ (NTFS bumps it on every deletion); ``fls`` (4.11) keeps it and walks
+        into a deleted folder, where examiners look first. So the walk reads the inode
+        itself, and recursion follows the same rule with the metadata found.
+        """
+        meta = child.info.meta
+        inode = int(child.info.name.meta_addr)
+        if meta is not None or not inode:
+            return child, meta, False
+        try:
+            file_obj = self.fs.open_meta(inode=inode)
+        except OSError:
+            return None, None, False
+        return file_obj, file_obj.info.meta, True
 
     @staticmethod
     def _is_dot_entry(child: Any) -> bool:
@@ -216,9 +243,9 @@ class FilesystemWalker:
         return meta is None or int(meta.type) in _DIR_META
 
     @staticmethod
-    def _should_recurse(child: Any) -> bool:
+    def _should_recurse(child: Any, meta: Any) -> bool:
         """tsk_fs_dir_walk's rule: dir name and dir meta, allocation states agree."""
-        name_info, meta = child.info.name, child.info.meta
+        name_info = child.info.name
         if meta is None or int(meta.type) not in _DIR_META:
             return False
         if int(name_info.type) not in _DIR_NAME:
@@ -228,21 +255,14 @@ class FilesystemWalker:
             (name_flags & _NAME_UNALLOC) and (meta_flags & _META_UNALLOC)
         )
 
-    def _entries(self, child: Any, path: str, name: str, *, in_orphans: bool) -> list[FileEntry]:
+    def _entries(self, child: Any, file_obj: Any, meta: Any, looked_up: bool, path: str,
+                 name: str, *, in_orphans: bool) -> list[FileEntry]:
         name_info = child.info.name
         inode = int(name_info.meta_addr)
         allocated = bool(int(name_info.flags) & _NAME_ALLOC)
-        meta = child.info.meta
         notes: list[str] = []
-        file_obj = child
-        if meta is None and inode:
-            # Deleted NTFS names often come without metadata; fls looks it up.
-            try:
-                file_obj = self.fs.open_meta(inode=inode)
-                meta = file_obj.info.meta
-                notes.append("metadata looked up by inode (name had none)")
-            except OSError:
-                file_obj = None
+        if looked_up:
+            notes.append("metadata looked up by inode (name had none)")
         if meta is None:
             notes.append("no metadata")
         kind = _NAME_KIND.get(int(name_info.type))
