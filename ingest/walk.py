@@ -10,7 +10,7 @@ counted and noted rather than silently dropped.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,16 +89,78 @@ def fs_type_name(ftype: object) -> str:
     return f"unknown-0x{value:x}"
 
 
-def open_filesystem(image: EvidenceImage, offset: int) -> tuple[Any, str]:
-    """Open the filesystem at ``offset`` bytes; IngestError when TSK knows none there."""
+# The families TSK's auto-detection tries, in its order. When more than one opens, TSK
+# refuses the volume; we then open each explicitly (a filesystem hidden behind another).
+_FAMILIES: tuple[int, ...] = (
+    int(pytsk3.TSK_FS_TYPE_NTFS_DETECT), int(pytsk3.TSK_FS_TYPE_FAT_DETECT),
+    int(pytsk3.TSK_FS_TYPE_EXFAT), int(pytsk3.TSK_FS_TYPE_EXT_DETECT),
+    int(pytsk3.TSK_FS_TYPE_FFS_DETECT), int(pytsk3.TSK_FS_TYPE_YAFFS2_DETECT),
+    int(pytsk3.TSK_FS_TYPE_HFS_DETECT), int(pytsk3.TSK_FS_TYPE_ISO9660_DETECT),
+    int(pytsk3.TSK_FS_TYPE_APFS_DETECT),
+)
+_AMBIGUOUS = ("Multiple file system types", "Cannot determine file system type")
+
+
+def _fs_type_code(name: str) -> int:
+    for code, known in _FS_TYPES:
+        if known == name:
+            return code
+    raise ValueError(f"unknown filesystem type {name!r}")
+
+
+def open_filesystem(image: EvidenceImage, offset: int,
+                    fs_type: str | None = None) -> tuple[Any, str]:
+    """Open the filesystem at ``offset`` bytes; IngestError when TSK knows none there.
+
+    ``fs_type`` opens that type even where auto-detection finds more than one (the
+    walk of a volume holding two filesystems names which one each entry came from).
+    """
+    if fs_type is not None:
+        try:
+            fs = pytsk3.FS_Info(image, offset=offset)
+            if fs_type_name(fs.info.ftype) == fs_type:
+                return fs, fs_type
+        except OSError:
+            pass
     try:
-        fs = pytsk3.FS_Info(image, offset=offset)
+        if fs_type is None:
+            fs = pytsk3.FS_Info(image, offset=offset)
+        else:
+            fs = pytsk3.FS_Info(image, offset=offset, type=_fs_type_code(fs_type))
     except OSError as exc:
+        what = "filesystem" if fs_type is None else f"{fs_type} filesystem"
         raise IngestError(
-            f"no filesystem The Sleuth Kit can open at byte offset {offset} of "
+            f"no {what} The Sleuth Kit can open at byte offset {offset} of "
             f"{image.paths[0]}: {str(exc).strip()}"
         ) from exc
     return fs, fs_type_name(fs.info.ftype)
+
+
+def open_filesystems(image: EvidenceImage, offset: int) -> list[tuple[Any, str]]:
+    """Every filesystem at ``offset``: normally one; all that open when TSK finds several.
+
+    A partition formatted NTFS and then ext2 keeps both valid, and TSK's auto-detection
+    refuses it ("Multiple file system types detected"). Hiding one filesystem behind
+    another is a known trick, so each family TSK tries is then opened explicitly.
+    """
+    try:
+        return [open_filesystem(image, offset)]
+    except IngestError as exc:
+        if not any(marker in str(exc) for marker in _AMBIGUOUS):
+            raise
+        ambiguous = exc
+    found: list[tuple[Any, str]] = []
+    for family in _FAMILIES:
+        try:
+            fs = pytsk3.FS_Info(image, offset=offset, type=family)
+        except OSError:
+            continue
+        name = fs_type_name(fs.info.ftype)
+        if name not in {n for _, n in found}:
+            found.append((fs, name))
+    if not found:
+        raise ambiguous
+    return found
 
 
 @dataclass(slots=True)
@@ -149,19 +211,25 @@ class FilesystemWalker:
     def __init__(
         self, image: EvidenceImage, volume: Volume, evidence_id: str, *,
         fs: Any | None = None, fs_type: str | None = None, max_depth: int = MAX_DEPTH,
+        on_directory: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_directory(path)`` runs before TSK lists each directory, where a hostile
+        image can stall it: a caller streaming entries elsewhere sends what it holds."""
         if fs is None:
-            fs, fs_type = open_filesystem(image, volume.start)
+            fs, fs_type = open_filesystem(image, volume.start, fs_type)
         self.fs = fs
         self.fs_type = fs_type or fs_type_name(fs.info.ftype)
         self.volume = volume
         self.evidence_id = evidence_id
         self.max_depth = max_depth
+        self.on_directory = on_directory
         self.stats = WalkStats()
         self._deleted_dirs: set[int] = set()
         self._orphan_inum = int(fs.info.last_inum)  # TSK's $OrphanFiles address
 
     def __iter__(self) -> Iterator[FileEntry]:
+        if self.on_directory is not None:
+            self.on_directory("/")
         try:
             root = self.fs.open_dir(inode=int(self.fs.info.root_inum))
         except OSError as exc:
@@ -209,6 +277,8 @@ class FilesystemWalker:
                         self._note(f"/{path}: deleted directory inode {addr} already walked")
                         continue
                     self._deleted_dirs.add(addr)
+                if self.on_directory is not None:
+                    self.on_directory("/" + path)
                 try:
                     sub = file_obj.as_directory()
                 except OSError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
+from fuzz import scenarios
 from test_ingest import EVIDENCE_ID, FLS_LINE, digests, fls, icat_hashes
 
 from ingest.content import ContentReader
@@ -23,7 +24,7 @@ from ingest.errors import IngestError, UnsupportedImageError
 from ingest.image import detect_format, open_image
 from ingest.location import decode_name
 from ingest.volumes import NO_TABLE_WARNING, find_volumes
-from ingest.walk import FilesystemWalker, open_filesystem
+from ingest.walk import FilesystemWalker, open_filesystem, open_filesystems
 
 MIB = 1 << 20
 
@@ -218,6 +219,49 @@ def test_deleted_folder_contents_equal_fls_and_icat(
             lines = {"rag3.dat": 400, "frag3.dat": 400, "ult2.dat": 300, "mult2.dat": 300}
             tag = "frag3" if "rag3" in name else "mult2"
             assert expected == digests(_payload(tag, lines[name]))  # icat reads it whole
+
+
+def fls_typed(image: Path, sector_offset: int, fs_type: str) -> set[tuple[str, int, bool]]:
+    """(path, inode, allocated) of ``fls -f TYPE -r -p``, NTFS attribute suffixes cut."""
+    out = subprocess.run(
+        [require_tool("fls"), "-f", fs_type, "-r", "-p", "-o", str(sector_offset), str(image)],
+        check=True, capture_output=True).stdout
+    rows = set()
+    for line in out.splitlines():
+        match = FLS_LINE.match(line)
+        assert match, line
+        path = "/" + decode_name(match["path"])
+        if fs_type == "ntfs":
+            path = path.partition(":")[0]
+        rows.add((path, int(match["inode"]), match["deleted"] is None))
+    return rows
+
+
+def test_volume_with_two_filesystems_walks_each(tmp_path: Path) -> None:
+    """NTFS, then ext2 over it: TSK's detection refuses, each type is walked as
+    ``fls -f TYPE`` lists it and read as ``icat -f TYPE`` reads it."""
+    img = scenarios.two_filesystems(tmp_path)
+    with open_image([img]) as image:
+        volume = find_volumes(image).candidates[0]
+        with pytest.raises(IngestError, match="Multiple file system types"):
+            open_filesystem(image, volume.start)
+        found = open_filesystems(image, volume.start)
+        assert sorted(name for _, name in found) == ["ext2", "ntfs"]
+        reader = ContentReader(image.spec, image)
+        for fs, fs_type in found:
+            walker = FilesystemWalker(image, volume, EVIDENCE_ID, fs=fs, fs_type=fs_type)
+            entries = [e for e in walker if e.location.stream is None]
+            assert {e.location.fs_type for e in entries} == {fs_type}
+            ours = {(e.location.path, e.location.inode, e.allocated) for e in entries}
+            assert ours == fls_typed(img, volume.sector_offset, fs_type)
+            plain = [e for e in entries if e.kind == "file" and "$" not in e.location.path]
+            assert len(plain) == 2
+            for entry in plain:
+                inode = entry.location.inode
+                icat = subprocess.run(
+                    [require_tool("icat"), "-f", fs_type, "-o", str(volume.sector_offset),
+                     str(img), str(inode)], check=True, capture_output=True).stdout
+                assert reader.read_all(volume.start, inode, fs_type=fs_type) == icat
 
 
 def test_exfat(tmp_path: Path) -> None:

@@ -340,8 +340,8 @@ def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,
     rows = db.conn.execute(
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.magic FROM files f"
         " LEFT JOIN results r ON r.file_id = f.id"
-        " WHERE f.evidence_id = ? AND f.volume_offset = ? ORDER BY f.id",
-        (evidence_id, volume["offset"]))
+        " WHERE f.evidence_id = ? AND f.volume_offset = ? AND f.fs_type = ? ORDER BY f.id",
+        (evidence_id, volume["offset"], volume["fs_type"]))
     for row in rows:
         times = [row["atime"], row["mtime"], row["ctime"], row["crtime"]]
         mode = body_mode(row["kind"], row["mode"], row["path"], any(times))

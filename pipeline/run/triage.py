@@ -43,6 +43,7 @@ from pipeline.run.cluster import (
     DEFAULT_WORKER_MEMORY,
     BatchRunner,
 )
+from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
 from pipeline.run.progress import Reporter
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask
@@ -68,6 +69,7 @@ class TriageOptions:
     file_timeout: float = DEFAULT_FILE_TIMEOUT
     task_timeout: float = DEFAULT_TASK_TIMEOUT
     worker_memory: str = DEFAULT_WORKER_MEMORY
+    walk_timeout: float = DEFAULT_WALK_TIMEOUT
 
     @property
     def parallelism(self) -> int:
@@ -129,7 +131,7 @@ class Triage:
         try:
             evidence_id, verified = acquisition.register(
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
-            walk_evidence(case, image, evidence_id, self.reporter)
+            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout)
         finally:
             image.close()
         plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)

@@ -68,7 +68,8 @@ def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) 
     loc = entry.location
     try:
         reader = reader_for(task.spec)
-        chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE)
+        chunks = reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE,
+                                    fs_type=loc.fs_type)
         findings, errors = analyze_chunks(chunks, entry, analyzers)
     except Exception as exc:  # reading the evidence failed: the file gets an error record
         return {"findings": {}, "errors": [error_record("read", exc)]}
