@@ -39,18 +39,18 @@ def test_walk_process_survives_a_crashed_child(sample_raw: Path) -> None:
         spec = image.spec
     with WalkProcess(spec, EVIDENCE_ID, timeout=60) as child:
         assert child.detect(volume) == ["fat32"]
-        first_pid = child._proc.pid
+        first_pid = child.pid
         os.kill(first_pid, signal.SIGKILL)
         with pytest.raises(WalkContained) as info:
             list(child.walk(volume, "fat32"))
         assert info.value.code == "WalkCrashed"
-        assert "exit code -9" in str(info.value)
+        assert "exit code -9" in str(info.value)  # SIGKILL
         entries = list(child.walk(volume, "fat32"))
-        assert child._proc.pid != first_pid
+        assert child.pid != first_pid
         assert {(e.location.path, e.location.inode, e.allocated) for e in entries} == fls(
             sample_raw, volume.sector_offset)
         assert child.stats.entries == len(entries)
-    assert child._proc is None  # closed: no process left behind
+    assert child.pid is None  # closed: no process left behind
 
 
 def test_walk_timeout_must_be_positive(sample_raw: Path) -> None:

@@ -7,18 +7,29 @@ which filesystems a volume holds, then the entries of each, streamed in chunks. 
 child sends what it holds before TSK lists each directory, so what was walked before a
 stall has reached the driver. No message for ``timeout`` seconds is a stall: the child
 is killed, the entries so far are kept, the stall is reported with the directory being
-listed, and the next request starts a fresh child (one per evidence otherwise: spawning
-costs ~0.3 s, the imports of ``ingest``).
+listed, and the next request starts a fresh child (one per evidence otherwise: starting
+one costs ~0.3 s, the imports of ``ingest``).
+
+The child is ``python -m pipeline.run.contained_walk FD``, talking over a socket pair:
+unlike ``multiprocessing``'s spawn it never re-imports the caller's ``__main__``, so
+embedding ``Triage`` in a script needs no ``if __name__ == "__main__"`` guard. It dies
+with the driver (``PR_SET_PDEATHSIG``) even when stuck inside TSK.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import ctypes
+import os
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import fields
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
@@ -29,6 +40,7 @@ from ingest.walk import FilesystemWalker, WalkStats, open_filesystems
 DEFAULT_WALK_TIMEOUT = 300.0  # seconds without any progress from The Sleuth Kit
 _CHUNK = 512  # entries per message
 _COUNTERS = tuple(f.name for f in fields(WalkStats) if f.name != "notes")
+_ROOT = str(Path(__file__).resolve().parents[2])  # where ``pipeline`` and ``ingest`` live
 
 
 class WalkContained(IngestError):
@@ -50,8 +62,7 @@ class WalkProcess:
         self.evidence_id = evidence_id
         self.timeout = timeout
         self.stats = WalkStats()  # of the last walk, as far as it got
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded driver
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
 
     def __enter__(self) -> WalkProcess:
@@ -60,35 +71,59 @@ class WalkProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
     def close(self) -> None:
         """Stop the child (politely, then by force)."""
-        if self._proc is None:
-            return
-        try:
-            self._conn.send(("stop",))  # type: ignore[union-attr]
-            self._proc.join(2)
-        except OSError:
-            pass
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(2)
         self._kill()
 
     def _kill(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.is_alive():
-            self._proc.kill()
-        self._proc.join(5)
-        self._conn.close()  # type: ignore[union-attr]
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+        if self._conn is not None:
+            self._conn.close()
         self._proc = self._conn = None
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            parent, child = self._ctx.Pipe(duplex=True)
-            self._proc = self._ctx.Process(target=_serve, name="exhibit-walk", daemon=True,
-                                           args=(self.spec, self.evidence_id, child))
-            self._proc.start()
-            child.close()
-            self._conn = parent
+            mine, theirs = socket.socketpair()
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.run.contained_walk",
+                     str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self._conn = Connection(mine.detach())
+            self._conn.send((self.spec, self.evidence_id))
         return self._conn
+
+    def _send(self, request: tuple[Any, ...], doing: str) -> None:
+        try:
+            self._connection().send(request)
+        except OSError:  # the child died since its last answer
+            self._crashed(doing)
+
+    def _crashed(self, doing: str) -> NoReturn:
+        code = None
+        with contextlib.suppress(subprocess.TimeoutExpired, AttributeError):
+            code = self._proc.wait(5)  # type: ignore[union-attr]
+        self._kill()
+        raise WalkContained(f"the walk process ended (exit code {code}) while {doing}",
+                            "WalkCrashed")
 
     def _receive(self, doing: str) -> tuple[Any, ...]:
         conn = self._connection()
@@ -100,17 +135,13 @@ class WalkProcess:
         try:
             return conn.recv()  # type: ignore[no-any-return]
         except (EOFError, OSError):
-            self._proc.join(5)
-            code = self._proc.exitcode
-            self._kill()
-            raise WalkContained(f"the walk process ended (exit code {code}) while {doing}",
-                                "WalkCrashed") from None
+            self._crashed(doing)
 
     def detect(self, volume: Volume) -> list[str]:
         """The filesystem types on the volume; IngestError when there is none."""
-        self._connection().send(("detect", volume))
-        _, types, error = self._receive(
-            f"opening the filesystem at byte offset {volume.start}")
+        doing = f"opening the filesystem at byte offset {volume.start}"
+        self._send(("detect", volume), doing)
+        _, types, error = self._receive(doing)
         if error:
             raise IngestError(error)
         return list(types)
@@ -119,7 +150,8 @@ class WalkProcess:
         """The filesystem's entries; ``stats`` fills as they come. A stall or crash
         raises ``WalkContained`` after the entries that arrived before it."""
         self.stats = WalkStats()
-        self._connection().send(("walk", volume, fs_type))
+        self._send(("walk", volume, fs_type), f"starting the walk of the {fs_type}"
+                   f" filesystem at byte offset {volume.start}")
         listing = "/"
         done = False
         try:
@@ -143,9 +175,9 @@ class WalkProcess:
                 self._kill()
 
 
-def _serve(spec: ImageSpec, evidence_id: str, conn: Connection) -> None:
+def _serve(conn: Connection) -> None:
     """The child: answer ``detect`` and ``walk`` requests until ``stop``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    spec, evidence_id = conn.recv()
     image: EvidenceImage | None = None
     opened: dict[int, dict[str, Any]] = {}  # volume offset -> fs type -> FS_Info
     while True:
@@ -198,3 +230,14 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
         failure = str(exc)
     flush()
     conn.send(("end", failure))
+
+
+def _main(fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    with contextlib.suppress(OSError, AttributeError):  # Linux: die with the driver
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    _serve(Connection(fd))  # a driver gone before that closed the socket: recv ends it
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))
