@@ -13,6 +13,7 @@ import json
 import random
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -188,6 +189,14 @@ def _fls_lines(image: Path, sector: int, *extra: str) -> list[tuple[str, int, bo
     return rows
 
 
+def _dfxml_fileobjects(case: Path) -> int:
+    """``<fileobject>`` elements of the case's DFXML export (one per walked entry)."""
+    out = case / "export.dfxml"
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "export", str(case), "--format",
+                    "dfxml", "-o", str(out)], check=True, capture_output=True)
+    return out.read_text(encoding="utf-8").count("<fileobject>")
+
+
 def _ledger(case: Path) -> list[dict]:
     return [json.loads(line) for line in (case / "ledger.jsonl").read_text().splitlines()]
 
@@ -220,6 +229,7 @@ def test_stalled_walk_is_contained(harness: FuzzHarness, scenario_images: dict[s
     assert errors[0]["details"]["entries"] == len(kept)
     done = [e for e in _ledger(case) if e["action"] == "triage.completed"]
     assert done and done[0]["details"]["walks_stalled"] == 1
+    assert _dfxml_fileobjects(case) == len(rows)  # the kept entries are exported too
 
 
 def test_volume_with_two_filesystems(harness: FuzzHarness, scenario_images: dict[str, Path],
@@ -257,3 +267,4 @@ def test_volume_with_two_filesystems(harness: FuzzHarness, scenario_images: dict
     slots_of_table = _rows(case, "SELECT DISTINCT idx FROM volumes")
     assert summary["volumes"] == len(slots_of_table) and summary["filesystems_walked"] == 2
     assert len(summary["volumes_with_several_filesystems"]) == 1
+    assert _dfxml_fileobjects(case) == len(_rows(case, "SELECT id FROM files"))  # no doubles

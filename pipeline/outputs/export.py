@@ -322,7 +322,7 @@ def write_dfxml(db: CaseDatabase, out: IO[str]) -> int:
     out.write("  </source>\n")
     count = 0
     for ev in db.conn.execute("SELECT id FROM evidence ORDER BY registered_at, id").fetchall():
-        walked = [v for v in db.volumes(ev["id"]) if v["status"] == "walked"]
+        walked = [v for v in db.volumes(ev["id"]) if v["status"] in ("walked", "stalled")]
         for ordinal, volume in enumerate(walked, start=1):
             out.write(f'  <volume offset="{volume["offset"]}">\n')
             if volume["offset"] > 0:
