@@ -41,23 +41,26 @@ class ContentReader:
     def __init__(self, spec: ImageSpec, image: EvidenceImage | None = None) -> None:
         self.spec = spec
         self.image = image if image is not None else spec.open()
-        self._filesystems: dict[int, tuple[Any, str]] = {}
+        self._filesystems: dict[tuple[int, str | None], tuple[Any, str]] = {}
         self._lock = threading.RLock()
 
-    def filesystem(self, volume_offset: int) -> tuple[Any, str]:
-        """The cached (FS_Info, fs_type) at ``volume_offset`` bytes."""
+    def filesystem(self, volume_offset: int, fs_type: str | None = None) -> tuple[Any, str]:
+        """The cached (FS_Info, fs_type) at ``volume_offset`` bytes; ``fs_type`` picks one
+        of several filesystems on the same volume."""
+        key = (volume_offset, fs_type)
         with self._lock:
-            if volume_offset not in self._filesystems:
-                self._filesystems[volume_offset] = open_filesystem(self.image, volume_offset)
-            return self._filesystems[volume_offset]
+            if key not in self._filesystems:
+                self._filesystems[key] = open_filesystem(self.image, volume_offset, fs_type)
+            return self._filesystems[key]
 
     def _where(self, volume_offset: int, inode: int, stream: str | None) -> str:
         suffix = f":{stream}" if stream else ""
         return f"{self.spec.paths[0]} @ byte {volume_offset}, inode {inode}{suffix}"
 
-    def _target(self, volume_offset: int, inode: int, stream: str | None) -> tuple[Any, int, tuple]:
+    def _target(self, volume_offset: int, inode: int, stream: str | None,
+                fs_type: str | None = None) -> tuple[Any, int, tuple]:
         """(pytsk3 File, size, extra read_random args selecting the stream)."""
-        fs, _ = self.filesystem(volume_offset)
+        fs, _ = self.filesystem(volume_offset, fs_type)
         try:
             file_obj = fs.open_meta(inode=inode)
         except OSError as exc:
@@ -75,19 +78,20 @@ class ContentReader:
                 return file_obj, int(attr.info.size), (attr.info.type, attr.info.id)
         raise IngestError(f"no such stream: {self._where(volume_offset, inode, stream)}")
 
-    def size(self, volume_offset: int, inode: int, stream: str | None = None) -> int:
+    def size(self, volume_offset: int, inode: int, stream: str | None = None,
+             fs_type: str | None = None) -> int:
         with self._lock:
-            return self._target(volume_offset, inode, stream)[1]
+            return self._target(volume_offset, inode, stream, fs_type)[1]
 
     def iter_chunks(
         self, volume_offset: int, inode: int, stream: str | None = None,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int = DEFAULT_CHUNK, fs_type: str | None = None,
     ) -> Iterator[bytes]:
         """The stream's bytes in order; IngestError naming the location on a read error."""
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         with self._lock:
-            file_obj, size, extra = self._target(volume_offset, inode, stream)
+            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type)
         available = self.image.size - volume_offset
         if size > available:
             raise ImplausibleSizeError(
@@ -114,17 +118,18 @@ class ContentReader:
             offset += len(data)
             yield data
 
-    def open_stream(self, volume_offset: int, inode: int,
-                    stream: str | None = None) -> io.BufferedReader:
+    def open_stream(self, volume_offset: int, inode: int, stream: str | None = None,
+                    fs_type: str | None = None) -> io.BufferedReader:
         """A seekable, read-only file object over one stream (containers need random access)."""
         with self._lock:
-            file_obj, size, extra = self._target(volume_offset, inode, stream)
+            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type)
         where = self._where(volume_offset, inode, stream)
         return io.BufferedReader(_StreamFile(self._lock, file_obj, size, extra, where),
                                  buffer_size=DEFAULT_CHUNK)
 
-    def read_all(self, volume_offset: int, inode: int, stream: str | None = None) -> bytes:
-        return b"".join(self.iter_chunks(volume_offset, inode, stream))
+    def read_all(self, volume_offset: int, inode: int, stream: str | None = None,
+                 fs_type: str | None = None) -> bytes:
+        return b"".join(self.iter_chunks(volume_offset, inode, stream, fs_type=fs_type))
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ counted and noted rather than silently dropped.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,16 +89,78 @@ def fs_type_name(ftype: object) -> str:
     return f"unknown-0x{value:x}"
 
 
-def open_filesystem(image: EvidenceImage, offset: int) -> tuple[Any, str]:
-    """Open the filesystem at ``offset`` bytes; IngestError when TSK knows none there."""
+# The families TSK's auto-detection tries, in its order. When more than one opens, TSK
+# refuses the volume; we then open each explicitly (a filesystem hidden behind another).
+_FAMILIES: tuple[int, ...] = (
+    int(pytsk3.TSK_FS_TYPE_NTFS_DETECT), int(pytsk3.TSK_FS_TYPE_FAT_DETECT),
+    int(pytsk3.TSK_FS_TYPE_EXFAT), int(pytsk3.TSK_FS_TYPE_EXT_DETECT),
+    int(pytsk3.TSK_FS_TYPE_FFS_DETECT), int(pytsk3.TSK_FS_TYPE_YAFFS2_DETECT),
+    int(pytsk3.TSK_FS_TYPE_HFS_DETECT), int(pytsk3.TSK_FS_TYPE_ISO9660_DETECT),
+    int(pytsk3.TSK_FS_TYPE_APFS_DETECT),
+)
+_AMBIGUOUS = ("Multiple file system types", "Cannot determine file system type")
+
+
+def _fs_type_code(name: str) -> int:
+    for code, known in _FS_TYPES:
+        if known == name:
+            return code
+    raise ValueError(f"unknown filesystem type {name!r}")
+
+
+def open_filesystem(image: EvidenceImage, offset: int,
+                    fs_type: str | None = None) -> tuple[Any, str]:
+    """Open the filesystem at ``offset`` bytes; IngestError when TSK knows none there.
+
+    ``fs_type`` opens that type even where auto-detection finds more than one (the
+    walk of a volume holding two filesystems names which one each entry came from).
+    """
+    if fs_type is not None:
+        try:
+            fs = pytsk3.FS_Info(image, offset=offset)
+            if fs_type_name(fs.info.ftype) == fs_type:
+                return fs, fs_type
+        except OSError:
+            pass
     try:
-        fs = pytsk3.FS_Info(image, offset=offset)
+        if fs_type is None:
+            fs = pytsk3.FS_Info(image, offset=offset)
+        else:
+            fs = pytsk3.FS_Info(image, offset=offset, type=_fs_type_code(fs_type))
     except OSError as exc:
+        what = "filesystem" if fs_type is None else f"{fs_type} filesystem"
         raise IngestError(
-            f"no filesystem The Sleuth Kit can open at byte offset {offset} of "
+            f"no {what} The Sleuth Kit can open at byte offset {offset} of "
             f"{image.paths[0]}: {str(exc).strip()}"
         ) from exc
     return fs, fs_type_name(fs.info.ftype)
+
+
+def open_filesystems(image: EvidenceImage, offset: int) -> list[tuple[Any, str]]:
+    """Every filesystem at ``offset``: normally one; all that open when TSK finds several.
+
+    A partition formatted NTFS and then ext2 keeps both valid, and TSK's auto-detection
+    refuses it ("Multiple file system types detected"). Hiding one filesystem behind
+    another is a known trick, so each family TSK tries is then opened explicitly.
+    """
+    try:
+        return [open_filesystem(image, offset)]
+    except IngestError as exc:
+        if not any(marker in str(exc) for marker in _AMBIGUOUS):
+            raise
+        ambiguous = exc
+    found: list[tuple[Any, str]] = []
+    for family in _FAMILIES:
+        try:
+            fs = pytsk3.FS_Info(image, offset=offset, type=family)
+        except OSError:
+            continue
+        name = fs_type_name(fs.info.ftype)
+        if name not in {n for _, n in found}:
+            found.append((fs, name))
+    if not found:
+        raise ambiguous
+    return found
 
 
 @dataclass(slots=True)
@@ -149,18 +211,25 @@ class FilesystemWalker:
     def __init__(
         self, image: EvidenceImage, volume: Volume, evidence_id: str, *,
         fs: Any | None = None, fs_type: str | None = None, max_depth: int = MAX_DEPTH,
+        on_directory: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_directory(path)`` runs before TSK lists each directory, where a hostile
+        image can stall it: a caller streaming entries elsewhere sends what it holds."""
         if fs is None:
-            fs, fs_type = open_filesystem(image, volume.start)
+            fs, fs_type = open_filesystem(image, volume.start, fs_type)
         self.fs = fs
         self.fs_type = fs_type or fs_type_name(fs.info.ftype)
         self.volume = volume
         self.evidence_id = evidence_id
         self.max_depth = max_depth
+        self.on_directory = on_directory
         self.stats = WalkStats()
+        self._deleted_dirs: set[int] = set()
         self._orphan_inum = int(fs.info.last_inum)  # TSK's $OrphanFiles address
 
     def __iter__(self) -> Iterator[FileEntry]:
+        if self.on_directory is not None:
+            self.on_directory("/")
         try:
             root = self.fs.open_dir(inode=int(self.fs.info.root_inum))
         except OSError as exc:
@@ -190,9 +259,10 @@ class FilesystemWalker:
             name = safe_name(raw)
             path = f"{prefix}/{name}" if prefix else name
             is_orphan_dir = int(name_info.meta_addr) == self._orphan_inum and not prefix
-            entries = self._entries(child, path, name, in_orphans=in_orphans)
-            yield from entries
-            if self._should_recurse(child):
+            file_obj, meta, looked_up = self._resolve(child)
+            yield from self._entries(child, file_obj, meta, looked_up, path, name,
+                                     in_orphans=in_orphans)
+            if self._should_recurse(child, meta):
                 addr = int(name_info.meta_addr)
                 if addr in stack:
                     self._note(f"/{path}: directory loop (inode {addr} is its own ancestor)")
@@ -200,14 +270,41 @@ class FilesystemWalker:
                 if len(stack) >= self.max_depth:
                     self._note(f"/{path}: not entered, depth limit {self.max_depth} reached")
                     continue
+                if not int(name_info.flags) & _NAME_ALLOC:
+                    # A deleted folder is entered once: crafted names all pointing at one
+                    # deleted directory must not multiply the walk.
+                    if addr in self._deleted_dirs:
+                        self._note(f"/{path}: deleted directory inode {addr} already walked")
+                        continue
+                    self._deleted_dirs.add(addr)
+                if self.on_directory is not None:
+                    self.on_directory("/" + path)
                 try:
-                    sub = child.as_directory()
+                    sub = file_obj.as_directory()
                 except OSError as exc:
                     self._note(f"/{path}: cannot open directory: {str(exc).strip()}")
                     continue
                 yield from self._walk_dir(
                     sub, path, [*stack, addr], in_orphans=in_orphans or is_orphan_dir
                 )
+
+    def _resolve(self, child: Any) -> tuple[Any, Any, bool]:
+        """(file, metadata, looked up?) of a name; metadata looked up when the name has none.
+
+        The Sleuth Kit in pytsk3 (4.15) drops a deleted name's metadata when the sequence
+        numbers differ (NTFS bumps it on every deletion); ``fls`` (4.11) keeps it and walks
+        into a deleted folder, where examiners look first. So the walk reads the inode
+        itself, and recursion follows the same rule with the metadata found.
+        """
+        meta = child.info.meta
+        inode = int(child.info.name.meta_addr)
+        if meta is not None or not inode:
+            return child, meta, False
+        try:
+            file_obj = self.fs.open_meta(inode=inode)
+        except OSError:
+            return None, None, False
+        return file_obj, file_obj.info.meta, True
 
     @staticmethod
     def _is_dot_entry(child: Any) -> bool:
@@ -216,9 +313,9 @@ class FilesystemWalker:
         return meta is None or int(meta.type) in _DIR_META
 
     @staticmethod
-    def _should_recurse(child: Any) -> bool:
+    def _should_recurse(child: Any, meta: Any) -> bool:
         """tsk_fs_dir_walk's rule: dir name and dir meta, allocation states agree."""
-        name_info, meta = child.info.name, child.info.meta
+        name_info = child.info.name
         if meta is None or int(meta.type) not in _DIR_META:
             return False
         if int(name_info.type) not in _DIR_NAME:
@@ -228,21 +325,14 @@ class FilesystemWalker:
             (name_flags & _NAME_UNALLOC) and (meta_flags & _META_UNALLOC)
         )
 
-    def _entries(self, child: Any, path: str, name: str, *, in_orphans: bool) -> list[FileEntry]:
+    def _entries(self, child: Any, file_obj: Any, meta: Any, looked_up: bool, path: str,
+                 name: str, *, in_orphans: bool) -> list[FileEntry]:
         name_info = child.info.name
         inode = int(name_info.meta_addr)
         allocated = bool(int(name_info.flags) & _NAME_ALLOC)
-        meta = child.info.meta
         notes: list[str] = []
-        file_obj = child
-        if meta is None and inode:
-            # Deleted NTFS names often come without metadata; fls looks it up.
-            try:
-                file_obj = self.fs.open_meta(inode=inode)
-                meta = file_obj.info.meta
-                notes.append("metadata looked up by inode (name had none)")
-            except OSError:
-                file_obj = None
+        if looked_up:
+            notes.append("metadata looked up by inode (name had none)")
         if meta is None:
             notes.append("no metadata")
         kind = _NAME_KIND.get(int(name_info.type))

@@ -1,7 +1,8 @@
 """Shared fixtures: the sample image in its three containers, and the oracle tools.
 
 Images are made once per test session in a temporary directory: the raw image is
-decompressed from ``sample_data/sample.img.gz``; the split raw set and the E01 are made
+decompressed from ``sample_data/sample.img.gz`` (and the NTFS one with a deleted folder
+from ``deleted-ntfs.img.gz``, which needs FUSE to build); the split raw set and the E01 are made
 from it with ``split`` and ``ewfacquire`` (the real tools). A missing tool fails loudly
 (``make test`` installs them), it never skips.
 """
@@ -31,6 +32,7 @@ PDQ_REFERENCE_SOURCES = (
 # Bits by which our PDQ may differ from the reference's on a picture over 512 px: we
 # draft-decode and box-resize, it decodes fully and resizes with CImg (≤ 512 px: equal).
 PDQ_RESIZED_TOLERANCE = 8
+DELETED_NTFS_GZ = REPO / "sample_data" / "deleted-ntfs.img.gz"
 
 
 def require_tool(name: str) -> str:
@@ -60,6 +62,18 @@ def sample_raw(images_dir: Path) -> Path:
         pytest.fail(f"{SAMPLE_GZ} is missing: run sample_data/generate.sh")
     out = images_dir / "sample.dd"
     with gzip.open(SAMPLE_GZ, "rb") as src, out.open("wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    out.chmod(0o444)
+    return out
+
+
+@pytest.fixture(scope="session")
+def deleted_ntfs(images_dir: Path) -> Path:
+    """A bare NTFS volume with a deleted folder, subfolder and files (deleted_ntfs.sh)."""
+    if not DELETED_NTFS_GZ.exists():
+        pytest.fail(f"{DELETED_NTFS_GZ} is missing: run sample_data/deleted_ntfs.sh")
+    out = images_dir / "deleted-ntfs.dd"
+    with gzip.open(DELETED_NTFS_GZ, "rb") as src, out.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     out.chmod(0o444)
     return out

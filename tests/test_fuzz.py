@@ -8,9 +8,13 @@ cases) leave no process behind — see tests/fuzz/harness.py.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +175,96 @@ def test_corrupt_filesystems(name: str, harness: FuzzHarness,
     else:
         volumes = _rows(case, "SELECT status FROM volumes")
         assert volumes, "the partition table was still read"
+
+
+def _fls_lines(image: Path, sector: int, *extra: str) -> list[tuple[str, int, bool]]:
+    """``fls -r -p`` in its own (depth-first) order: (path, inode, allocated)."""
+    out = subprocess.run(["fls", *extra, "-r", "-p", "-o", str(sector), str(image)],
+                         capture_output=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        head, _, path = line.partition(b"\t")
+        inode = int(head.split()[-1].rstrip(b":").split(b"-")[0])
+        rows.append(("/" + path.decode().partition(":")[0], inode, b"*" not in head.split()))
+    return rows
+
+
+def _dfxml_fileobjects(case: Path) -> int:
+    """``<fileobject>`` elements of the case's DFXML export (one per walked entry)."""
+    out = case / "export.dfxml"
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "export", str(case), "--format",
+                    "dfxml", "-o", str(out)], check=True, capture_output=True)
+    return out.read_text(encoding="utf-8").count("<fileobject>")
+
+
+def _ledger(case: Path) -> list[dict]:
+    return [json.loads(line) for line in (case / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_stalled_walk_is_contained(harness: FuzzHarness, scenario_images: dict[str, Path],
+                                   workdir: Path) -> None:
+    """TSK stalls listing /z of partition 1: the walk is stopped at the harness's walk
+    timeout, what it walked before is kept, the stall is an error in the database and the
+    ledger, and partition 2 is walked; through the real CLI (no process left behind)."""
+    image = scenario_images["stalling_ext2"]
+    case = workdir / "scenario-stalling_ext2"
+    started = time.monotonic()
+    outcome = harness.run_cli(image, case, "stalling_ext2")
+    _check(outcome)
+    assert outcome.exit_code == 0 and outcome.timed_out == 1
+    assert time.monotonic() - started < 120  # TSK alone would take hours
+    first = _fls_lines(image, 2048)
+    stalled_at = [p for p, _, _ in first].index("/z")
+    kept = set(first[: stalled_at + 1])  # fls order is the walk's: everything up to /z
+    rows = _rows(case, "SELECT path, inode, allocated, volume_offset FROM files")
+    assert {(p, i, bool(a)) for p, i, a, off in rows if off == 2048 * 512} == kept
+    second = {(p, i, bool(a)) for p, i, a, off in rows if off == 10240 * 512}
+    assert second == set(_fls_lines(image, 10240))
+    stall = _rows(case, "SELECT message, location FROM errors WHERE error = 'WalkStalled'")
+    assert len(stall) == 1 and "listing /z " in stall[0][0], stall
+    assert json.loads(stall[0][1])["fs_type"] == "ext2"
+    assert _rows(case, "SELECT status FROM volumes WHERE offset = 1048576") == [("stalled",)]
+    errors = [e for e in _ledger(case) if e["action"] == "error"]
+    assert [e["details"]["error"] for e in errors] == ["WalkStalled"]
+    assert errors[0]["details"]["entries"] == len(kept)
+    done = [e for e in _ledger(case) if e["action"] == "triage.completed"]
+    assert done and done[0]["details"]["walks_stalled"] == 1
+    assert _dfxml_fileobjects(case) == len(rows)  # the kept entries are exported too
+
+
+def test_volume_with_two_filesystems(harness: FuzzHarness, scenario_images: dict[str, Path],
+                                     workdir: Path) -> None:
+    """NTFS hidden under ext2: both walked (each as ``fls -f TYPE``), content read per
+    type (``icat -f TYPE``), the volume marked in the ledger and the summary."""
+    image = scenario_images["two_filesystems"]
+    case = workdir / "scenario-two_filesystems"
+    outcome = harness.run_inprocess(image, case, "two_filesystems")
+    _check(outcome)
+    assert outcome.status == "ok" and outcome.lost == 0
+    for fs_type in ("ntfs", "ext2"):
+        ours = {(p, i, bool(a)) for p, i, a in _rows(
+            case, f"SELECT path, inode, allocated FROM files WHERE fs_type = '{fs_type}'"
+                  " AND stream IS NULL")}
+        assert ours == set(_fls_lines(image, 2048, "-f", fs_type))
+        for path, inode, sha in _rows(
+                case, "SELECT f.path, f.inode, r.sha256 FROM files f JOIN results r"
+                      f" ON r.file_id = f.id WHERE f.fs_type = '{fs_type}'"
+                      " AND f.path NOT LIKE '/$%' AND f.stream IS NULL"):
+            data = subprocess.run(["icat", "-f", fs_type, "-o", "2048", str(image), str(inode)],
+                                  capture_output=True, check=True).stdout
+            assert hashlib.sha256(data).hexdigest() == sha, path
+    slots = _rows(case, "SELECT fs_slot, fs_type, status FROM volumes WHERE offset = 1048576")
+    assert sorted(t for _, t, _ in slots) == ["ext2", "ntfs"]
+    assert {s for _, _, s in slots} == {"walked"}
+    entries = _ledger(case)
+    walked = [e for e in entries if e["action"] == "filesystem.walked"]
+    assert sorted(e["subject"]["fs_type"] for e in walked) == ["ext2", "ntfs"]
+    assert all(sorted(e["details"]["volume_filesystems"]) == ["ext2", "ntfs"] for e in walked)
+    found = next(e for e in entries if e["action"] == "volumes.found")
+    marked = [v for v in found["details"]["volumes"] if "filesystems" in v]
+    assert len(marked) == 1 and marked[0]["offset"] == 2048 * 512
+    summary = next(e for e in entries if e["action"] == "triage.completed")["details"]
+    slots_of_table = _rows(case, "SELECT DISTINCT idx FROM volumes")
+    assert summary["volumes"] == len(slots_of_table) and summary["filesystems_walked"] == 2
+    assert len(summary["volumes_with_several_filesystems"]) == 1
+    assert _dfxml_fileobjects(case) == len(_rows(case, "SELECT id FROM files"))  # no doubles

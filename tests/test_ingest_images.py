@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
+from fuzz import scenarios
 from test_ingest import EVIDENCE_ID, FLS_LINE, digests, fls, icat_hashes
 
 from ingest.content import ContentReader
@@ -24,7 +25,7 @@ from ingest.image import detect_format, open_image
 from ingest.location import decode_name
 from ingest.signatures import identify
 from ingest.volumes import NO_TABLE_WARNING, find_volumes
-from ingest.walk import FilesystemWalker, open_filesystem
+from ingest.walk import FilesystemWalker, open_filesystem, open_filesystems
 
 MIB = 1 << 20
 
@@ -47,6 +48,44 @@ def make_fat(path: Path, size_mib: int, fat: str = "16") -> Path:
     run("mcopy", "-i", str(path), str(src), "::A/B/PAYLOAD.BIN")
     run("mcopy", "-i", str(path), str(src), "::GONE.BIN")
     run("mdel", "-i", str(path), "::GONE.BIN")
+    return path
+
+
+DELETED_TREE = ("/dir1", "/dir1/dir2", "/dir1/dir2/frag3.dat", "/dir1/mult2.dat")
+
+
+def _payload(tag: str, lines: int) -> bytes:
+    return b"".join(b"%s line %05d\n" % (tag.encode(), i) for i in range(lines))
+
+
+def make_fat_deleted_dir(path: Path) -> Path:
+    """FAT12 with DIR1/DIR2/FRAG3.DAT and DIR1/MULT2.DAT, then ``mdeltree DIR1``."""
+    with path.open("wb") as fh:
+        fh.truncate(2 * MIB)
+    run("mkfs.vfat", "-F", "12", "-n", "DELDIR", str(path))
+    for name, lines in (("frag3.dat", 400), ("mult2.dat", 300), ("keep.txt", 2)):
+        (path.parent / name).write_bytes(_payload(name.split(".")[0], lines))
+    run("mmd", "-i", str(path), "::DIR1")
+    run("mmd", "-i", str(path), "::DIR1/DIR2")
+    run("mcopy", "-i", str(path), str(path.parent / "frag3.dat"), "::DIR1/DIR2/FRAG3.DAT")
+    run("mcopy", "-i", str(path), str(path.parent / "mult2.dat"), "::DIR1/MULT2.DAT")
+    run("mcopy", "-i", str(path), str(path.parent / "keep.txt"), "::KEEP.TXT")
+    run("mdeltree", "-i", str(path), "::DIR1")
+    return path
+
+
+def make_ext4_deleted_dir(path: Path) -> Path:
+    """ext4 with dir1/dir2/frag3.dat and dir1/mult2.dat, all removed with debugfs."""
+    src = path.parent / "ext-src"
+    (src / "dir1" / "dir2").mkdir(parents=True)
+    (src / "dir1" / "dir2" / "frag3.dat").write_bytes(_payload("frag3", 400))
+    (src / "dir1" / "mult2.dat").write_bytes(_payload("mult2", 300))
+    (src / "keep.txt").write_bytes(_payload("keep", 2))
+    run("mke2fs", "-q", "-F", "-t", "ext4", "-b", "1024", "-d", str(src), str(path), "2M")
+    # debugfs rm/rmdir free the inodes and blocks but keep the extents, as a crash-free
+    # deletion by an old kernel would; fls then still reads the deleted folder.
+    run("debugfs", "-w", "-f", "-", str(path), stdin=b"rm /dir1/dir2/frag3.dat\n"
+        b"rmdir /dir1/dir2\nrm /dir1/mult2.dat\nrmdir /dir1\n")
     return path
 
 
@@ -142,6 +181,88 @@ def test_ntfs_with_alternate_data_stream(tmp_path: Path) -> None:
         assert digests(reader.read_all(0, inode)) == icat_hashes(img, 0, inode)
         with pytest.raises(IngestError, match="no such stream"):
             reader.read_all(0, inode, "nope")
+
+
+@pytest.mark.parametrize("kind", ["ntfs", "fat", "ext4"])
+def test_deleted_folder_contents_equal_fls_and_icat(
+    tmp_path: Path, deleted_ntfs: Path, kind: str
+) -> None:
+    """A deleted folder is walked into as ``fls -r`` does; its children keep their own
+    (deleted) state and read like ``icat``."""
+    if kind == "ntfs":
+        img = deleted_ntfs
+    elif kind == "fat":
+        img = make_fat_deleted_dir(tmp_path / "fat.img")
+    else:
+        img = make_ext4_deleted_dir(tmp_path / "ext4.img")
+    oracle = fls(img, 0)
+    if kind == "ntfs":  # fls lists NTFS attributes as name:attr (':' is no NTFS name byte)
+        oracle = {(path.partition(":")[0], inode, alloc) for path, inode, alloc in oracle}
+    with open_image([img]) as image:
+        walker = FilesystemWalker(image, find_volumes(image).volumes[0], EVIDENCE_ID)
+        entries = [e for e in walker if e.location.stream is None]
+        ours = {(e.location.path, e.location.inode, e.allocated) for e in entries}
+        assert ours == oracle
+        # FAT overwrites a deleted name's first byte: fls and we show it as "_".
+        wanted = DELETED_TREE if kind != "fat" else tuple(
+            p.upper().replace("/D", "/_").replace("/M", "/_").replace("/F", "/_")
+            for p in DELETED_TREE)
+        deleted = {e.location.path: e for e in entries if not e.allocated}
+        assert set(wanted) <= set(deleted), sorted(deleted)
+        reader = ContentReader(image.spec, image)
+        for path in wanted:
+            entry = deleted[path]
+            if entry.kind != "file":
+                continue
+            expected = icat_hashes(img, 0, entry.location.inode)
+            assert digests(reader.read_all(0, entry.location.inode)) == expected
+            name = path.rsplit("/", 1)[-1].lower().lstrip("_")
+            lines = {"rag3.dat": 400, "frag3.dat": 400, "ult2.dat": 300, "mult2.dat": 300}
+            tag = "frag3" if "rag3" in name else "mult2"
+            assert expected == digests(_payload(tag, lines[name]))  # icat reads it whole
+
+
+def fls_typed(image: Path, sector_offset: int, fs_type: str) -> set[tuple[str, int, bool]]:
+    """(path, inode, allocated) of ``fls -f TYPE -r -p``, NTFS attribute suffixes cut."""
+    out = subprocess.run(
+        [require_tool("fls"), "-f", fs_type, "-r", "-p", "-o", str(sector_offset), str(image)],
+        check=True, capture_output=True).stdout
+    rows = set()
+    for line in out.splitlines():
+        match = FLS_LINE.match(line)
+        assert match, line
+        path = "/" + decode_name(match["path"])
+        if fs_type == "ntfs":
+            path = path.partition(":")[0]
+        rows.add((path, int(match["inode"]), match["deleted"] is None))
+    return rows
+
+
+def test_volume_with_two_filesystems_walks_each(tmp_path: Path) -> None:
+    """NTFS, then ext2 over it: TSK's detection refuses, each type is walked as
+    ``fls -f TYPE`` lists it and read as ``icat -f TYPE`` reads it."""
+    img = scenarios.two_filesystems(tmp_path)
+    with open_image([img]) as image:
+        volume = find_volumes(image).candidates[0]
+        with pytest.raises(IngestError, match="Multiple file system types"):
+            open_filesystem(image, volume.start)
+        found = open_filesystems(image, volume.start)
+        assert sorted(name for _, name in found) == ["ext2", "ntfs"]
+        reader = ContentReader(image.spec, image)
+        for fs, fs_type in found:
+            walker = FilesystemWalker(image, volume, EVIDENCE_ID, fs=fs, fs_type=fs_type)
+            entries = [e for e in walker if e.location.stream is None]
+            assert {e.location.fs_type for e in entries} == {fs_type}
+            ours = {(e.location.path, e.location.inode, e.allocated) for e in entries}
+            assert ours == fls_typed(img, volume.sector_offset, fs_type)
+            plain = [e for e in entries if e.kind == "file" and "$" not in e.location.path]
+            assert len(plain) == 2
+            for entry in plain:
+                inode = entry.location.inode
+                icat = subprocess.run(
+                    [require_tool("icat"), "-f", fs_type, "-o", str(volume.sector_offset),
+                     str(img), str(inode)], check=True, capture_output=True).stdout
+                assert reader.read_all(volume.start, inode, fs_type=fs_type) == icat
 
 
 def test_exfat(tmp_path: Path) -> None:

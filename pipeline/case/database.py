@@ -18,8 +18,24 @@ from typing import Any
 
 from ingest.location import EvidenceLocation, FileEntry
 
-SCHEMA_VERSION = 3  # 2: PDQ columns, known entries, near matches, media groups;
-#                     3: derived entries (files.parent_id, files.derivation)
+SCHEMA_VERSION = 4  # 2: PDQ columns, known entries, near matches, media groups
+#                    3: volumes keyed by (evidence, index, fs_slot): several filesystems
+#                    4: derived entries (files.parent_id, files.derivation)
+
+_VOLUMES_TABLE = """
+CREATE TABLE IF NOT EXISTS volumes (
+    evidence_id TEXT NOT NULL REFERENCES evidence(id),
+    idx INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    allocated INTEGER NOT NULL,
+    fs_type TEXT,
+    status TEXT NOT NULL,                -- walked | no-filesystem | not-allocated | stalled
+    detail TEXT NOT NULL,                -- JSON: walk counts or the reason it was not walked
+    fs_slot INTEGER NOT NULL DEFAULT 0,  -- which filesystem of the volume (0, 1 when two)
+    PRIMARY KEY (evidence_id, idx, fs_slot)
+);"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS case_info (
@@ -41,18 +57,7 @@ CREATE TABLE IF NOT EXISTS evidence (
     walk_complete INTEGER NOT NULL DEFAULT 0,
     partition_table TEXT
 );
-CREATE TABLE IF NOT EXISTS volumes (
-    evidence_id TEXT NOT NULL REFERENCES evidence(id),
-    idx INTEGER NOT NULL,
-    offset INTEGER NOT NULL,
-    length INTEGER NOT NULL,
-    description TEXT NOT NULL,
-    allocated INTEGER NOT NULL,
-    fs_type TEXT,
-    status TEXT NOT NULL,                -- walked | no-filesystem | not-allocated
-    detail TEXT NOT NULL,                -- JSON: walk counts or the reason it was not walked
-    PRIMARY KEY (evidence_id, idx)
-);
+""" + _VOLUMES_TABLE + """
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
     entry_key TEXT NOT NULL UNIQUE,
@@ -190,11 +195,12 @@ def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -
     """A stable identity for one walked name (also the resume key).
 
     Inode alone is not unique (hard links, a deleted name whose inode was reused), so the
-    key joins location, allocation state and, for the rare exact repeat, its ordinal.
+    key joins location (with the filesystem type: a volume can hold two filesystems),
+    allocation state and, for the rare exact repeat, its ordinal.
     """
     stream = location.stream or ""
     key = (
-        f"{location.evidence_id}:{location.volume_offset}:{location.inode}:"
+        f"{location.evidence_id}:{location.volume_offset}:{location.fs_type}:{location.inode}:"
         f"{int(allocated)}:{location.path}:{stream}"
     )
     return key if duplicate == 0 else f"{key}#{duplicate}"
@@ -233,7 +239,9 @@ class CaseDatabase:
         self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
 
     def _migrate(self) -> None:
-        """Add the columns a case made by an older exhibit lacks (nothing is rewritten)."""
+        """Add the columns a case made by an older exhibit lacks; re-key ``volumes``."""
+        if "fs_slot" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(volumes)")}:
+            self._rekey_volumes()
         for table, column, decl in _ADDED_COLUMNS:
             have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -241,6 +249,21 @@ class CaseDatabase:
         self.conn.execute("CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)")
         if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
             self.set_info("schema_version", str(SCHEMA_VERSION))
+
+    def _rekey_volumes(self) -> None:
+        """Schema 2 -> 3: a volume may hold two filesystems, so its key gains ``fs_slot``.
+
+        SQLite cannot change a primary key in place: the rows move to a new table in one
+        transaction, unchanged (slot 0 each), so an old case reads as it did.
+        """
+        with self.atomic():
+            self.conn.execute("ALTER TABLE volumes RENAME TO volumes_schema2")
+            self.conn.execute(_VOLUMES_TABLE)
+            self.conn.execute(
+                "INSERT INTO volumes (evidence_id, idx, offset, length, description, allocated,"
+                " fs_type, status, detail, fs_slot) SELECT evidence_id, idx, offset, length,"
+                " description, allocated, fs_type, status, detail, 0 FROM volumes_schema2")
+            self.conn.execute("DROP TABLE volumes_schema2")
 
     def close(self) -> None:
         self.conn.close()
@@ -301,7 +324,8 @@ class CaseDatabase:
     def volumes(self, evidence_id: str) -> list[sqlite3.Row]:
         return list(
             self.conn.execute(
-                "SELECT * FROM volumes WHERE evidence_id = ? ORDER BY idx", (evidence_id,)
+                "SELECT * FROM volumes WHERE evidence_id = ? ORDER BY idx, fs_slot",
+                (evidence_id,)
             )
         )
 

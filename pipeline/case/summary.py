@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pipeline.case.database import CaseDatabase
@@ -13,9 +14,14 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     volumes = db.volumes(evidence_id)
     return {
         "evidence_id": evidence_id,
-        "volumes": len(volumes),
+        "volumes": len({v["idx"] for v in volumes}),
         "filesystems": sorted({v["fs_type"] for v in volumes if v["fs_type"]}),
         "filesystems_walked": sum(1 for v in volumes if v["status"] == "walked"),
+        # A volume holding two filesystems (one hidden behind the other): index -> types.
+        "volumes_with_several_filesystems": {
+            str(v["idx"]): json.loads(v["detail"])["volume_filesystems"] for v in volumes
+            if v["fs_slot"] == 0 and "volume_filesystems" in json.loads(v["detail"])},
+        "walks_stalled": sum(1 for v in volumes if v["status"] == "stalled"),
         "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
         "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
         "derived": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"

@@ -74,6 +74,10 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--task-timeout", type=click.FloatRange(min=1), default=3600.0,
               show_default=True, help="Seconds one Dask task may run before its worker is"
               " restarted.")
+@click.option("--walk-timeout", type=click.FloatRange(min=1), default=300.0,
+              show_default=True, help="Seconds a filesystem's walk may go without progress"
+              " inside The Sleuth Kit before it is stopped (what it walked is kept, the"
+              " stall is recorded, the run goes on).")
 @click.option("--worker-memory", default="3GiB", show_default=True,
               help="Memory limit of each local worker process; a worker over it is"
               " restarted and the file it was on is recorded.")
@@ -90,8 +94,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
-           batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
-           expand: bool, limits: tuple[str, ...], allow_empty: bool,
+           batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
+           worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file.
 
@@ -127,7 +131,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         analyzers=analyzer_list.split(",") if analyzer_list else None,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
-        expand=expand, limits=parse_limits(limits), allow_empty=allow_empty,
+        walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
+        allow_empty=allow_empty,
     )
     try:
         result = Triage(options).run()
@@ -195,6 +200,12 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("volumes", str(summary["volumes"])),
         ("filesystems", f"{summary['filesystems_walked']} walked: "
                         f"{', '.join(summary['filesystems']) or '-'}"),
+        *((("volumes holding several filesystems", "\n".join(
+            f"volume {idx}: {', '.join(types)}"
+            for idx, types in summary["volumes_with_several_filesystems"].items())),)
+          if summary.get("volumes_with_several_filesystems") else ()),
+        *((("filesystem walks stalled (stopped)", str(summary["walks_stalled"])),)
+          if summary.get("walks_stalled") else ()),
         ("entries", f"{summary['entries']:,}"),
         ("files", f"{summary['files']:,}"),
         ("deleted entries", f"{summary['deleted']:,}"),

@@ -350,7 +350,7 @@ def write_dfxml(db: CaseDatabase, out: IO[str]) -> int:
     out.write("  </source>\n")
     count = 0
     for ev in db.conn.execute("SELECT id FROM evidence ORDER BY registered_at, id").fetchall():
-        walked = [v for v in db.volumes(ev["id"]) if v["status"] == "walked"]
+        walked = [v for v in db.volumes(ev["id"]) if v["status"] in ("walked", "stalled")]
         for ordinal, volume in enumerate(walked, start=1):
             out.write(f'  <volume offset="{volume["offset"]}">\n')
             if volume["offset"] > 0:
@@ -368,8 +368,9 @@ def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,
     rows = db.conn.execute(
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.magic FROM files f"
         " LEFT JOIN results r ON r.file_id = f.id"
-        f" WHERE f.evidence_id = ? AND f.volume_offset = ? ORDER BY {ENTRY_ORDER}",
-        (evidence_id, volume["offset"]))
+        f" WHERE f.evidence_id = ? AND f.volume_offset = ? AND f.fs_type = ?"
+        f" ORDER BY {ENTRY_ORDER}",
+        (evidence_id, volume["offset"], volume["fs_type"]))
     for row in rows:
         times = [row["atime"], row["mtime"], row["ctime"], row["crtime"]]
         mode = body_mode(row["kind"], row["mode"], row["path"], any(times))

@@ -47,6 +47,7 @@ from pipeline.run.cluster import (
     DEFAULT_WORKER_MEMORY,
     BatchRunner,
 )
+from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
 from pipeline.run.expand import EXPAND
 from pipeline.run.expand import VERSION as EXPAND_VERSION
 from pipeline.run.progress import Reporter
@@ -75,6 +76,7 @@ class TriageOptions:
     file_timeout: float = DEFAULT_FILE_TIMEOUT
     task_timeout: float = DEFAULT_TASK_TIMEOUT
     worker_memory: str = DEFAULT_WORKER_MEMORY
+    walk_timeout: float = DEFAULT_WALK_TIMEOUT
     expand: bool = True  # open archives, documents, mail and pictures inside files
     limits: Limits = field(default_factory=Limits)
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
@@ -153,7 +155,7 @@ class Triage:
         try:
             evidence_id, verified = acquisition.register(
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
-            walk_evidence(case, image, evidence_id, self.reporter)
+            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout)
             empty = nothing_examined(case.db, image, evidence_id)
         finally:
             image.close()

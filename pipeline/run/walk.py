@@ -1,7 +1,11 @@
 """Find the volumes and walk every filesystem into the case, once per evidence.
 
 The whole walk is one database transaction: an interrupted walk leaves nothing, and a
-resumed run walks again. The ledger gets the volumes found and one entry per volume.
+resumed run walks again. Each filesystem is walked in a child process with a time limit
+(``contained_walk``), so a stall or crash inside The Sleuth Kit costs that filesystem's
+remaining entries, not the run. A volume whose auto-detection is ambiguous gets one
+walk per filesystem that opens. The ledger gets the volumes found and one entry per
+filesystem (or per volume not walked).
 """
 
 from __future__ import annotations
@@ -13,44 +17,47 @@ from typing import Any
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.volumes import Volume, find_volumes
-from ingest.walk import FilesystemWalker, open_filesystem
 from pipeline.case.store import Case
+from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT, WalkContained, WalkProcess
 from pipeline.run.progress import Reporter
 
+_ACTIONS = {"walked": "filesystem.walked", "no-filesystem": "error", "stalled": "error"}
 
-def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str,
-                  reporter: Reporter) -> None:
+
+def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: Reporter,
+                  walk_timeout: float = DEFAULT_WALK_TIMEOUT) -> None:
     """Walk every volume of ``image`` unless a complete walk is already stored."""
     db = case.db
     row = db.evidence(evidence_id)
     if row is not None and row["walk_complete"]:
         return
     scan = find_volumes(image)
-    with db.atomic():
+    walked: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    with db.atomic(), WalkProcess(image.spec, evidence_id, walk_timeout) as child:
         db.forget_walk(evidence_id)
         db.set_partition_table(evidence_id, scan.partition_table)
-        walked = [_walk_volume(case, image, evidence_id, volume, reporter)
-                  for volume in scan.volumes]
+        for volume in scan.volumes:
+            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter))
         db.mark_walk_complete(evidence_id)
+    several = {s["volume_index"]: d["volume_filesystems"] for s, d in walked
+               if "volume_filesystems" in d}
     case.record("volumes.found", {"evidence_id": evidence_id}, {
         "partition_table": scan.partition_table,
         "warnings": scan.warnings,
         "volumes": [
             {"index": v.index, "offset": v.start, "length": v.length,
-             "description": v.description, "flag": v.flag}
+             "description": v.description, "flag": v.flag,
+             **({"filesystems": several[v.index]} if v.index in several else {})}
             for v in scan.volumes
         ],
     })
     for subject, details in walked:
-        action = "filesystem.walked" if details.get("status") == "walked" else "volume.skipped"
-        if details.get("status") == "no-filesystem":
-            action = "error"
-        case.record(action, subject, details)
+        case.record(_ACTIONS.get(details.get("status", ""), "volume.skipped"), subject, details)
 
 
-def _walk_volume(case: Case, image: EvidenceImage, evidence_id: str, volume: Volume,
-                 reporter: Reporter) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Store one volume's entries; returns its ledger subject and details."""
+def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
+                 reporter: Reporter) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Store one volume's filesystems; returns a ledger subject and details for each."""
     db = case.db
     subject = {"evidence_id": evidence_id, "volume_index": volume.index,
                "volume_offset": volume.start}
@@ -62,37 +69,63 @@ def _walk_volume(case: Case, image: EvidenceImage, evidence_id: str, volume: Vol
                   "description": volume.description}
         db.add_volume(dict(base, fs_type=None, status="not-allocated",
                            detail=json.dumps(detail)))
-        return subject, detail
+        return [(subject, detail)]
     try:
-        fs, fs_type = open_filesystem(image, volume.start)
+        fs_types = child.detect(volume)
     except IngestError as exc:
+        code = exc.code if isinstance(exc, WalkContained) else "NoFilesystem"
         detail = {"status": "no-filesystem", "stage": "walk", "message": str(exc),
                   "description": volume.description}
+        if isinstance(exc, WalkContained):
+            detail["error"] = code
         db.add_volume(dict(base, fs_type=None, status="no-filesystem",
                            detail=json.dumps(detail)))
-        db.add_error(stage="walk", error="NoFilesystem", message=str(exc),
+        db.add_error(stage="walk", error=code, message=str(exc),
                      evidence_id=evidence_id, location=subject)
-        return subject, detail
-    walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type)
-    failure = None
+        return [(subject, detail)]
+    several = fs_types if len(fs_types) > 1 else None
+    return [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
+                             reporter)
+            for slot, fs_type in enumerate(fs_types)]
+
+
+def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
+                     fs_type: str, slot: int, several: list[str] | None, base: dict[str, Any],
+                     reporter: Reporter) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Store one filesystem's entries, keeping those walked before a stall or failure."""
+    db = case.db
+    subject = {"evidence_id": evidence_id, "volume_index": volume.index,
+               "volume_offset": volume.start, "fs_type": fs_type}
+    failure: str | None = None
+    contained: WalkContained | None = None
     with reporter.count_task(f"Walking volume {volume.index} ({fs_type})") as advance:
-        entries = _Counting(iter(walker), advance)
+        entries = _Counting(child.walk(volume, fs_type), advance)
         try:
             db.add_files(entries)
+        except WalkContained as exc:  # stalled or crashed: the run goes on
+            contained = exc
+            db.add_error(stage="walk", error=exc.code, message=str(exc),
+                         evidence_id=evidence_id, location=subject)
         except IngestError as exc:  # keep what was read; say where the walk stopped
             failure = str(exc)
             db.add_error(stage="walk", error="WalkFailed", message=failure,
-                         evidence_id=evidence_id, location=dict(subject, fs_type=fs_type))
-    stats = walker.stats
+                         evidence_id=evidence_id, location=subject)
+    stats = child.stats
     for note in stats.notes:
         db.add_error(stage="walk", error="WalkProblem", message=note,
-                     evidence_id=evidence_id, location=dict(subject, fs_type=fs_type))
-    detail = {"status": "walked", "fs_type": fs_type, "entries": entries.count,
-              **stats.to_dict()}
+                     evidence_id=evidence_id, location=subject)
+    status = "stalled" if contained else "walked"
+    detail: dict[str, Any] = {"status": status, "fs_type": fs_type, "entries": entries.count,
+                              **stats.to_dict()}
+    if several:
+        detail["volume_filesystems"] = several
     if failure:
         detail["walk_error"] = failure
-    db.add_volume(dict(base, fs_type=fs_type, status="walked", detail=json.dumps(detail)))
-    return dict(subject, fs_type=fs_type), detail
+    if contained:
+        detail.update(stage="walk", error=contained.code, message=str(contained))
+    db.add_volume(dict(base, fs_type=fs_type, status=status, fs_slot=slot,
+                       detail=json.dumps(detail)))
+    return subject, detail
 
 
 class _Counting:

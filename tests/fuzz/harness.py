@@ -109,9 +109,10 @@ def inspect_case(case_dir: Path, outcome: CaseOutcome,
             "SELECT COUNT(*) FROM files f WHERE kind = 'file'"
             " AND NOT EXISTS (SELECT 1 FROM results r WHERE r.file_id = f.id)"
             " AND NOT EXISTS (SELECT 1 FROM errors e WHERE e.file_id = f.id)")
-        outcome.crashed = one("SELECT COUNT(*) FROM errors WHERE error = 'crashed'")
-        outcome.timed_out = one(
-            "SELECT COUNT(*) FROM errors WHERE error IN ('timed out', 'AnalysisTimeout')")
+        outcome.crashed = one(
+            "SELECT COUNT(*) FROM errors WHERE error IN ('crashed', 'WalkCrashed')")
+        outcome.timed_out = one("SELECT COUNT(*) FROM errors WHERE error IN"
+                                " ('timed out', 'AnalysisTimeout', 'WalkStalled')")
         outcome.read_errors = one("SELECT COUNT(*) FROM errors WHERE stage = 'read'")
         outcome.walk_notes = one("SELECT COUNT(*) FROM errors WHERE stage = 'walk'")
         if baseline:
@@ -161,13 +162,14 @@ class FuzzHarness:
 
     def __init__(self, workdir: Path, *, workers: int = 2, file_timeout: float = 10.0,
                  task_timeout: float = 120.0, worker_memory: str = "1GiB",
-                 case_timeout: float = 600.0) -> None:
+                 case_timeout: float = 600.0, walk_timeout: float = 10.0) -> None:
         self.workdir = workdir
         self.workers = workers
         self.file_timeout = file_timeout
         self.task_timeout = task_timeout
         self.worker_memory = worker_memory
         self.case_timeout = case_timeout
+        self.walk_timeout = walk_timeout
         self.runner: Any = None
 
     def __enter__(self) -> FuzzHarness:
@@ -196,7 +198,7 @@ class FuzzHarness:
         options = TriageOptions(images=[image], case_dir=case_dir, progress=False,
                                 analyzers=product_analyzers(),
                                 batch_files=16, file_timeout=self.file_timeout,
-                                task_timeout=self.task_timeout)
+                                task_timeout=self.task_timeout, walk_timeout=self.walk_timeout)
         started = time.monotonic()
         try:
             with _alarm(self.case_timeout):
@@ -234,7 +236,8 @@ class FuzzHarness:
         cmd = [sys.executable, "-m", "pipeline.cli", "triage", str(image), "--case",
                str(case_dir), "--no-progress", "--workers", "1", "--batch-files", "16",
                "--file-timeout", str(self.file_timeout), "--task-timeout",
-               str(self.task_timeout), "--worker-memory", self.worker_memory]
+               str(self.task_timeout), "--worker-memory", self.worker_memory,
+               "--walk-timeout", str(self.walk_timeout)]
         started = time.monotonic()
         try:
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env,

@@ -8,6 +8,11 @@
 - ``hostile_fat16``: a subdirectory whose start cluster is its parent's (loop) and two
   files starting at the same cluster (cross-linked).
 - ``truncated``: the MBR disk with its last 45% missing (the ext2 partition is cut).
+- ``stalling_ext2``: an MBR disk whose first partition is ext2 with ``/z/slow.bin``
+  stating 2^48 bytes (The Sleuth Kit in pytsk3 spends hours listing ``/z``; ``fls`` does
+  not load the block list and is unaffected), and a FAT12 second partition.
+- ``two_filesystems``: an MBR disk whose partition was formatted NTFS, then ext2 over it
+  without wiping: both stay valid and TSK's auto-detection refuses the volume.
 
 ext4 (extents), not ext2, carries the absurd and sparse sizes: on ext2/ext3 (indirect
 blocks) The Sleuth Kit spends time linear in the stated size loading the file's block
@@ -116,11 +121,86 @@ def truncated(directory: Path, mbr: Path) -> Path:
     return image
 
 
+STALL_SIZE = 1 << 48
+
+
+def _disk(image: Path, parts: list[tuple[int, Path, str]], mib: int) -> Path:
+    """An MBR disk of ``mib`` MiB holding each (start sector, partition image, type)."""
+    image.unlink(missing_ok=True)
+    with image.open("wb") as fh:
+        fh.truncate(mib << 20)
+    layout = "label: dos\nlabel-id: 0x45584849\nunit: sectors\n" + "".join(
+        f"start={start}, size={part.stat().st_size // 512}, type={kind}\n"
+        for start, part, kind in parts)
+    subprocess.run(["sfdisk", "-q", str(image)], input=layout.encode(), check=True,
+                   capture_output=True)
+    with image.open("r+b") as fh:
+        for start, part, _ in parts:
+            fh.seek(start * 512)
+            fh.write(part.read_bytes())
+    return image
+
+
+def stalling_ext2(directory: Path) -> Path:
+    """Deterministic: /a (two files) is walked before /z, whose slow.bin stalls TSK."""
+    (directory / "one.txt").write_text("one\n")
+    (directory / "slow.txt").write_text("states 2^48 bytes\n")
+    ext = directory / "stall-ext2.img"
+    ext.unlink(missing_ok=True)
+    _run("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-N", "64",
+         "-U", "6578ce1b-5a3d-4c5e-9b1a-000000000007",
+         "-E", "hash_seed=6578ce1b-5a3d-4c5e-9b1a-0000000000a7", ext, "4M")
+    commands = ["mkdir a", f"write {directory / 'one.txt'} a/one.txt",
+                f"write {directory / 'one.txt'} a/two.txt", "mkdir z",
+                f"write {directory / 'slow.txt'} z/slow.bin",
+                f"write {directory / 'one.txt'} z/after.txt",
+                f"sif /z/slow.bin size {STALL_SIZE}"]
+    subprocess.run(["debugfs", "-w", "-f", "-", str(ext)], input="\n".join(commands).encode(),
+                   check=True, capture_output=True)
+    fat = _fat(directory, "after-stall-fat12", 12, 2048)
+    image = _disk(directory / "stalling-ext2.img", [(2048, ext, "83"), (10240, fat, "1")], 8)
+    image.chmod(0o444)
+    return image
+
+
+def two_filesystems(directory: Path) -> Path:
+    """One partition formatted NTFS, then ext2 over it, both valid.
+
+    mke2fs would erase the NTFS traces (it discards the device and zeroes the boot
+    sector's signature), so it runs with ``nodiscard`` and sector 0, which ext2 with
+    1 KiB blocks never uses, is put back. NTFS's 64 KiB clusters place its MFT at
+    128 KiB, beyond the ~40 KiB ext2 writes with 32 inodes and a few small files.
+    """
+    src = directory / "two-src"
+    (src / "docs").mkdir(parents=True, exist_ok=True)
+    (src / "docs" / "ext-note.txt").write_text("written by ext2\n" * 40)
+    (src / "ext-top.txt").write_text("ext2 top\n")
+    part = directory / "two-fs-part.img"
+    part.unlink(missing_ok=True)
+    with part.open("wb") as fh:
+        fh.truncate(8 << 20)
+    _run("mkntfs", "-F", "-Q", "-q", "-c", "65536", "-L", "HIDDEN", part)
+    for name, text in (("ntfs-secret.txt", "hidden in NTFS\n" * 200),
+                       ("ntfs-small.txt", "small\n")):
+        (directory / name).write_text(text)
+        _run("ntfscp", "-q", part, directory / name, name)
+    boot = part.read_bytes()[:512]
+    _run("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-N", "32", "-m", "0",
+         "-O", "^resize_inode", "-U", "6578ce1b-5a3d-4c5e-9b1a-000000000008",
+         "-E", "nodiscard,hash_seed=6578ce1b-5a3d-4c5e-9b1a-0000000000a8", "-d", src, part)
+    with part.open("r+b") as fh:
+        fh.write(boot)
+    image = _disk(directory / "two-filesystems.img", [(2048, part, "7")], 10)
+    image.chmod(0o444)
+    return image
+
+
 def build_all(directory: Path, mbr: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, build in (("hostile_ext4", hostile_ext4), ("deep_ext2", deep_ext2),
-                        ("hostile_fat16", hostile_fat16)):
+                        ("hostile_fat16", hostile_fat16), ("stalling_ext2", stalling_ext2),
+                        ("two_filesystems", two_filesystems)):
         sub = directory / name
         sub.mkdir(exist_ok=True)
         out[name] = build(sub)

@@ -129,7 +129,9 @@
         ev.volumes.map((v) => el("tr", null, el("td", { text: v.index }),
           el("td", { class: "num", text: num(v.offset) }),
           el("td", { class: "num", text: num(v.length) }), el("td", { text: v.description }),
-          el("td", { text: show(v.fs_type) }), el("td", { text: v.status }),
+          el("td", { text: show(v.fs_type) + (v.detail && v.detail.volume_filesystems
+            ? ` (volume holds ${v.detail.volume_filesystems.join(" + ")})` : "") }),
+          el("td", { text: v.status }),
           el("td", { class: "num", text: num(v.detail && v.detail.entries) }))))));
     }
     root.append(el("h2", { text: "Runs and versions" }));

@@ -1,0 +1,243 @@
+"""Each filesystem's walk in a child process with a time limit.
+
+A hostile image can stall The Sleuth Kit inside one call (ext2/3 with a huge stated size
+costs time linear in that size when its directory is listed) or crash it, and the walk
+runs in native code no Python timer can interrupt. So the driver asks a child process:
+which filesystems a volume holds, then the entries of each, streamed in chunks. The
+child sends what it holds before TSK lists each directory, so what was walked before a
+stall has reached the driver. No message for ``timeout`` seconds is a stall: the child
+is killed, the entries so far are kept, the stall is reported with the directory being
+listed, and the next request starts a fresh child (one per evidence otherwise: starting
+one costs ~0.3 s, the imports of ``ingest``).
+
+The child is ``python -m pipeline.run.contained_walk FD``, talking over a socket pair:
+unlike ``multiprocessing``'s spawn it never re-imports the caller's ``__main__``, so
+embedding ``Triage`` in a script needs no ``if __name__ == "__main__"`` guard. It dies
+with the driver (``PR_SET_PDEATHSIG``) even when stuck inside TSK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import fields
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ingest.errors import IngestError
+from ingest.image import EvidenceImage, ImageSpec
+from ingest.location import FileEntry
+from ingest.volumes import Volume
+from ingest.walk import FilesystemWalker, WalkStats, open_filesystems
+
+DEFAULT_WALK_TIMEOUT = 300.0  # seconds without any progress from The Sleuth Kit
+_CHUNK = 512  # entries per message
+_COUNTERS = tuple(f.name for f in fields(WalkStats) if f.name != "notes")
+_ROOT = str(Path(__file__).resolve().parents[2])  # where ``pipeline`` and ``ingest`` live
+
+
+class WalkContained(IngestError):
+    """The walk stalled or crashed in its child process and was stopped there."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code  # "WalkStalled" | "WalkCrashed": the error record's name
+
+
+class WalkProcess:
+    """A child process that walks one image's filesystems for the driver."""
+
+    def __init__(self, spec: ImageSpec, evidence_id: str,
+                 timeout: float = DEFAULT_WALK_TIMEOUT) -> None:
+        if timeout <= 0:
+            raise ValueError(f"walk timeout must be positive, got {timeout}")
+        self.spec = spec
+        self.evidence_id = evidence_id
+        self.timeout = timeout
+        self.stats = WalkStats()  # of the last walk, as far as it got
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> WalkProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def close(self) -> None:
+        """Stop the child (politely, then by force)."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(2)
+        self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            mine, theirs = socket.socketpair()
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.run.contained_walk",
+                     str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+            finally:
+                theirs.close()
+            self._conn = Connection(mine.detach())
+            self._conn.send((self.spec, self.evidence_id))
+        return self._conn
+
+    def _send(self, request: tuple[Any, ...], doing: str) -> None:
+        try:
+            self._connection().send(request)
+        except OSError:  # the child died since its last answer
+            self._crashed(doing)
+
+    def _crashed(self, doing: str) -> NoReturn:
+        code = None
+        with contextlib.suppress(subprocess.TimeoutExpired, AttributeError):
+            code = self._proc.wait(5)  # type: ignore[union-attr]
+        self._kill()
+        raise WalkContained(f"the walk process ended (exit code {code}) while {doing}",
+                            "WalkCrashed")
+
+    def _receive(self, doing: str) -> tuple[Any, ...]:
+        conn = self._connection()
+        if not conn.poll(self.timeout):
+            self._kill()
+            raise WalkContained(
+                f"no progress for {self.timeout:g} s inside The Sleuth Kit while {doing}: "
+                f"stopped (walk process killed)", "WalkStalled")
+        try:
+            return conn.recv()  # type: ignore[no-any-return]
+        except (EOFError, OSError):
+            self._crashed(doing)
+
+    def detect(self, volume: Volume) -> list[str]:
+        """The filesystem types on the volume; IngestError when there is none."""
+        doing = f"opening the filesystem at byte offset {volume.start}"
+        self._send(("detect", volume), doing)
+        _, types, error = self._receive(doing)
+        if error:
+            raise IngestError(error)
+        return list(types)
+
+    def walk(self, volume: Volume, fs_type: str) -> Iterator[FileEntry]:
+        """The filesystem's entries; ``stats`` fills as they come. A stall or crash
+        raises ``WalkContained`` after the entries that arrived before it."""
+        self.stats = WalkStats()
+        self._send(("walk", volume, fs_type), f"starting the walk of the {fs_type}"
+                   f" filesystem at byte offset {volume.start}")
+        listing = "/"
+        done = False
+        try:
+            while True:
+                message = self._receive(
+                    f"listing {listing} of the {fs_type} filesystem at byte offset "
+                    f"{volume.start} (it and the directories not yet listed were not walked)")
+                if message[0] == "end":
+                    done = True
+                    if message[1]:
+                        raise IngestError(message[1])
+                    return
+                _, entries, counters, notes, now_listing = message
+                for name, value in zip(_COUNTERS, counters, strict=True):
+                    setattr(self.stats, name, value)
+                self.stats.notes.extend(notes)
+                listing = now_listing or listing
+                yield from entries
+        finally:
+            if not done:  # abandoned or stopped mid-stream: the child's state is unknown
+                self._kill()
+
+
+def _serve(conn: Connection) -> None:
+    """The child: answer ``detect`` and ``walk`` requests until ``stop``."""
+    spec, evidence_id = conn.recv()
+    image: EvidenceImage | None = None
+    opened: dict[int, dict[str, Any]] = {}  # volume offset -> fs type -> FS_Info
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request[0] == "stop":
+            return
+        try:
+            if image is None:
+                image = spec.open()
+            if request[0] == "detect":
+                volume = request[1]
+                found = open_filesystems(image, volume.start)
+                opened[volume.start] = {name: fs for fs, name in found}
+                conn.send(("detected", [name for _, name in found], None))
+            else:
+                _, volume, fs_type = request
+                _stream(image, volume, evidence_id, fs_type,
+                        opened.get(volume.start, {}).get(fs_type), conn)
+        except IngestError as exc:
+            conn.send(("detected", [], str(exc)) if request[0] == "detect"
+                      else ("end", str(exc)))
+
+
+def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str,
+            fs: Any, conn: Connection) -> None:
+    chunk: list[FileEntry] = []
+    sent_notes = 0
+    walker: FilesystemWalker | None = None
+
+    def flush(listing: str | None = None) -> None:
+        nonlocal chunk, sent_notes
+        stats = walker.stats if walker is not None else WalkStats()
+        notes = stats.notes[sent_notes:]
+        sent_notes += len(notes)
+        conn.send(("chunk", chunk, [getattr(stats, n) for n in _COUNTERS], notes, listing))
+        chunk = []
+
+    failure = None
+    try:
+        walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
+                                  on_directory=flush)
+        for entry in walker:
+            chunk.append(entry)
+            if len(chunk) >= _CHUNK:
+                flush()
+    except IngestError as exc:
+        failure = str(exc)
+    flush()
+    conn.send(("end", failure))
+
+
+def _main(fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    with contextlib.suppress(OSError, AttributeError):  # Linux: die with the driver
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    _serve(Connection(fd))  # a driver gone before that closed the socket: recv ends it
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))

@@ -1,0 +1,90 @@
+"""The walk's run-level machinery: the child process that contains it, and the volumes
+table that holds two filesystems for one volume (and still reads an older case).
+
+The stall itself, the two-filesystem volume and the deleted folders are tested end to end
+in ``test_fuzz.py`` and ``test_ingest_images.py``, against ``fls``/``icat``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_ingest import EVIDENCE_ID, fls
+
+from ingest.image import open_image
+from ingest.volumes import find_volumes
+from pipeline.case.database import SCHEMA_VERSION, CaseDatabase
+from pipeline.run.contained_walk import WalkContained, WalkProcess
+
+_SCHEMA2_VOLUMES = """
+CREATE TABLE volumes (
+    evidence_id TEXT NOT NULL REFERENCES evidence(id),
+    idx INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    description TEXT NOT NULL, allocated INTEGER NOT NULL, fs_type TEXT,
+    status TEXT NOT NULL, detail TEXT NOT NULL,
+    PRIMARY KEY (evidence_id, idx)
+);
+"""
+
+
+def test_walk_process_survives_a_crashed_child(sample_raw: Path) -> None:
+    """A child killed mid-request is reported as a crash; the next request gets a new
+    child, whose walk equals fls."""
+    with open_image([sample_raw]) as image:
+        volume = find_volumes(image).candidates[0]
+        spec = image.spec
+    with WalkProcess(spec, EVIDENCE_ID, timeout=60) as child:
+        assert child.detect(volume) == ["fat32"]
+        first_pid = child.pid
+        os.kill(first_pid, signal.SIGKILL)
+        with pytest.raises(WalkContained) as info:
+            list(child.walk(volume, "fat32"))
+        assert info.value.code == "WalkCrashed"
+        assert "exit code -9" in str(info.value)  # SIGKILL
+        entries = list(child.walk(volume, "fat32"))
+        assert child.pid != first_pid
+        assert {(e.location.path, e.location.inode, e.allocated) for e in entries} == fls(
+            sample_raw, volume.sector_offset)
+        assert child.stats.entries == len(entries)
+    assert child.pid is None  # closed: no process left behind
+
+
+def test_walk_timeout_must_be_positive(sample_raw: Path) -> None:
+    with open_image([sample_raw]) as image, pytest.raises(ValueError, match="positive"):
+        WalkProcess(image.spec, EVIDENCE_ID, timeout=0)
+
+
+def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "case.sqlite"
+    db = CaseDatabase(path)  # then turned back into a schema-2 case with one volume
+    db.add_evidence({"id": EVIDENCE_ID, "format": "raw", "paths": "[]", "size": 1, "md5": "",
+                     "sha1": "", "sha256": "", "stored_hashes": "{}", "expected_hashes": "{}",
+                     "verification": "[]", "verified": 1, "container_stat": "{}",
+                     "registered_at": "2024-01-01T00:00:00Z"})
+    db.close()
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE volumes;" + _SCHEMA2_VOLUMES +
+                       "UPDATE case_info SET value = '2' WHERE key = 'schema_version';")
+    conn.execute("INSERT INTO volumes VALUES (?, 2, 1048576, 4096, 'FAT32', 1, 'fat32',"
+                 " 'walked', '{\"entries\": 3}')", (EVIDENCE_ID,))
+    conn.commit()
+    conn.close()
+
+    db = CaseDatabase(path)
+    try:
+        assert db.info("schema_version") == str(SCHEMA_VERSION) == "3"
+        rows = [dict(r) for r in db.volumes(EVIDENCE_ID)]
+        assert rows == [{"evidence_id": EVIDENCE_ID, "idx": 2, "offset": 1048576,
+                         "length": 4096, "description": "FAT32", "allocated": 1,
+                         "fs_type": "fat32", "status": "walked", "detail": '{"entries": 3}',
+                         "fs_slot": 0}]
+        db.add_volume(dict(rows[0], fs_type="ext2", fs_slot=1))  # a second filesystem
+        assert [(r["fs_slot"], r["fs_type"]) for r in db.volumes(EVIDENCE_ID)] == [
+            (0, "fat32"), (1, "ext2")]
+    finally:
+        db.close()
+    CaseDatabase(path).close()  # opening a migrated case again changes nothing
