@@ -76,7 +76,7 @@ def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
 
     db = CaseDatabase(path)
     try:
-        assert db.info("schema_version") == str(SCHEMA_VERSION) == "3"
+        assert db.info("schema_version") == str(SCHEMA_VERSION) == "4"
         rows = [dict(r) for r in db.volumes(EVIDENCE_ID)]
         assert rows == [{"evidence_id": EVIDENCE_ID, "idx": 2, "offset": 1048576,
                          "length": 4096, "description": "FAT32", "allocated": 1,
