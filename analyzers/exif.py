@@ -23,26 +23,48 @@ GPS values are signed decimal degrees (S and W negative); ``gps_altitude`` is me
 negative when GPSAltitudeRef is 1 (below sea level). ``datetime_original`` keeps the raw
 EXIF string; ``datetime_original_iso`` is its ISO 8601 form (no time zone: EXIF has
 none) or null when the raw value is not a valid date.
+
+Where exifread leaves make, model, capture time or GPS position empty, they are filled
+from the other places cameras and editors put them (:mod:`analyzers.containers` finds the
+blocks, without scanning the file): Pillow's EXIF reader when exifread's IFD walk failed
+(each IFD it uses must fit in the EXIF block, as ExifTool requires), the XMP packet
+(:mod:`analyzers.xmp`), then Canon CIFF and APP12 picture-info blocks
+(:mod:`analyzers.camera_blocks`). ``make_source``, ``model_source``,
+``datetime_original_source`` and ``gps_source`` (position and altitude together) say where
+each value was read: ``exif`` (the EXIF IFDs, read by ``exif_reader``: ``exifread`` or
+``pillow``), ``xmp:<prefix>:<Name>``, ``ciff`` or ``app12-picture-info``. ``problems``
+lists blocks that were there but could not be used (the exifread error when Pillow read
+the IFDs instead, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
+nothing recoverable elsewhere is still an :class:`AnalyzerError`. The fallbacks run only
+when a field is still empty, so a camera JPEG with complete EXIF costs what it did.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import struct
 from datetime import datetime
 from typing import Any
 
+import defusedxml
 import exifread
+import PIL
+import pillow_heif
 from exifread.core.exceptions import ExifError
 from exifread.core.find_exif import determine_type
+from PIL import Image
 
+from analyzers import xmp
 from analyzers.base import Analyzer, AnalyzerError, Findings
+from analyzers.camera_blocks import CameraBlockError, ciff_fields, picture_info_fields
+from analyzers.containers import MetadataBlocks, jpeg_segments, locate_blocks, riff_chunks
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.
 EXIF_MIMES = frozenset(
     {"image/jpeg", "image/tiff", "image/heic", "image/heif", "image/avif", "image/webp",
-     "image/png", "image/jxl"}
+     "image/png", "image/jxl", "image/x-canon-crw"}
 )
 
 #: Where a body serial number can be, best first (exifread's "IFD Tag" keys).
@@ -58,7 +80,18 @@ SERIAL_TAGS = (
 KEYS = (
     "make", "model", "serial", "datetime_original", "datetime_original_iso", "software",
     "orientation", "gps_latitude", "gps_longitude", "gps_altitude", "has_thumbnail",
+    "make_source", "model_source", "datetime_original_source", "gps_source", "exif_reader",
+    "problems",
 )
+
+#: The fields the fallbacks fill, each with the key that names its source.
+SOURCE_KEYS = {
+    "make": "make_source", "model": "model_source",
+    "datetime_original": "datetime_original_source", "gps_latitude": "gps_source",
+}
+
+#: Pillow's tag numbers (IFD0, the EXIF sub-IFD, the GPS IFD).
+EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 
 
 def empty_findings() -> Findings:
@@ -93,22 +126,9 @@ class _BoundedReader(io.BytesIO):
 
 def _jpeg_segment_end(data: bytes, offset: int) -> int | None:
     """End of the JPEG marker segment that contains ``offset`` (the TIFF header)."""
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan: no more metadata segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        end = pos + 2 + length
-        if pos < offset < end:
+    for _marker, start, end in jpeg_segments(data):
+        if start - 4 < offset < end:
             return end
-        pos = end
     return None
 
 
@@ -182,8 +202,22 @@ def _iso(raw: str | None) -> str | None:
         return None
 
 
+def _webp_exif(data: bytes) -> bytes | None:
+    """A WebP's EXIF chunk as a TIFF block (exifread 3.5 misreads chunks without "Exif")."""
+    for kind, start, end in riff_chunks(data):
+        if kind == b"EXIF":
+            block = data[start:end]
+            return block[6:] if block.startswith(b"Exif\x00\x00") else block
+    return None
+
+
 def read_tags(data: bytes) -> dict[str, Any]:
     """exifread's tag dict for ``data``, or ``{}`` without EXIF; AnalyzerError if damaged."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        block = _webp_exif(data)
+        if block is None:
+            return {}
+        data = block
     probe = io.BytesIO(data)
     try:
         offset, _endian, _fake = determine_type(probe)
@@ -213,11 +247,116 @@ def read_tags(data: bytes) -> dict[str, Any]:
     return tags
 
 
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _ifd_fits(block: bytes, offset: Any, endian: str) -> bool:
+    """Whether an IFD's entry table lies inside the block (ExifTool rejects it otherwise)."""
+    if not isinstance(offset, int) or offset < 8 or offset + 2 > len(block):
+        return False
+    (count,) = struct.unpack_from(endian + "H", block, offset)
+    return offset + 2 + 12 * count + 4 <= len(block)
+
+
+def _pillow_text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        return None
+    return value.strip().rstrip("\x00").strip() or None
+
+
+def _pillow_degrees(gps: dict[int, Any], tag: int, ref_tag: int) -> float | None:
+    parts = gps.get(tag)
+    if not isinstance(parts, tuple) or not 1 <= len(parts) <= 3:
+        return None
+    values = [_finite(part) for part in parts]
+    if any(v is None for v in values):
+        return None
+    value = sum(v / scale for v, scale in zip(values, (1.0, 60.0, 3600.0), strict=False))
+    ref = (_pillow_text(gps.get(ref_tag)) or "").upper()[:1]
+    return -value if ref in ("S", "W") else value
+
+
+def pillow_fields(block: bytes) -> dict[str, Any]:
+    """The EXIF fields Pillow's lenient reader gets from a TIFF block exifread rejected.
+
+    Pillow skips entries it cannot read; an IFD whose entry table does not fit in the
+    block is not used at all (its entries would be read from whatever bytes follow).
+    """
+    if block[:2] not in (b"II", b"MM") or len(block) < 8:
+        return {}
+    endian = "<" if block[:2] == b"II" else ">"
+    if not _ifd_fits(block, struct.unpack_from(endian + "I", block, 4)[0], endian):
+        return {}
+    exif = Image.Exif()
+    try:
+        exif.load(block)
+    except Exception:  # Pillow raises OSError, SyntaxError, struct.error… on bad data
+        return {}
+    fields: dict[str, Any] = {
+        "make": _pillow_text(exif.get(0x010F)), "model": _pillow_text(exif.get(0x0110)),
+        "software": _pillow_text(exif.get(0x0131)),
+    }
+    orientation = exif.get(0x0112)
+    if isinstance(orientation, int) and 1 <= orientation <= 8:
+        fields["orientation"] = orientation
+    if _ifd_fits(block, exif.get(EXIF_IFD), endian):
+        sub = exif.get_ifd(EXIF_IFD)
+        fields["datetime_original"] = _pillow_text(sub.get(0x9003))
+        fields["serial"] = _pillow_text(sub.get(0xA431)) or _pillow_text(sub.get(0xFDE9))
+    if _ifd_fits(block, exif.get(GPS_IFD), endian):
+        gps = exif.get_ifd(GPS_IFD)
+        fields["gps_latitude"] = _pillow_degrees(gps, 2, 1)
+        fields["gps_longitude"] = _pillow_degrees(gps, 4, 3)
+        altitude = _finite(gps.get(6))
+        if altitude is not None:
+            ref = gps.get(5)
+            below = ref in (1, b"\x01") or (isinstance(ref, bytes) and ref[:1] == b"\x01")
+            fields["gps_altitude"] = -altitude if below else altitude
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _valid_position(lat: float | None, lon: float | None) -> bool:
+    return (lat is not None and lon is not None and math.isfinite(lat) and math.isfinite(lon)
+            and abs(lat) <= 90 and abs(lon) <= 180)
+
+
+def xmp_fields(packet: bytes) -> dict[str, tuple[Any, str]]:
+    """Fields from an XMP packet, each with its source ("xmp:exif:DateTimeOriginal")."""
+    props = xmp.parse_properties(packet)
+    fields: dict[str, tuple[Any, str]] = {}
+    for key, prop in (("make", "tiff:Make"), ("model", "tiff:Model")):
+        if prop in props:
+            fields[key] = (props[prop], f"xmp:{prop}")
+    for prop in xmp.TIME_PROPERTIES:
+        if prop in props:
+            fields["datetime_original"] = (xmp.exif_date(props[prop]), f"xmp:{prop}")
+            break
+    if "exif:GPSLatitude" in props and "exif:GPSLongitude" in props:
+        source = "xmp:exif:GPSLatitude"
+        fields["gps_latitude"] = (xmp.coordinate(props["exif:GPSLatitude"], "GPSLatitude"),
+                                  source)
+        fields["gps_longitude"] = (xmp.coordinate(props["exif:GPSLongitude"], "GPSLongitude"),
+                                   source)
+        if "exif:GPSAltitude" in props:
+            metres = xmp.rational(props["exif:GPSAltitude"], "GPSAltitude")
+            if props.get("exif:GPSAltitudeRef", "0").strip() == "1":
+                metres = -metres
+            fields["gps_altitude"] = (metres, source)
+    return fields
+
+
 class ExifAnalyzer(Analyzer):
-    """Who made the picture, with what, when and where (EXIF, without MakerNotes)."""
+    """Who made the picture, with what, when and where (EXIF, then XMP and vendor blocks)."""
 
     name = "exif"
-    version = "1.0.0"
+    version = "1.1.0"
     input = "content"
     max_size = 64 * 1024 * 1024
 
@@ -226,28 +365,115 @@ class ExifAnalyzer(Analyzer):
         return entry.kind == "file" and mime in EXIF_MIMES
 
     def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
-        tags = read_tags(data)
         result = empty_findings()
-        if not tags:
-            return result
-        raw_time = _text(tags, "EXIF DateTimeOriginal")
+        problems: list[str] = []
+        exif_failure: AnalyzerError | None = None
+        try:
+            tags = read_tags(data)
+        except AnalyzerError as exc:
+            tags, exif_failure = {}, exc
+        if tags:
+            self._from_exifread(tags, result)
+        if exif_failure is not None or any(result[key] is None for key in SOURCE_KEYS):
+            blocks = locate_blocks(data)
+            problems.extend(blocks.problems)
+            if not tags and exif_failure is None and blocks.exif is not None:
+                # EXIF where exifread does not look (an ImageMagick PNG raw profile)
+                try:
+                    tags = read_tags(blocks.exif)
+                except AnalyzerError as exc:
+                    exif_failure = exc
+                if tags:
+                    self._from_exifread(tags, result)
+            if exif_failure is not None:
+                problems.append(f"exifread: {exif_failure}")
+                if blocks.exif is not None:
+                    self._from_pillow(blocks.exif, result)
+            self._from_other_blocks(blocks, result, problems)
+        found = any(result[key] is not None for key in (*SOURCE_KEYS, "serial", "software",
+                                                        "orientation"))
+        if exif_failure is not None and not found:
+            if len(problems) > 1:
+                raise AnalyzerError(f"{exif_failure}; also: {'; '.join(problems[:-1])}") \
+                    from exif_failure
+            raise exif_failure
+        result["present"] = found or bool(result["has_thumbnail"])
+        result["datetime_original_iso"] = _iso(result["datetime_original"])
+        result["problems"] = problems or None
+        return result
+
+    @staticmethod
+    def _from_exifread(tags: dict[str, Any], result: Findings) -> None:
         thumbnail = tags.get("JPEGThumbnail")
         result.update(
-            present=True,
             make=_text(tags, "Image Make"),
             model=_text(tags, "Image Model"),
             serial=next((s for s in (_text(tags, k) for k in SERIAL_TAGS) if s), None),
-            datetime_original=raw_time,
-            datetime_original_iso=_iso(raw_time),
+            datetime_original=_text(tags, "EXIF DateTimeOriginal"),
             software=_text(tags, "Image Software"),
             orientation=_orientation(tags),
             gps_latitude=_degrees(tags, "Latitude"),
             gps_longitude=_degrees(tags, "Longitude"),
             gps_altitude=_altitude(tags),
             has_thumbnail=isinstance(thumbnail, bytes) and len(thumbnail) > 0,
+            exif_reader="exifread",
         )
-        return result
+        for key, source_key in SOURCE_KEYS.items():
+            if result[key] is not None:
+                result[source_key] = "exif"
+        if result["gps_latitude"] is None and result["gps_altitude"] is not None:
+            result["gps_source"] = "exif"
+
+    @staticmethod
+    def _from_pillow(block: bytes, result: Findings) -> None:
+        fields = pillow_fields(block)
+        if not _valid_position(fields.get("gps_latitude"), fields.get("gps_longitude")):
+            for key in ("gps_latitude", "gps_longitude"):
+                fields.pop(key, None)
+        if not fields:
+            return
+        result.update(fields)
+        result["exif_reader"] = "pillow"
+        for key, source_key in SOURCE_KEYS.items():
+            if result[key] is not None:
+                result[source_key] = "exif"
+        if "gps_altitude" in fields and result["gps_source"] is None:
+            result["gps_source"] = "exif"
+
+    @staticmethod
+    def _fill(result: Findings, fields: dict[str, tuple[Any, str]]) -> None:
+        """Fill empty fields; the GPS position (with its altitude) only as a whole."""
+        for key in ("make", "model", "datetime_original"):
+            if result[key] is None and key in fields:
+                result[key], result[SOURCE_KEYS[key]] = fields[key]
+        if result["gps_latitude"] is None and result["gps_longitude"] is None:
+            lat, lon = fields.get("gps_latitude"), fields.get("gps_longitude")
+            if lat and lon and _valid_position(lat[0], lon[0]):
+                result["gps_latitude"], result["gps_longitude"] = lat[0], lon[0]
+                result["gps_source"] = lat[1]
+                altitude = fields.get("gps_altitude")
+                result["gps_altitude"] = _finite(altitude[0]) if altitude else None
+
+    def _from_other_blocks(
+        self, blocks: MetadataBlocks, result: Findings, problems: list[str]
+    ) -> None:
+        if blocks.xmp is not None:
+            try:
+                self._fill(result, xmp_fields(blocks.xmp))
+            except xmp.XmpError as exc:
+                problems.append(str(exc))
+        if blocks.ciff is not None:
+            try:
+                ciff = ciff_fields(blocks.ciff)
+            except (CameraBlockError, struct.error) as exc:
+                problems.append(f"CIFF: {exc}")
+            else:
+                self._fill(result, {k: (v, "ciff") for k, v in ciff.items()})
+        for block in blocks.picture_info:
+            info = picture_info_fields(block)
+            self._fill(result, {k: (v, "app12-picture-info") for k, v in info.items()})
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
-        return {"exifread": exifread.__version__}
+        return {"exifread": exifread.__version__, "Pillow": PIL.__version__,
+                "defusedxml": defusedxml.__version__, "pillow-heif": pillow_heif.__version__}
