@@ -223,11 +223,25 @@ def _webp(data: bytes, blocks: MetadataBlocks) -> None:
             _take_xmp(blocks, data[start:end], "the WebP XMP chunk")
 
 
-def _heif(data: bytes, blocks: MetadataBlocks) -> None:
+def heif_exif(data: bytes) -> bytes | None:
+    """The EXIF item of a HEIF file as a TIFF block, through libheif (pillow-heif)."""
     import pillow_heif  # only HEIF files pay for loading libheif
 
     try:
-        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        heif = pillow_heif.open_heif(io.BytesIO(data))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ContainerError(f"HEIF container not readable by libheif: {exc}") from exc
+    exif = heif.info.get("exif")
+    if not exif:
+        return None
+    return exif[6:] if exif.startswith(EXIF_PREFIX) else exif
+
+
+def _heif(data: bytes, blocks: MetadataBlocks) -> None:
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(io.BytesIO(data))
     except (ValueError, RuntimeError, OSError) as exc:
         blocks.problems.append(f"HEIF container not readable by libheif: {exc}")
         return
@@ -240,10 +254,13 @@ def _heif(data: bytes, blocks: MetadataBlocks) -> None:
 
 
 def is_heif(data: bytes) -> bool:
-    """ISO base media file with a HEIF/AVIF brand (what libheif reads)."""
-    return data[4:8] == b"ftyp" and data[8:12] in (
-        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis",
-    )
+    """ISO base media file with a HEIF brand (pillow-heif 1.x reads no AVIF)."""
+    if data[4:8] != b"ftyp":
+        return False
+    if data[8:12] in (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"):
+        return True
+    box = data[8 : min(struct.unpack_from(">I", data)[0], 64)]
+    return data[8:12] in (b"mif1", b"msf1") and b"avif" not in box and b"avis" not in box
 
 
 def locate_blocks(data: bytes) -> MetadataBlocks:

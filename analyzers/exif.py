@@ -26,15 +26,15 @@ none) or null when the raw value is not a valid date.
 
 Where exifread leaves make, model, capture time or GPS position empty, they are filled
 from the other places cameras and editors put them (:mod:`analyzers.containers` finds the
-blocks, without scanning the file): Pillow's EXIF reader when exifread's IFD walk failed
-(each IFD it uses must fit in the EXIF block, as ExifTool requires), the XMP packet
+blocks, without scanning the file): a lenient IFD reader that skips bad entries as ExifTool
+does when exifread's strict walk failed (:mod:`analyzers.lenient_ifd`), the XMP packet
 (:mod:`analyzers.xmp`), then Canon CIFF and APP12 picture-info blocks
 (:mod:`analyzers.camera_blocks`). ``make_source``, ``model_source``,
 ``datetime_original_source`` and ``gps_source`` (position and altitude together) say where
 each value was read: ``exif`` (the EXIF IFDs, read by ``exif_reader``: ``exifread`` or
-``pillow``), ``xmp:<prefix>:<Name>``, ``ciff`` or ``app12-picture-info``. ``problems``
-lists blocks that were there but could not be used (the exifread error when Pillow read
-the IFDs instead, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
+``lenient``), ``xmp:<prefix>:<Name>``, ``ciff`` or ``app12-picture-info``. ``problems``
+lists blocks that were there but could not be used (first the exifread error when the
+lenient reader took over, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
 nothing recoverable elsewhere is still an :class:`AnalyzerError`. The fallbacks run only
 when a field is still empty, so a camera JPEG with complete EXIF costs what it did.
 """
@@ -49,16 +49,22 @@ from typing import Any
 
 import defusedxml
 import exifread
-import PIL
 import pillow_heif
 from exifread.core.exceptions import ExifError
 from exifread.core.find_exif import determine_type
-from PIL import Image
 
 from analyzers import xmp
 from analyzers.base import Analyzer, AnalyzerError, Findings
 from analyzers.camera_blocks import CameraBlockError, ciff_fields, picture_info_fields
-from analyzers.containers import MetadataBlocks, jpeg_segments, locate_blocks, riff_chunks
+from analyzers.containers import (
+    MetadataBlocks,
+    heif_exif,
+    is_heif,
+    jpeg_segments,
+    locate_blocks,
+    riff_chunks,
+)
+from analyzers.lenient_ifd import lenient_fields
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.
@@ -89,9 +95,6 @@ SOURCE_KEYS = {
     "make": "make_source", "model": "model_source",
     "datetime_original": "datetime_original_source", "gps_latitude": "gps_source",
 }
-
-#: Pillow's tag numbers (IFD0, the EXIF sub-IFD, the GPS IFD).
-EXIF_IFD, GPS_IFD = 0x8769, 0x8825
 
 
 def empty_findings() -> Findings:
@@ -215,16 +218,23 @@ def read_tags(data: bytes) -> dict[str, Any]:
     """exifread's tag dict for ``data``, or ``{}`` without EXIF; AnalyzerError if damaged."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         block = _webp_exif(data)
-        if block is None:
-            return {}
-        data = block
+    elif is_heif(data):  # exifread 3.5 asserts on Exif items without an "Exif" prefix
+        try:
+            block = heif_exif(data)
+        except ValueError:
+            block = data  # libheif cannot open it: let exifread look for itself
+    else:
+        block = data
+    if block is None:
+        return {}
+    data = block
     probe = io.BytesIO(data)
     try:
         offset, _endian, _fake = determine_type(probe)
     except ExifError:
         return {}  # no EXIF (or a format exifread does not look into): not damage
-    except (ValueError, IndexError, struct.error) as exc:
-        raise AnalyzerError(f"malformed EXIF container: {exc}") from exc
+    except (ValueError, IndexError, struct.error, AssertionError) as exc:
+        raise AnalyzerError(f"malformed EXIF container: {exc!r}") from exc
     bound = len(data)
     if data[:2] == b"\xff\xd8":
         end = _jpeg_segment_end(data, offset)
@@ -253,73 +263,6 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _ifd_fits(block: bytes, offset: Any, endian: str) -> bool:
-    """Whether an IFD's entry table lies inside the block (ExifTool rejects it otherwise)."""
-    if not isinstance(offset, int) or offset < 8 or offset + 2 > len(block):
-        return False
-    (count,) = struct.unpack_from(endian + "H", block, offset)
-    return offset + 2 + 12 * count + 4 <= len(block)
-
-
-def _pillow_text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    if not isinstance(value, str):
-        return None
-    return value.strip().rstrip("\x00").strip() or None
-
-
-def _pillow_degrees(gps: dict[int, Any], tag: int, ref_tag: int) -> float | None:
-    parts = gps.get(tag)
-    if not isinstance(parts, tuple) or not 1 <= len(parts) <= 3:
-        return None
-    values = [_finite(part) for part in parts]
-    if any(v is None for v in values):
-        return None
-    value = sum(v / scale for v, scale in zip(values, (1.0, 60.0, 3600.0), strict=False))
-    ref = (_pillow_text(gps.get(ref_tag)) or "").upper()[:1]
-    return -value if ref in ("S", "W") else value
-
-
-def pillow_fields(block: bytes) -> dict[str, Any]:
-    """The EXIF fields Pillow's lenient reader gets from a TIFF block exifread rejected.
-
-    Pillow skips entries it cannot read; an IFD whose entry table does not fit in the
-    block is not used at all (its entries would be read from whatever bytes follow).
-    """
-    if block[:2] not in (b"II", b"MM") or len(block) < 8:
-        return {}
-    endian = "<" if block[:2] == b"II" else ">"
-    if not _ifd_fits(block, struct.unpack_from(endian + "I", block, 4)[0], endian):
-        return {}
-    exif = Image.Exif()
-    try:
-        exif.load(block)
-    except Exception:  # Pillow raises OSError, SyntaxError, struct.error… on bad data
-        return {}
-    fields: dict[str, Any] = {
-        "make": _pillow_text(exif.get(0x010F)), "model": _pillow_text(exif.get(0x0110)),
-        "software": _pillow_text(exif.get(0x0131)),
-    }
-    orientation = exif.get(0x0112)
-    if isinstance(orientation, int) and 1 <= orientation <= 8:
-        fields["orientation"] = orientation
-    if _ifd_fits(block, exif.get(EXIF_IFD), endian):
-        sub = exif.get_ifd(EXIF_IFD)
-        fields["datetime_original"] = _pillow_text(sub.get(0x9003))
-        fields["serial"] = _pillow_text(sub.get(0xA431)) or _pillow_text(sub.get(0xFDE9))
-    if _ifd_fits(block, exif.get(GPS_IFD), endian):
-        gps = exif.get_ifd(GPS_IFD)
-        fields["gps_latitude"] = _pillow_degrees(gps, 2, 1)
-        fields["gps_longitude"] = _pillow_degrees(gps, 4, 3)
-        altitude = _finite(gps.get(6))
-        if altitude is not None:
-            ref = gps.get(5)
-            below = ref in (1, b"\x01") or (isinstance(ref, bytes) and ref[:1] == b"\x01")
-            fields["gps_altitude"] = -altitude if below else altitude
-    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _valid_position(lat: float | None, lon: float | None) -> bool:
@@ -385,18 +328,18 @@ class ExifAnalyzer(Analyzer):
                     exif_failure = exc
                 if tags:
                     self._from_exifread(tags, result)
-            if exif_failure is not None:
-                problems.append(f"exifread: {exif_failure}")
-                if blocks.exif is not None:
-                    self._from_pillow(blocks.exif, result)
+            if exif_failure is not None and blocks.exif is not None:
+                self._from_lenient(blocks.exif, result)
             self._from_other_blocks(blocks, result, problems)
         found = any(result[key] is not None for key in (*SOURCE_KEYS, "serial", "software",
                                                         "orientation"))
-        if exif_failure is not None and not found:
-            if len(problems) > 1:
-                raise AnalyzerError(f"{exif_failure}; also: {'; '.join(problems[:-1])}") \
-                    from exif_failure
-            raise exif_failure
+        if exif_failure is not None:
+            if not found:
+                if problems:
+                    raise AnalyzerError(f"{exif_failure}; also: {'; '.join(problems)}") \
+                        from exif_failure
+                raise exif_failure
+            problems.insert(0, f"exifread: {exif_failure}")
         result["present"] = found or bool(result["has_thumbnail"])
         result["datetime_original_iso"] = _iso(result["datetime_original"])
         result["problems"] = problems or None
@@ -425,15 +368,15 @@ class ExifAnalyzer(Analyzer):
             result["gps_source"] = "exif"
 
     @staticmethod
-    def _from_pillow(block: bytes, result: Findings) -> None:
-        fields = pillow_fields(block)
+    def _from_lenient(block: bytes, result: Findings) -> None:
+        fields = lenient_fields(block)
         if not _valid_position(fields.get("gps_latitude"), fields.get("gps_longitude")):
             for key in ("gps_latitude", "gps_longitude"):
                 fields.pop(key, None)
         if not fields:
             return
         result.update(fields)
-        result["exif_reader"] = "pillow"
+        result["exif_reader"] = "lenient"
         for key, source_key in SOURCE_KEYS.items():
             if result[key] is not None:
                 result[source_key] = "exif"
@@ -475,5 +418,5 @@ class ExifAnalyzer(Analyzer):
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
-        return {"exifread": exifread.__version__, "Pillow": PIL.__version__,
+        return {"exifread": exifread.__version__,
                 "defusedxml": defusedxml.__version__, "pillow-heif": pillow_heif.__version__}
