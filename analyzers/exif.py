@@ -218,23 +218,34 @@ def read_tags(data: bytes) -> dict[str, Any]:
     """exifread's tag dict for ``data``, or ``{}`` without EXIF; AnalyzerError if damaged."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         block = _webp_exif(data)
-    elif is_heif(data):  # exifread 3.5 asserts on Exif items without an "Exif" prefix
+        return {} if block is None else _exifread_tags(block)
+    try:
+        return _exifread_tags(data)
+    except AnalyzerError:
+        if not is_heif(data):
+            raise
+        # exifread 3.5 asserts on HEIF Exif items without an "Exif" prefix (pillow-heif
+        # writes them so); libheif finds the item, ~1 ms, so only when exifread failed
         try:
             block = heif_exif(data)
         except ValueError:
-            block = data  # libheif cannot open it: let exifread look for itself
-    else:
-        block = data
-    if block is None:
-        return {}
-    data = block
+            block = None
+        if block is None:
+            raise
+    return _exifread_tags(block)
+
+
+def _exifread_tags(data: bytes) -> dict[str, Any]:
     probe = io.BytesIO(data)
     try:
         offset, _endian, _fake = determine_type(probe)
     except ExifError:
         return {}  # no EXIF (or a format exifread does not look into): not damage
-    except (ValueError, IndexError, struct.error, AssertionError) as exc:
-        raise AnalyzerError(f"malformed EXIF container: {exc!r}") from exc
+    except (ValueError, IndexError, struct.error) as exc:
+        raise AnalyzerError(f"malformed EXIF container: {exc}") from exc
+    except AssertionError as exc:
+        raise AnalyzerError("malformed EXIF container: exifread's HEIF item check failed") \
+            from exc
     bound = len(data)
     if data[:2] == b"\xff\xd8":
         end = _jpeg_segment_end(data, offset)
