@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import pillow_heif
+
 #: APP1 prefixes (JPEG), and the PNG iTXt keyword exiftool and Adobe write XMP under.
 EXIF_PREFIX = b"Exif\x00\x00"
 XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -225,30 +227,24 @@ def _webp(data: bytes, blocks: MetadataBlocks) -> None:
 
 def heif_exif(data: bytes) -> bytes | None:
     """The EXIF item of a HEIF file as a TIFF block, through libheif (pillow-heif)."""
-    import pillow_heif  # only HEIF files pay for loading libheif
-
     try:
-        heif = pillow_heif.open_heif(io.BytesIO(data))
-    except (ValueError, RuntimeError, OSError) as exc:
-        raise ContainerError(f"HEIF container not readable by libheif: {exc}") from exc
-    exif = heif.info.get("exif")
+        exif = pillow_heif.open_heif(io.BytesIO(data)).info.get("exif")
+    except Exception as exc:  # pillow-heif raises ValueError, SyntaxError, IndexError…
+        raise ContainerError(f"HEIF container not readable by libheif: {exc!r}") from exc
     if not exif:
         return None
     return exif[6:] if exif.startswith(EXIF_PREFIX) else exif
 
 
 def _heif(data: bytes, blocks: MetadataBlocks) -> None:
-    import pillow_heif
-
     try:
-        heif = pillow_heif.open_heif(io.BytesIO(data))
-    except (ValueError, RuntimeError, OSError) as exc:
-        blocks.problems.append(f"HEIF container not readable by libheif: {exc}")
+        info = pillow_heif.open_heif(io.BytesIO(data)).info
+        exif, xmp = info.get("exif"), info.get("xmp")
+    except Exception as exc:  # pillow-heif raises ValueError, SyntaxError, IndexError…
+        blocks.problems.append(f"HEIF container not readable by libheif: {exc!r}")
         return
-    exif = heif.info.get("exif")
     if exif:
         blocks.exif = exif[6:] if exif.startswith(EXIF_PREFIX) else exif
-    xmp = heif.info.get("xmp")
     if xmp:
         _take_xmp(blocks, bytes(xmp), "a HEIF XMP item")
 

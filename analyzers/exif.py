@@ -141,7 +141,10 @@ def _rational(value: Any, what: str) -> float:
     denominator = getattr(value, "denominator", 1)
     if denominator == 0:
         raise AnalyzerError(f"malformed EXIF: {what} has a zero denominator ({numerator}/0)")
-    return float(numerator) / float(denominator)
+    try:
+        return float(numerator) / float(denominator)
+    except (TypeError, ValueError) as exc:
+        raise AnalyzerError(f"malformed EXIF: {what} is not a rational ({value!r})") from exc
 
 
 def _text(tags: dict[str, Any], key: str) -> str | None:
@@ -243,9 +246,8 @@ def _exifread_tags(data: bytes) -> dict[str, Any]:
         return {}  # no EXIF (or a format exifread does not look into): not damage
     except (ValueError, IndexError, struct.error) as exc:
         raise AnalyzerError(f"malformed EXIF container: {exc}") from exc
-    except AssertionError as exc:
-        raise AnalyzerError("malformed EXIF container: exifread's HEIF item check failed") \
-            from exc
+    except Exception as exc:  # exifread's HEIF parser: AssertionError, KeyError, EOFError…
+        raise AnalyzerError(f"malformed EXIF container: {type(exc).__name__}: {exc}") from exc
     bound = len(data)
     if data[:2] == b"\xff\xd8":
         end = _jpeg_segment_end(data, offset)

@@ -58,7 +58,7 @@ def parse_properties(packet: bytes) -> dict[str, str]:
         root = fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise XmpError(f"XMP refused: {type(exc).__name__}: {exc}") from exc
-    except (ParseError, ValueError) as exc:
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise XmpError(f"XMP is not well-formed XML: {exc}") from exc
     found: dict[str, str] = {}
     for description in root.iter(f"{{{RDF}}}Description"):

@@ -472,6 +472,7 @@ EXTERNAL = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/
     (EXTERNAL, "XMP refused: DTDForbidden"),
     (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF", "XMP is not well-formed XML"),
     (b"\xff\xfe\x00garbage", "XMP is not well-formed XML"),
+    (b'<?xml version="1.0" encoding="bogus"?><a/>', "XMP is not well-formed XML"),
 ])
 def test_hostile_xmp_is_a_problem_not_a_hang(packet: bytes, message: str) -> None:
     data = _jpeg_with_xmp(packet)
