@@ -400,6 +400,21 @@ def test_canon_ciff_in_jpeg(tmp_path: Path) -> None:
     assert found["make_source"] == found["datetime_original_source"] == "ciff"
 
 
+def test_canon_crw_raw_file(tmp_path: Path) -> None:
+    """A CRW is all CIFF: libmagic names it image/x-canon-crw and the exif analyzer reads it."""
+    inner = ciff_heap([
+        (0x080A, b"Canon\x00Canon EOS D30\x00"),
+        (0x180E, struct.pack("<IiI", 1_000_000_000, 0, 0)),
+    ])
+    root = ciff_heap([(0x2005, b"\x00" * 64), (0x300A, inner)])  # 0x2005: raw data
+    path = tmp_path / "CRW_0001.CRW"
+    path.write_bytes(b"II" + struct.pack("<I", 26) + b"HEAPCCDR" + struct.pack("<I", 0x10002)
+                     + b"\x00" * 8 + root)
+    found = exif_of(path)
+    assert_agrees(found, oracle(path), {"make", "model", "datetime_original"})
+    assert found["model_source"] == "ciff"
+
+
 def test_ciff_loop_is_a_problem_not_a_hang(tmp_path: Path) -> None:
     heap = bytearray(ciff_heap([(0x300A, b"\x00" * 16)]))
     # the sub-heap's table offset points at the parent's table: a cycle
