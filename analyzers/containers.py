@@ -45,6 +45,9 @@ class MetadataBlocks:
     problems: list[str] = field(default_factory=list)  # blocks that were there but unusable
 
 
+_STANDALONE = frozenset((0x01, *range(0xD0, 0xD9)))  # TEM, RSTn, SOI: no length field
+
+
 def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
     """``(marker, payload_start, payload_end)`` of each marker segment before the scan."""
     pos = 2
@@ -54,7 +57,7 @@ def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # no length field
+        if marker in _STANDALONE:  # no length field
             pos += 2
             continue
         if marker == 0xDA:  # start of scan: no more metadata segments

@@ -37,6 +37,10 @@ lists blocks that were there but could not be used (first the exifread error whe
 lenient reader took over, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
 nothing recoverable elsewhere is still an :class:`AnalyzerError`. The fallbacks run only
 when a field is still empty, so a camera JPEG with complete EXIF costs what it did.
+Measured here (exifread 3.5.1, defusedxml 0.7.1, best of 7 runs, a loaded 2-core machine):
+finding the blocks of a JPEG ~12–17 µs (its marker segments up to the scan), of a 758 KiB
+PNG ~12 µs (its chunks); parsing a 7 KiB XMP packet ~0.25–0.33 ms; libheif opening a
+320 KiB HEIC for its Exif item ~0.1–0.16 ms (done only when exifread's HEIF parser fails).
 """
 
 from __future__ import annotations
