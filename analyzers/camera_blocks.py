@@ -9,6 +9,12 @@ Some cameras wrote their data outside any EXIF IFD, where exifread does not look
 - The APP12 "[picture info]" text block of older Olympus, Agfa and Polaroid cameras:
   ``key=value`` lines; ``TimeDate`` is the capture time in Unix seconds.
 
+- The maker note of Reconyx HyperFire trail cameras (HC500, HC600, PC900…): a fixed
+  little-endian int16 layout starting ``01 f1``, the capture time at word 0x0b as
+  second, minute, hour, month, day, year (some firmware writes those words big-endian;
+  ExifTool swaps them back, so do we). Trail cameras often leave EXIF DateTimeOriginal
+  empty; exifread (``details=False``) does not decode maker notes.
+
 The CIFF walk is bounded: heaps nest at most :data:`MAX_CIFF_DEPTH` deep, each heap is
 visited once, and every offset is checked against the heap it belongs to.
 """
@@ -106,3 +112,17 @@ def picture_info_fields(block: bytes) -> dict[str, str]:
         return {}
     raw = match.group(1).decode("ascii").strip()
     return {"datetime_original": unix_time(int(raw)) if raw.isdigit() else raw}
+
+
+def reconyx_fields(note: bytes, make: str | None) -> dict[str, str]:
+    """``datetime_original`` from a Reconyx HyperFire maker note (ExifTool's condition)."""
+    if len(note) < 0x22 or note[:2] != b"\x01\xf1":
+        return {}
+    if note[2:4] not in (b"\x02\x00", b"\x03\x00") and (make or "") != "RECONYX":
+        return {}
+    words = list(struct.unpack_from("<6H", note, 0x16))
+    if words[0] & 0xFF00 and not words[0] & 0xFF:
+        words = [(w >> 8) | ((w & 0xFF) << 8) for w in words]
+    second, minute, hour, month, day, year = words
+    return {"datetime_original":
+            f"{year:04d}:{month:02d}:{day:02d} {hour:02d}:{minute:02d}:{second:02d}"}

@@ -28,11 +28,12 @@ Where exifread leaves make, model, capture time or GPS position empty, they are 
 from the other places cameras and editors put them (:mod:`analyzers.containers` finds the
 blocks, without scanning the file): a lenient IFD reader that skips bad entries as ExifTool
 does when exifread's strict walk failed (:mod:`analyzers.lenient_ifd`), the XMP packet
-(:mod:`analyzers.xmp`), then Canon CIFF and APP12 picture-info blocks
+(:mod:`analyzers.xmp`), then Canon CIFF, APP12 picture-info blocks and Reconyx maker notes
 (:mod:`analyzers.camera_blocks`). ``make_source``, ``model_source``,
 ``datetime_original_source`` and ``gps_source`` (position and altitude together) say where
 each value was read: ``exif`` (the EXIF IFDs, read by ``exif_reader``: ``exifread`` or
-``lenient``), ``xmp:<prefix>:<Name>``, ``ciff`` or ``app12-picture-info``. ``problems``
+``lenient``), ``xmp:<prefix>:<Name>``, ``ciff``, ``app12-picture-info`` or
+``makernote:reconyx`` (a Reconyx trail camera's maker note). ``problems``
 lists blocks that were there but could not be used (first the exifread error when the
 lenient reader took over, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
 nothing recoverable elsewhere is still an :class:`AnalyzerError`. The fallbacks run only
@@ -59,7 +60,12 @@ from exifread.core.find_exif import determine_type
 
 from analyzers import xmp
 from analyzers.base import Analyzer, AnalyzerError, Findings
-from analyzers.camera_blocks import CameraBlockError, ciff_fields, picture_info_fields
+from analyzers.camera_blocks import (
+    CameraBlockError,
+    ciff_fields,
+    picture_info_fields,
+    reconyx_fields,
+)
 from analyzers.containers import (
     MetadataBlocks,
     heif_exif,
@@ -68,7 +74,7 @@ from analyzers.containers import (
     locate_blocks,
     riff_chunks,
 )
-from analyzers.lenient_ifd import lenient_fields
+from analyzers.lenient_ifd import lenient_fields, maker_note
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.
@@ -432,6 +438,11 @@ class ExifAnalyzer(Analyzer):
         for block in blocks.picture_info:
             info = picture_info_fields(block)
             self._fill(result, {k: (v, "app12-picture-info") for k, v in info.items()})
+        if result["datetime_original"] is None and blocks.exif is not None:
+            note = maker_note(blocks.exif)
+            if note is not None:
+                found = reconyx_fields(note, result["make"])
+                self._fill(result, {k: (v, "makernote:reconyx") for k, v in found.items()})
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:

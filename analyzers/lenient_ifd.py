@@ -119,3 +119,15 @@ def lenient_fields(block: bytes) -> dict[str, Any]:
             below = _unsigned(gps, 5, endian) == 1
             fields["gps_altitude"] = -altitude[0] if below else altitude[0]
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def maker_note(block: bytes) -> bytes | None:
+    """The raw MakerNote (EXIF sub-IFD tag 0x927C) of a TIFF-structured EXIF block."""
+    if len(block) < 8 or block[:2] not in (b"II", b"MM"):
+        return None
+    endian = "<" if block[:2] == b"II" else ">"
+    ifd0 = read_ifd(block, struct.unpack_from(endian + "I", block, 4)[0], endian)
+    pointer = _unsigned(ifd0, EXIF_IFD, endian) if ifd0 else None
+    sub = read_ifd(block, pointer, endian) if pointer is not None else None
+    entry = (sub or {}).get(0x927C)
+    return entry[2] if entry else None

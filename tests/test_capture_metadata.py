@@ -437,6 +437,30 @@ def test_app12_picture_info(tmp_path: Path) -> None:
     assert found["datetime_original_source"] == "app12-picture-info"
 
 
+def reconyx_note(words: list[int], version: bytes = b"\x03\x00") -> bytes:
+    """A HyperFire maker note: version 0xf101, firmware words, then the time at word 0x0b."""
+    head = b"\x01\xf1" + version + b"\x00" * (0x16 - 4)
+    return head + struct.pack("<6H", *words) + b"\x00" * 32
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_reconyx_trail_camera_maker_note(tmp_path: Path, swapped: bool) -> None:
+    """A trail camera with make/model in IFD0 but its capture time only in the maker note."""
+    words = [7, 6, 5, 11, 30, 2019]  # second, minute, hour, month, day, year
+    if swapped:  # firmware that writes these words big-endian
+        words = [struct.unpack("<H", struct.pack(">H", w))[0] for w in words]
+    exif = Image.Exif()
+    exif[0x010F] = "RECONYX"
+    exif[0x0110] = "HC600 HYPERFIRE"
+    exif.get_ifd(0x8769)[0x927C] = reconyx_note(words)
+    path = tmp_path / "trail.jpg"
+    procedural(8, (320, 240)).save(path, "JPEG", exif=exif)
+    found = exif_of(path)
+    assert_agrees(found, oracle(path), {"make", "model", "datetime_original"})
+    assert found["datetime_original"] == "2019:11:30 05:06:07"
+    assert found["datetime_original_source"] == "makernote:reconyx"
+
+
 # --------------------------------------------------------------------------- real files
 
 #: Real camera pictures shipped in packages on this kind of machine (none are in Debian's
