@@ -293,8 +293,12 @@ def _valid_position(lat: float | None, lon: float | None) -> bool:
             and abs(lat) <= 90 and abs(lon) <= 180)
 
 
-def xmp_fields(packet: bytes) -> dict[str, tuple[Any, str]]:
-    """Fields from an XMP packet, each with its source ("xmp:exif:DateTimeOriginal")."""
+def xmp_fields(packet: bytes, problems: list[str]) -> dict[str, tuple[Any, str]]:
+    """Fields from an XMP packet, each with its source ("xmp:exif:DateTimeOriginal").
+
+    A GPS value that is not a coordinate drops the position (listed in ``problems``), not
+    the packet's make, model or time.
+    """
     props = xmp.parse_properties(packet)
     fields: dict[str, tuple[Any, str]] = {}
     for key, prop in (("make", "tiff:Make"), ("model", "tiff:Model")):
@@ -306,15 +310,22 @@ def xmp_fields(packet: bytes) -> dict[str, tuple[Any, str]]:
             break
     if "exif:GPSLatitude" in props and "exif:GPSLongitude" in props:
         source = "xmp:exif:GPSLatitude"
-        fields["gps_latitude"] = (xmp.coordinate(props["exif:GPSLatitude"], "GPSLatitude"),
-                                  source)
-        fields["gps_longitude"] = (xmp.coordinate(props["exif:GPSLongitude"], "GPSLongitude"),
-                                   source)
-        if "exif:GPSAltitude" in props:
-            metres = xmp.rational(props["exif:GPSAltitude"], "GPSAltitude")
-            if props.get("exif:GPSAltitudeRef", "0").strip() == "1":
-                metres = -metres
-            fields["gps_altitude"] = (metres, source)
+        try:
+            position = {
+                "gps_latitude": (xmp.coordinate(props["exif:GPSLatitude"], "GPSLatitude"),
+                                 source),
+                "gps_longitude": (xmp.coordinate(props["exif:GPSLongitude"], "GPSLongitude"),
+                                  source),
+            }
+            if "exif:GPSAltitude" in props:
+                metres = xmp.rational(props["exif:GPSAltitude"], "GPSAltitude")
+                if props.get("exif:GPSAltitudeRef", "0").strip() == "1":
+                    metres = -metres
+                position["gps_altitude"] = (metres, source)
+        except xmp.XmpError as exc:
+            problems.append(str(exc))
+        else:
+            fields.update(position)
     return fields
 
 
@@ -425,7 +436,7 @@ class ExifAnalyzer(Analyzer):
     ) -> None:
         if blocks.xmp is not None:
             try:
-                self._fill(result, xmp_fields(blocks.xmp))
+                self._fill(result, xmp_fields(blocks.xmp, problems))
             except xmp.XmpError as exc:
                 problems.append(str(exc))
         if blocks.ciff is not None:

@@ -574,6 +574,24 @@ def test_xmp_is_found_without_reading_the_pixels() -> None:
     assert locate_blocks(_jpeg_with_xmp(b"<x/>")).xmp == b"<x/>"
 
 
+def test_bad_xmp_coordinate_drops_only_the_position(tmp_path: Path) -> None:
+    packet = (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/"
+              b"1999/02/22-rdf-syntax-ns#'><rdf:Description xmlns:exif='http://ns.adobe.com/"
+              b"exif/1.0/' exif:DateTimeOriginal='2022-01-02T03:04:05' exif:GPSLatitude='north'"
+              b" exif:GPSLongitude='4,53.5E'/></rdf:RDF></x:xmpmeta>")
+    path = tmp_path / "bad-gps.jpg"
+    path.write_bytes(_jpeg_with_xmp(packet))
+    found = exif_of(path)
+    expected = oracle(path)
+    assert found["datetime_original"] == expected["datetime_original"] == "2022:01:02 03:04:05"
+    # ExifTool cannot read the latitude either (empty) and still reports the longitude
+    # alone; half a position places nothing, so exhibit reports neither and says why
+    assert expected["gps_latitude"] == ""
+    assert expected["gps_longitude"] == pytest.approx(4.891667, abs=1e-5)
+    assert found["gps_latitude"] is found["gps_longitude"] is None
+    assert found["problems"] == ["XMP GPSLatitude is not a GPS coordinate: 'north'"]
+
+
 def test_xmp_attribute_form_and_alt_lists() -> None:
     """Properties as rdf:Description attributes, and an rdf:Alt model name."""
     packet = (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/"
