@@ -374,7 +374,7 @@ class ExifAnalyzer(Analyzer):
                         from exif_failure
                 raise exif_failure
             problems.insert(0, f"exifread: {exif_failure}")
-        result["present"] = found or bool(result["has_thumbnail"])
+        result["present"] = bool(tags) or found or bool(result["has_thumbnail"])
         result["datetime_original_iso"] = _iso(result["datetime_original"])
         result["problems"] = problems or None
         return result

@@ -148,6 +148,14 @@ def test_xmp_capture_time_fallbacks(tmp_path: Path, tag: str, value: str, source
     assert found["datetime_original_source"] == source
 
 
+def test_exif_without_reported_fields_is_still_present(tmp_path: Path) -> None:
+    """As before 1.1: EXIF that exifread reads is ``present`` even with none of our fields."""
+    path = tagged(tmp_path, "-XResolution=300", "-ResolutionUnit=inches")
+    found = exif_of(path)
+    assert_agrees(found, oracle(path), set())
+    assert found["present"] is True and found["exif_reader"] == "exifread"
+
+
 def test_exif_wins_over_xmp(tmp_path: Path) -> None:
     """exifread stays primary: XMP only fills what the EXIF IFDs leave empty."""
     path = tagged(tmp_path, "-Make=Canon", "-DateTimeOriginal=2024:05:01 09:15:02")
