@@ -23,26 +23,64 @@ GPS values are signed decimal degrees (S and W negative); ``gps_altitude`` is me
 negative when GPSAltitudeRef is 1 (below sea level). ``datetime_original`` keeps the raw
 EXIF string; ``datetime_original_iso`` is its ISO 8601 form (no time zone: EXIF has
 none) or null when the raw value is not a valid date.
+
+Where exifread leaves make, model, capture time or GPS position empty, they are filled
+from the other places cameras and editors put them (:mod:`analyzers.containers` finds the
+blocks, without scanning the file): a lenient IFD reader that skips bad entries as ExifTool
+does when exifread's strict walk failed (:mod:`analyzers.lenient_ifd`), the XMP packet
+(:mod:`analyzers.xmp`), then Canon CIFF, APP12 picture-info blocks and Reconyx maker notes
+(:mod:`analyzers.camera_blocks`). ``make_source``, ``model_source``,
+``datetime_original_source`` and ``gps_source`` (position and altitude together) say where
+each value was read: ``exif`` (the EXIF IFDs, read by ``exif_reader``: ``exifread`` or
+``lenient``), ``xmp:<prefix>:<Name>``, ``ciff``, ``app12-picture-info`` or
+``makernote:reconyx`` (a Reconyx trail camera's maker note). ``problems``
+lists blocks that were there but could not be used (first the exifread error when the
+lenient reader took over, a malformed or refused XMP packet, a bad CIFF heap). Damaged EXIF with
+nothing recoverable elsewhere is still an :class:`AnalyzerError`. The fallbacks run only
+when a field is still empty, so a camera JPEG with complete EXIF costs what it did.
+Measured here (exifread 3.5.1, defusedxml 0.7.1, best of 7 runs, a loaded 2-core machine):
+finding the blocks of a JPEG ~12–17 µs (its marker segments up to the scan), of a 758 KiB
+PNG ~12 µs (its chunks); parsing a 7 KiB XMP packet ~0.25–0.33 ms; libheif opening a
+320 KiB HEIC for its Exif item ~0.1–0.16 ms (done only when exifread's HEIF parser fails).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import struct
 from datetime import datetime
 from typing import Any
 
+import defusedxml
 import exifread
+import pillow_heif
 from exifread.core.exceptions import ExifError
 from exifread.core.find_exif import determine_type
 
+from analyzers import xmp
 from analyzers.base import Analyzer, AnalyzerError, Findings
+from analyzers.camera_blocks import (
+    CameraBlockError,
+    ciff_fields,
+    picture_info_fields,
+    reconyx_fields,
+)
+from analyzers.containers import (
+    MetadataBlocks,
+    heif_exif,
+    is_heif,
+    jpeg_segments,
+    locate_blocks,
+    riff_chunks,
+)
+from analyzers.lenient_ifd import lenient_fields, maker_note
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.
 EXIF_MIMES = frozenset(
     {"image/jpeg", "image/tiff", "image/heic", "image/heif", "image/avif", "image/webp",
-     "image/png", "image/jxl"}
+     "image/png", "image/jxl", "image/x-canon-crw"}
 )
 
 #: Where a body serial number can be, best first (exifread's "IFD Tag" keys).
@@ -58,7 +96,15 @@ SERIAL_TAGS = (
 KEYS = (
     "make", "model", "serial", "datetime_original", "datetime_original_iso", "software",
     "orientation", "gps_latitude", "gps_longitude", "gps_altitude", "has_thumbnail",
+    "make_source", "model_source", "datetime_original_source", "gps_source", "exif_reader",
+    "problems",
 )
+
+#: The fields the fallbacks fill, each with the key that names its source.
+SOURCE_KEYS = {
+    "make": "make_source", "model": "model_source",
+    "datetime_original": "datetime_original_source", "gps_latitude": "gps_source",
+}
 
 
 def empty_findings() -> Findings:
@@ -93,22 +139,9 @@ class _BoundedReader(io.BytesIO):
 
 def _jpeg_segment_end(data: bytes, offset: int) -> int | None:
     """End of the JPEG marker segment that contains ``offset`` (the TIFF header)."""
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):
-            pos += 2
-            continue
-        if marker == 0xDA:  # start of scan: no more metadata segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        end = pos + 2 + length
-        if pos < offset < end:
+    for _marker, start, end in jpeg_segments(data):
+        if start - 4 < offset < end:
             return end
-        pos = end
     return None
 
 
@@ -118,7 +151,10 @@ def _rational(value: Any, what: str) -> float:
     denominator = getattr(value, "denominator", 1)
     if denominator == 0:
         raise AnalyzerError(f"malformed EXIF: {what} has a zero denominator ({numerator}/0)")
-    return float(numerator) / float(denominator)
+    try:
+        return float(numerator) / float(denominator)
+    except (TypeError, ValueError) as exc:
+        raise AnalyzerError(f"malformed EXIF: {what} is not a rational ({value!r})") from exc
 
 
 def _text(tags: dict[str, Any], key: str) -> str | None:
@@ -182,8 +218,37 @@ def _iso(raw: str | None) -> str | None:
         return None
 
 
+def _webp_exif(data: bytes) -> bytes | None:
+    """A WebP's EXIF chunk as a TIFF block (exifread 3.5 misreads chunks without "Exif")."""
+    for kind, start, end in riff_chunks(data):
+        if kind == b"EXIF":
+            block = data[start:end]
+            return block[6:] if block.startswith(b"Exif\x00\x00") else block
+    return None
+
+
 def read_tags(data: bytes) -> dict[str, Any]:
     """exifread's tag dict for ``data``, or ``{}`` without EXIF; AnalyzerError if damaged."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        block = _webp_exif(data)
+        return {} if block is None else _exifread_tags(block)
+    try:
+        return _exifread_tags(data)
+    except AnalyzerError:
+        if not is_heif(data):
+            raise
+        # exifread 3.5 asserts on HEIF Exif items without an "Exif" prefix (pillow-heif
+        # writes them so); libheif finds the item, ~1 ms, so only when exifread failed
+        try:
+            block = heif_exif(data)
+        except ValueError:
+            block = None
+        if block is None:
+            raise
+    return _exifread_tags(block)
+
+
+def _exifread_tags(data: bytes) -> dict[str, Any]:
     probe = io.BytesIO(data)
     try:
         offset, _endian, _fake = determine_type(probe)
@@ -191,6 +256,8 @@ def read_tags(data: bytes) -> dict[str, Any]:
         return {}  # no EXIF (or a format exifread does not look into): not damage
     except (ValueError, IndexError, struct.error) as exc:
         raise AnalyzerError(f"malformed EXIF container: {exc}") from exc
+    except Exception as exc:  # exifread's HEIF parser: AssertionError, KeyError, EOFError…
+        raise AnalyzerError(f"malformed EXIF container: {type(exc).__name__}: {exc}") from exc
     bound = len(data)
     if data[:2] == b"\xff\xd8":
         end = _jpeg_segment_end(data, offset)
@@ -213,11 +280,60 @@ def read_tags(data: bytes) -> dict[str, Any]:
     return tags
 
 
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _valid_position(lat: float | None, lon: float | None) -> bool:
+    return (lat is not None and lon is not None and math.isfinite(lat) and math.isfinite(lon)
+            and abs(lat) <= 90 and abs(lon) <= 180)
+
+
+def xmp_fields(packet: bytes, problems: list[str]) -> dict[str, tuple[Any, str]]:
+    """Fields from an XMP packet, each with its source ("xmp:exif:DateTimeOriginal").
+
+    A GPS value that is not a coordinate drops the position (listed in ``problems``), not
+    the packet's make, model or time.
+    """
+    props = xmp.parse_properties(packet)
+    fields: dict[str, tuple[Any, str]] = {}
+    for key, prop in (("make", "tiff:Make"), ("model", "tiff:Model")):
+        if prop in props:
+            fields[key] = (props[prop], f"xmp:{prop}")
+    for prop in xmp.TIME_PROPERTIES:
+        if prop in props:
+            fields["datetime_original"] = (xmp.exif_date(props[prop]), f"xmp:{prop}")
+            break
+    if "exif:GPSLatitude" in props and "exif:GPSLongitude" in props:
+        source = "xmp:exif:GPSLatitude"
+        try:
+            position = {
+                "gps_latitude": (xmp.coordinate(props["exif:GPSLatitude"], "GPSLatitude"),
+                                 source),
+                "gps_longitude": (xmp.coordinate(props["exif:GPSLongitude"], "GPSLongitude"),
+                                  source),
+            }
+            if "exif:GPSAltitude" in props:
+                metres = xmp.rational(props["exif:GPSAltitude"], "GPSAltitude")
+                if props.get("exif:GPSAltitudeRef", "0").strip() == "1":
+                    metres = -metres
+                position["gps_altitude"] = (metres, source)
+        except xmp.XmpError as exc:
+            problems.append(str(exc))
+        else:
+            fields.update(position)
+    return fields
+
+
 class ExifAnalyzer(Analyzer):
-    """Who made the picture, with what, when and where (EXIF, without MakerNotes)."""
+    """Who made the picture, with what, when and where (EXIF, then XMP and vendor blocks)."""
 
     name = "exif"
-    version = "1.0.0"
+    version = "1.1.0"
     input = "content"
     max_size = 64 * 1024 * 1024
 
@@ -226,28 +342,120 @@ class ExifAnalyzer(Analyzer):
         return entry.kind == "file" and mime in EXIF_MIMES
 
     def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
-        tags = read_tags(data)
         result = empty_findings()
-        if not tags:
-            return result
-        raw_time = _text(tags, "EXIF DateTimeOriginal")
+        problems: list[str] = []
+        exif_failure: AnalyzerError | None = None
+        try:
+            tags = read_tags(data)
+        except AnalyzerError as exc:
+            tags, exif_failure = {}, exc
+        if tags:
+            self._from_exifread(tags, result)
+        if exif_failure is not None or any(result[key] is None for key in SOURCE_KEYS):
+            blocks = locate_blocks(data)
+            problems.extend(blocks.problems)
+            if not tags and exif_failure is None and blocks.exif is not None:
+                # EXIF where exifread does not look (an ImageMagick PNG raw profile)
+                try:
+                    tags = read_tags(blocks.exif)
+                except AnalyzerError as exc:
+                    exif_failure = exc
+                if tags:
+                    self._from_exifread(tags, result)
+            if exif_failure is not None and blocks.exif is not None:
+                self._from_lenient(blocks.exif, result)
+            self._from_other_blocks(blocks, result, problems)
+        found = any(result[key] is not None for key in (*SOURCE_KEYS, "serial", "software",
+                                                        "orientation"))
+        if exif_failure is not None:
+            if not found:
+                if problems:
+                    raise AnalyzerError(f"{exif_failure}; also: {'; '.join(problems)}") \
+                        from exif_failure
+                raise exif_failure
+            problems.insert(0, f"exifread: {exif_failure}")
+        result["present"] = bool(tags) or found or bool(result["has_thumbnail"])
+        result["datetime_original_iso"] = _iso(result["datetime_original"])
+        result["problems"] = problems or None
+        return result
+
+    @staticmethod
+    def _from_exifread(tags: dict[str, Any], result: Findings) -> None:
         thumbnail = tags.get("JPEGThumbnail")
         result.update(
-            present=True,
             make=_text(tags, "Image Make"),
             model=_text(tags, "Image Model"),
             serial=next((s for s in (_text(tags, k) for k in SERIAL_TAGS) if s), None),
-            datetime_original=raw_time,
-            datetime_original_iso=_iso(raw_time),
+            datetime_original=_text(tags, "EXIF DateTimeOriginal"),
             software=_text(tags, "Image Software"),
             orientation=_orientation(tags),
             gps_latitude=_degrees(tags, "Latitude"),
             gps_longitude=_degrees(tags, "Longitude"),
             gps_altitude=_altitude(tags),
             has_thumbnail=isinstance(thumbnail, bytes) and len(thumbnail) > 0,
+            exif_reader="exifread",
         )
-        return result
+        for key, source_key in SOURCE_KEYS.items():
+            if result[key] is not None:
+                result[source_key] = "exif"
+        if result["gps_latitude"] is None and result["gps_altitude"] is not None:
+            result["gps_source"] = "exif"
+
+    @staticmethod
+    def _from_lenient(block: bytes, result: Findings) -> None:
+        fields = lenient_fields(block)
+        if not _valid_position(fields.get("gps_latitude"), fields.get("gps_longitude")):
+            for key in ("gps_latitude", "gps_longitude"):
+                fields.pop(key, None)
+        if not fields:
+            return
+        result.update(fields)
+        result["exif_reader"] = "lenient"
+        for key, source_key in SOURCE_KEYS.items():
+            if result[key] is not None:
+                result[source_key] = "exif"
+        if "gps_altitude" in fields and result["gps_source"] is None:
+            result["gps_source"] = "exif"
+
+    @staticmethod
+    def _fill(result: Findings, fields: dict[str, tuple[Any, str]]) -> None:
+        """Fill empty fields; the GPS position (with its altitude) only as a whole."""
+        for key in ("make", "model", "datetime_original"):
+            if result[key] is None and key in fields:
+                result[key], result[SOURCE_KEYS[key]] = fields[key]
+        if result["gps_latitude"] is None and result["gps_longitude"] is None:
+            lat, lon = fields.get("gps_latitude"), fields.get("gps_longitude")
+            if lat and lon and _valid_position(lat[0], lon[0]):
+                result["gps_latitude"], result["gps_longitude"] = lat[0], lon[0]
+                result["gps_source"] = lat[1]
+                altitude = fields.get("gps_altitude")
+                result["gps_altitude"] = _finite(altitude[0]) if altitude else None
+
+    def _from_other_blocks(
+        self, blocks: MetadataBlocks, result: Findings, problems: list[str]
+    ) -> None:
+        if blocks.xmp is not None:
+            try:
+                self._fill(result, xmp_fields(blocks.xmp, problems))
+            except xmp.XmpError as exc:
+                problems.append(str(exc))
+        if blocks.ciff is not None:
+            try:
+                ciff = ciff_fields(blocks.ciff)
+            except (CameraBlockError, struct.error) as exc:
+                problems.append(f"CIFF: {exc}")
+            else:
+                self._fill(result, {k: (v, "ciff") for k, v in ciff.items()})
+        for block in blocks.picture_info:
+            info = picture_info_fields(block)
+            self._fill(result, {k: (v, "app12-picture-info") for k, v in info.items()})
+        if result["datetime_original"] is None and blocks.exif is not None:
+            note = maker_note(blocks.exif)
+            if note is not None:
+                found = reconyx_fields(note, result["make"])
+                self._fill(result, {k: (v, "makernote:reconyx") for k, v in found.items()})
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
-        return {"exifread": exifread.__version__}
+        return {"exifread": exifread.__version__,
+                "defusedxml": defusedxml.__version__, "pillow-heif": pillow_heif.__version__}

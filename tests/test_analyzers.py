@@ -308,7 +308,9 @@ def test_no_exif_means_present_false() -> None:
         "present": False, "make": None, "model": None, "serial": None,
         "datetime_original": None, "datetime_original_iso": None, "software": None,
         "orientation": None, "gps_latitude": None, "gps_longitude": None,
-        "gps_altitude": None, "has_thumbnail": False,
+        "gps_altitude": None, "has_thumbnail": False, "make_source": None,
+        "model_source": None, "datetime_original_source": None, "gps_source": None,
+        "exif_reader": None, "problems": None,
     }
 
 

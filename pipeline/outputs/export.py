@@ -38,6 +38,9 @@ from pipeline.versions import TOOL_NAME, library_versions, tool_version
 EXIF_KEYS = (
     "make", "model", "serial", "datetime_original", "software", "orientation",
     "gps_latitude", "gps_longitude", "gps_altitude", "has_thumbnail",
+    # where each value was read (exif analyzer 1.1): see analyzers/exif.py
+    "make_source", "model_source", "datetime_original_source", "gps_source", "exif_reader",
+    "problems",
 )
 
 COLUMNS = (
@@ -163,7 +166,8 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
         value = record[key]
         if key == "exif":
             for exif_key in EXIF_KEYS:
-                flat[f"exif_{exif_key}"] = None if value is None else value.get(exif_key)
+                cell = None if value is None else value.get(exif_key)
+                flat[f"exif_{exif_key}"] = "; ".join(cell) if isinstance(cell, list) else cell
         elif key == "matches":
             flat[key] = ";".join(
                 f"{m['hashset']}:{m['algorithm']}:{m['distance']}:{m['category'] or ''}"
