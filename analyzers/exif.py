@@ -25,11 +25,11 @@ EXIF string; ``datetime_original_iso`` is its ISO 8601 form (no time zone: EXIF 
 none) or null when the raw value is not a valid date.
 
 Where exifread leaves make, model, capture time or GPS position empty, they are filled
-from the other places cameras and editors put them (:mod:`analyzers.containers` finds the
+from the other places cameras and editors put them (:mod:`analyzers.metadata.containers` finds the
 blocks, without scanning the file): a lenient IFD reader that skips bad entries as ExifTool
-does when exifread's strict walk failed (:mod:`analyzers.lenient_ifd`), the XMP packet
-(:mod:`analyzers.xmp`), then Canon CIFF, APP12 picture-info blocks and Reconyx maker notes
-(:mod:`analyzers.camera_blocks`). ``make_source``, ``model_source``,
+does when exifread's strict walk failed (:mod:`analyzers.metadata.lenient_ifd`), the XMP packet
+(:mod:`analyzers.metadata.xmp`), then Canon CIFF, APP12 picture-info blocks and Reconyx maker notes
+(:mod:`analyzers.metadata.camera_blocks`). ``make_source``, ``model_source``,
 ``datetime_original_source`` and ``gps_source`` (position and altitude together) say where
 each value was read: ``exif`` (the EXIF IFDs, read by ``exif_reader``: ``exifread`` or
 ``lenient``), ``xmp:<prefix>:<Name>``, ``ciff``, ``app12-picture-info`` or
@@ -58,15 +58,15 @@ import pillow_heif
 from exifread.core.exceptions import ExifError
 from exifread.core.find_exif import determine_type
 
-from analyzers import xmp
 from analyzers.base import Analyzer, AnalyzerError, Findings
-from analyzers.camera_blocks import (
+from analyzers.metadata import xmp
+from analyzers.metadata.camera_blocks import (
     CameraBlockError,
     ciff_fields,
     picture_info_fields,
     reconyx_fields,
 )
-from analyzers.containers import (
+from analyzers.metadata.containers import (
     MetadataBlocks,
     heif_exif,
     is_heif,
@@ -74,7 +74,7 @@ from analyzers.containers import (
     locate_blocks,
     riff_chunks,
 )
-from analyzers.lenient_ifd import lenient_fields, maker_note
+from analyzers.metadata.lenient_ifd import lenient_fields, maker_note
 from ingest.location import FileEntry
 
 #: Image types whose containers can carry EXIF and that exifread can find it in.

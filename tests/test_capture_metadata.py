@@ -24,8 +24,8 @@ from conftest import require_tool
 from PIL import Image, PngImagePlugin
 from test_analyzers import encode, exiftool_write, procedural, run
 
-from analyzers.containers import MAX_XMP_BYTES, locate_blocks
 from analyzers.exif import ExifAnalyzer
+from analyzers.metadata.containers import MAX_XMP_BYTES, locate_blocks
 
 CAPTURE_KEYS = ("make", "model", "datetime_original", "gps_latitude", "gps_longitude",
                 "gps_altitude")
@@ -277,7 +277,7 @@ def test_png_exif_chunk(tmp_path: Path, lat: float, lon: float, alt: float) -> N
 
 
 def _png_chunk_types(data: bytes) -> list[bytes]:
-    from analyzers.containers import png_chunks
+    from analyzers.metadata.containers import png_chunks
 
     return [kind for kind, _start, _end in png_chunks(data)]
 
