@@ -110,6 +110,13 @@ def archives_image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     mail.add_attachment(photos[3].read_bytes(), maintype="image", subtype="jpeg",
                         filename="party.jpg")
     (root / "docs" / "mail.eml").write_bytes(bytes(mail))
+    for tool, suffix in (("bzip2", "bz2"), ("xz", "xz"), ("lzma", "lzma")):
+        packed = work / f"{tool}.jpg"
+        packed.write_bytes(photos[1].read_bytes())
+        run(require_tool(tool), "-k", packed)
+        (work / f"{tool}.jpg.{suffix}").rename(root / "docs" / f"{tool}.jpg.{suffix}")
+    subprocess.run(f"ls photo3.jpg photo4.jpg | {require_tool('cpio')} -o -H newc --quiet"
+                   f" > '{root / 'docs' / 'pics.cpio'}'", shell=True, check=True, cwd=src)
     (root / "docs" / "blob.dat").write_bytes(junk.randbytes(5000) + photos[0].read_bytes())
     (root / "docs" / "fake.jpg").write_bytes(junk.randbytes(20000))
     (root / "docs" / "fake-soi.jpg").write_bytes(b"\xff\xd8" + junk.randbytes(20000))
@@ -157,6 +164,11 @@ def test_members_are_entries_with_the_bytes_that_were_put_in(archives_image: dic
     ("/docs/report.doc//Data//Data@68.jpg", "photo2.jpg", "embedded-jpeg"),
     ("/docs/mail.eml//part 2/party.jpg", "photo4.jpg", "email"),
     ("/docs/blob.dat//blob.dat@5000.jpg", "photo1.jpg", "embedded-jpeg"),
+    ("/docs/bzip2.jpg.bz2//bzip2.jpg", "photo2.jpg", "bzip2"),
+    ("/docs/xz.jpg.xz//xz.jpg", "photo2.jpg", "xz"),
+    ("/docs/lzma.jpg.lzma//lzma.jpg", "photo2.jpg", "lzma"),
+    ("/docs/pics.cpio//photo3.jpg", "photo3.jpg", "cpio"),
+    ("/docs/pics.cpio//photo4.jpg", "photo4.jpg", "cpio"),
 ])
 def test_every_kind_of_container_gives_up_its_picture(archives_image: dict, path: str,
                                                       photo: str, method: str) -> None:
