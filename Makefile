@@ -12,7 +12,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...).
 RUNTIME_PACKAGES := libmagic1 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
-	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium
+	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
+	qemu-utils
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case

@@ -1,0 +1,267 @@
+"""Virtual disks (VMDK, VHD, VHDX, QCOW): detection, the chain of container files, the reader.
+
+A virtual disk is more than one file more often than not: a VMDK descriptor names its
+extents, a differencing VHD/VHDX names its parent, a QCOW image its backing file. Every
+such file is found *beside* the one that names it (or among the further paths the
+examiner gave), opened ``"rb"`` and handed to the libyal library as a file object, so no
+library ever holds a writable handle on evidence. The chain is resolved the same way in
+the driver and in every Dask worker: ``ImageSpec.paths`` lists every container file,
+top layer first, and re-resolving from them must give exactly them.
+
+Absolute parent paths recorded in the evidence (``C:\\VMs\\base.vhd``) name the suspect's
+machine, not the examiner's, so only their last component is looked for beside the
+child; a relative one is also tried relative to the child's folder, as the hypervisor does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Any, BinaryIO
+
+from ingest.errors import IngestError, UnsupportedImageError
+
+FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow")
+MEDIA_HASH_NOTE = (
+    "acquisition hashes are over the virtual disk's media bytes (the disk the guest saw,"
+    " parents and backing files applied), not over the container files; each container"
+    " file's own SHA-256 is recorded beside them"
+)
+MAX_CHAIN = 64  # parents deep; a loop or a runaway chain ends with an error, not a hang
+
+Locate = Callable[[str, str], Path]
+
+
+class MissingContainerFileError(IngestError):
+    """A file the virtual disk needs (extent, parent, backing file) is not there."""
+
+
+@dataclass
+class Layer:
+    """One opened container of a chain: its libyal handle and the files it holds open."""
+
+    format: str
+    family: str  # the libyal library; a parent must be of the same one
+    handle: Any
+    paths: list[Path]  # this layer's container files, its own file first
+    files: list[BinaryIO] = field(default_factory=list)
+    parent_name: str | None = None
+    parent_id: str | None = None  # what the layer records of its parent's identity
+    own_id: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # never fully opened: nothing to close
+            self.handle.close()
+        while self.files:
+            self.files.pop().close()
+
+
+def _modules() -> dict[str, Any]:
+    from ingest.formats import qcow, vhdi, vmdk
+
+    return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow}
+
+
+def sniff(path: Path) -> str | None:
+    """The virtual-disk format of ``path`` by its content, or None."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1024)
+            size = fh.seek(0, 2)
+            tail = b""
+            if size >= 1024:
+                fh.seek(size - 512)
+                tail = fh.read(512)
+    except OSError as exc:
+        raise UnsupportedImageError(f"cannot read image file {path}: {exc}") from exc
+    for module in dict.fromkeys(_modules().values()):
+        fmt = module.sniff(head, tail, size)
+        if fmt is not None:
+            return fmt
+    return None
+
+
+def open_file(path: Path) -> BinaryIO:
+    """A container file opened for reading only: the one way files reach a library."""
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise UnsupportedImageError(f"cannot open container file {path}: {exc}") from exc
+
+
+class _Finder:
+    """Finds the files a layer names: among the paths the examiner gave, else beside it."""
+
+    def __init__(self, first: Path, extra: Sequence[Path]) -> None:
+        self.first = first
+        self.by_name: dict[str, Path] = {}
+        for path in extra:
+            if path.name in self.by_name:
+                raise UnsupportedImageError(
+                    f"two paths given with the same name {path.name!r}: "
+                    f"{self.by_name[path.name]} and {path}")
+            self.by_name[path.name] = path
+        self.used: set[str] = set()
+
+    def locate(self, name: str, beside: Path, what: str) -> Path:
+        stated = name.replace("\\", "/")
+        base = stated.rsplit("/", 1)[-1]
+        if not base:
+            raise UnsupportedImageError(f"{beside}: the {what} has an empty name")
+        if base in self.by_name:
+            self.used.add(base)
+            return self.by_name[base]
+        tried: list[Path] = []
+        windows = PureWindowsPath(name)
+        if not (stated.startswith("/") or windows.drive) and stated != base:
+            tried.append(beside.parent / stated)
+        tried.append(beside.parent / base)
+        for candidate in tried:
+            if candidate.is_file():
+                return candidate
+        raise MissingContainerFileError(
+            f"{beside}: its {what} {name!r} is missing (looked for "
+            f"{', '.join(str(p) for p in tried)}); put it beside the image or give its path"
+            f" after the image's: exhibit triage {self.first} PATH")
+
+    def unused(self) -> list[Path]:
+        return [p for name, p in self.by_name.items() if name not in self.used]
+
+
+def open_chain(fmt: str, first: Path, extra: Sequence[Path] = ()) -> list[Layer]:
+    """Open ``first`` and every extent and parent it needs, parents joined to children."""
+    modules = _modules()
+    finder = _Finder(first, extra)
+    layers: list[Layer] = []
+    try:
+        path, layer_fmt = first, fmt
+        while True:
+            layer = modules[layer_fmt].open_layer(
+                layer_fmt, path, lambda name, what, p=path: finder.locate(name, p, what))
+            layers.append(layer)
+            if layer.parent_name is None:
+                break
+            what = "backing file" if layer_fmt == "qcow" else "parent"
+            parent = finder.locate(layer.parent_name, path, what)
+            if any(parent.resolve() == other.resolve() for lay in layers for other in lay.paths):
+                raise UnsupportedImageError(f"{path}: its {what} {parent} is already in the "
+                                            "chain (a loop)")
+            if len(layers) >= MAX_CHAIN:
+                raise UnsupportedImageError(f"{first}: more than {MAX_CHAIN} parents")
+            parent_fmt = sniff(parent)
+            if parent_fmt is None or layer.family != modules[parent_fmt].FAMILY:
+                raise UnsupportedImageError(
+                    f"{path}: its {what} {parent} is {parent_fmt or 'not a virtual disk'};"
+                    f" a {layer_fmt} image can only be read over a parent the same library"
+                    " reads")
+            path, layer_fmt = parent, parent_fmt
+        _join(layers)
+        unused = finder.unused()
+        if unused:
+            raise UnsupportedImageError(
+                f"{first} does not use {', '.join(str(p) for p in unused)} (given after it;"
+                " only extents, parents and backing files of the image may follow it)")
+    except BaseException:
+        for layer in layers:
+            layer.close()
+        raise
+    return layers
+
+
+def _join(layers: list[Layer]) -> None:
+    """Check each parent is the one its child was made from, then join them bottom-up."""
+    for child, parent in itertools.pairwise(layers):
+        if child.parent_id and parent.own_id and child.parent_id != parent.own_id:
+            raise UnsupportedImageError(
+                f"{parent.paths[0]} is not the parent {child.paths[0]} was made from: the child"
+                f" records parent identifier {child.parent_id}, the file has {parent.own_id}")
+    for child, parent in reversed(list(itertools.pairwise(layers))):
+        try:
+            child.handle.set_parent(parent.handle)
+        except OSError as exc:
+            raise UnsupportedImageError(
+                f"cannot join {child.paths[0]} to its parent {parent.paths[0]}: {exc}") from exc
+
+
+def container_files(layers: list[Layer]) -> list[Path]:
+    """Every container file of the chain, top layer first, each once."""
+    out: list[Path] = []
+    for layer in layers:
+        for path in layer.paths:
+            if path not in out:
+                out.append(path)
+    return out
+
+
+def resolve(fmt: str, first: Path, extra: Sequence[Path] = ()) -> list[Path]:
+    """The container files of the virtual disk at ``first`` (opened, checked, closed)."""
+    layers = open_chain(fmt, first, extra)
+    try:
+        return container_files(layers)
+    finally:
+        for layer in layers:
+            layer.close()
+
+
+class VirtualDiskReader:
+    """The media bytes of a virtual disk through libyal; handles are not thread-safe: lock."""
+
+    def __init__(self, fmt: str, paths: Sequence[Path]) -> None:
+        paths = [Path(p) for p in paths]
+        self.format = fmt
+        self._lock = threading.Lock()
+        self._layers = open_chain(fmt, paths[0], paths[1:])
+        try:
+            found = container_files(self._layers)
+            if found != paths:
+                raise IngestError(f"{paths[0]}: the container files are now {found}, not the "
+                                  f"{paths} the image was registered with")
+            top = self._layers[0].handle
+            self.size = int(top.get_media_size())
+            # A truncated or damaged container may open fine and fail on the first read.
+            if self.size > 0:
+                self.read_at(0, min(self.size, 512))
+        except BaseException:
+            self.close()
+            raise
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0:
+            raise ValueError(f"negative offset/size: {offset}, {size}")
+        size = max(0, min(size, self.size - offset))
+        if size == 0:
+            return b""
+        with self._lock:
+            try:
+                data = self._layers[0].handle.read_buffer_at_offset(size, offset)
+            except (OSError, ValueError) as exc:
+                raise IngestError(f"{self.format} read error in {self._layers[0].paths[0]} at"
+                                  f" media offset {offset}: {exc}") from exc
+        if len(data) != size:
+            raise IngestError(f"{self.format} short read in {self._layers[0].paths[0]} at media"
+                              f" offset {offset}: {len(data)} of {size} bytes")
+        return data
+
+    def stored_hashes(self) -> dict[str, str]:
+        return {}  # none of these containers stores an acquisition hash
+
+    def metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {"media_size": str(self.size),
+                               "hashed_over": "virtual disk media bytes",
+                               "chain": " <- ".join(lay.paths[0].name for lay in self._layers)}
+        for i, layer in enumerate(self._layers):
+            prefix = "" if i == 0 else f"parent{i}_"
+            out[f"{prefix}format"] = layer.format
+            for key, value in layer.info.items():
+                out[f"{prefix}{key}"] = value
+        return out
+
+    def close(self) -> None:
+        for layer in getattr(self, "_layers", []):
+            layer.close()
+        self._layers = []
