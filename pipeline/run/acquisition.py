@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest.acquisition import compare_hashes, hash_image
+from ingest.acquisition import compare_hashes, container_record, hash_image
 from ingest.image import EvidenceImage
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
@@ -50,6 +50,7 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
         started = time.monotonic()
         computed = hash_image(image, progress=advance)
         seconds = time.monotonic() - started
+    containers = container_record(image.format, paths)
     evidence_id = computed["sha256"]
     subject = {"evidence_id": evidence_id}
     case.record("acquisition.hashed", subject, {
@@ -79,7 +80,7 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
         })
         case.record("evidence.registered", subject, {
             "format": image.format, "paths": paths, "size": image.size,
-            "container_metadata": image.metadata,
+            "container_metadata": image.metadata, **containers,
         })
     else:
         case.record("evidence.reopened", subject, {

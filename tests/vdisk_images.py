@@ -1,0 +1,205 @@
+"""Virtual-disk test images made from a raw image with the real tools, and their oracle.
+
+``qemu-img convert -O vmdk|vpc|vhdx|qcow2`` makes each container (with its subformat
+options); ``child_over`` makes a child with ``qemu-img create -b`` and writes into it with
+``qemu-io`` what differs, as a guest writing to a snapshot would. ``multi_flat_vmdk``
+writes a descriptor by hand naming flat extents cut at odd offsets, ``differencing_vhd`` a
+differencing VHD by the format's specification (qemu-img cannot make one): sector
+bitmaps mark exactly the sectors that differ from the parent. The oracle for every
+image is a raw file: ``qemu-img convert -O raw`` of it, or, for the differencing VHD
+qemu cannot read, the raw image it was made from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import struct
+import subprocess
+import uuid
+from pathlib import Path
+
+MIB = 1 << 20
+VHD_BLOCK = 2 * MIB
+SUBFORMATS = {
+    "vmdk": ("monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse",
+             "twoGbMaxExtentFlat", "streamOptimized"),
+    "vpc": ("fixed", "dynamic"),
+    "vhdx": ("dynamic", "fixed"),
+    "qcow2": ("",),
+}
+SUFFIX = {"vmdk": ".vmdk", "vpc": ".vhd", "vhdx": ".vhdx", "qcow2": ".qcow2"}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed (apt-get install qemu-utils; make test)")
+    return path
+
+
+def _run(*cmd: str | Path) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, capture_output=True,
+                   env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+
+
+def convert(raw: Path, out: Path, fmt: str, subformat: str = "") -> Path:
+    """``raw`` as a ``fmt`` container."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd: list[str | Path] = [_tool("qemu-img"), "convert", "-f", "raw", "-O", fmt]
+    if subformat:
+        cmd += ["-o", f"subformat={subformat}"]
+    _run(*cmd, raw, out)
+    return out
+
+
+def child_over(base: Path, fmt: str, old_raw: Path, new_raw: Path, out: Path,
+               chunk: int = 4096) -> Path:
+    """A child image over ``base`` (``qemu-img create -b``) into which qemu-io writes what
+    differs between ``old_raw`` (the base's content) and ``new_raw``, as a guest would."""
+    _run(_tool("qemu-img"), "create", "-q", "-f", fmt, "-b", base.name, "-F", fmt, out)
+    old, new = old_raw.read_bytes(), new_raw.read_bytes()
+    ranges: list[list[int]] = []
+    for at in range(0, len(new), chunk):
+        if old[at : at + chunk] != new[at : at + chunk]:
+            if ranges and ranges[-1][1] == at:
+                ranges[-1][1] = at + chunk
+            else:
+                ranges.append([at, at + chunk])
+    commands: list[str] = []
+    for i, (start, end) in enumerate(ranges):
+        piece = out.parent / f".piece-{i}"
+        piece.write_bytes(new[start:end])
+        commands += ["-c", f"write -s {piece} {start} {end - start}"]
+    _run(_tool("qemu-io"), "-f", fmt, *commands, out)
+    for i in range(len(ranges)):
+        (out.parent / f".piece-{i}").unlink()
+    return out
+
+
+def to_raw(image: Path, out: Path, fmt: str | None = None) -> Path:
+    """The oracle: qemu's own reading of ``image`` as a raw file."""
+    fmt_args = ["-f", fmt] if fmt else []
+    _run(_tool("qemu-img"), "convert", *fmt_args, "-O", "raw", image, out)
+    return out
+
+
+def container_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix != ".raw")
+
+
+def modified_copy(raw: Path, out: Path, size: int | None = None) -> Path:
+    """``raw`` as a guest would leave it after writing: a file added, one deleted (FAT)."""
+    shutil.copyfile(raw, out)
+    out.chmod(0o644)
+    if size is not None:
+        with out.open("r+b") as fh:
+            fh.truncate(size)
+    note = out.parent / "NOTE.TXT"
+    note.write_bytes(b"written after the snapshot\n" * 700)
+    _run(_tool("mcopy"), "-i", f"{out}@@1M", note, "::/DCIM/NOTE.TXT")
+    note.unlink()
+    listing = subprocess.run([_tool("mdir"), "-b", "-/", "-i", f"{out}@@1M", "::/DCIM"],
+                             check=True, capture_output=True, text=True,
+                             env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout.split()
+    victim = next(p for p in sorted(listing) if p.upper().endswith(".JPG"))
+    _run(_tool("mdel"), "-i", f"{out}@@1M", victim)
+    return out
+
+
+SPAN_START = (2048 - 8) * MIB  # a third partition from 8 MiB before 2 GiB to 8 MiB after
+
+
+def spanning_raw(raw: Path, out: Path) -> Path:
+    """A 2 GiB + 32 MiB disk (sparse file): the sample, plus a copy of its ext4 partition as
+    a third primary partition across the 2 GiB line where split VMDKs cut their extents."""
+    data = raw.read_bytes()
+    with out.open("wb") as fh:
+        fh.truncate(2080 * MIB)
+        fh.write(data)
+        fh.seek(SPAN_START)
+        fh.write(data[42 * MIB : 58 * MIB])  # partition 5 (ext4) starts at 42 MiB
+    subprocess.run([_tool("sfdisk"), "-q", "--append", str(out)],
+                   input=f"start={SPAN_START // 512}, size={16 * MIB // 512}, type=83\n",
+                   text=True, check=True, capture_output=True)
+    return out
+
+
+def multi_flat_vmdk(raw: Path, directory: Path, cuts: tuple[int, ...]) -> Path:
+    """A descriptor naming flat extents cut at ``cuts`` (sectors): reads cross extents."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = raw.read_bytes()
+    sectors = len(data) // 512
+    bounds = [0, *cuts, sectors]
+    lines = ["# Disk DescriptorFile", "version=1", "CID=45584849", "parentCID=ffffffff",
+             'createType="twoGbMaxExtentFlat"', "", "# Extent description"]
+    for i, (start, end) in enumerate(itertools.pairwise(bounds), 1):
+        name = f"disk-f{i:03d}.vmdk"
+        (directory / name).write_bytes(data[start * 512 : end * 512])
+        lines.append(f'RW {end - start} FLAT "{name}" 0')
+    lines += ["", "# The Disk Data Base", "#DDB", 'ddb.adapterType = "ide"', ""]
+    descriptor = directory / "disk.vmdk"
+    descriptor.write_text("\n".join(lines))
+    return descriptor
+
+
+def _vhd_checksum(data: bytes | bytearray, at: int) -> int:
+    return ~(sum(data[:at]) + sum(data[at + 4 :])) & 0xFFFFFFFF
+
+
+def differencing_vhd(parent: Path, child_raw: Path, out: Path,
+                     parent_name: str | None = None) -> Path:
+    """A differencing VHD over ``parent`` holding exactly the sectors of ``child_raw``
+    that differ from the parent's media (``parent`` must be a dynamic or fixed VHD
+    whose media is ``parent_media``)."""
+    with parent.open("rb") as fh:
+        head = fh.read(512)
+        fh.seek(-512, 2)
+        footer = bytearray(fh.read(512) if not head.startswith(b"conectix") else head)
+    current_size, = struct.unpack_from(">Q", footer, 48)
+    parent_id = bytes(footer[68:84])
+    parent_media = out.with_suffix(".parent.raw")
+    to_raw(parent, parent_media, "vpc")
+    base, child = parent_media.read_bytes(), child_raw.read_bytes()
+    parent_media.unlink()
+    if len(child) != current_size or len(base) != current_size:
+        raise ValueError(f"sizes differ: parent {len(base)}, child {len(child)}, "
+                         f"footer {current_size}")
+    blocks = (current_size + VHD_BLOCK - 1) // VHD_BLOCK
+    bat_bytes = (blocks * 4 + 511) // 512 * 512
+    name = parent_name or parent.name
+    locator = name.encode("utf-16-le")
+    locator_space = (len(locator) + 511) // 512 * 512
+    body = bytearray()
+    next_sector = (512 + 1024 + bat_bytes + locator_space) // 512
+    bat = [0xFFFFFFFF] * blocks
+    for b in range(blocks):
+        lo, hi = b * VHD_BLOCK, min((b + 1) * VHD_BLOCK, current_size)
+        if base[lo:hi] == child[lo:hi]:
+            continue
+        bitmap = bytearray(512)
+        for s in range((hi - lo) // 512):
+            at = lo + s * 512
+            if base[at : at + 512] != child[at : at + 512]:
+                bitmap[s // 8] |= 0x80 >> (s % 8)
+        bat[b] = next_sector
+        body += bitmap + child[lo:hi].ljust(VHD_BLOCK, b"\0")
+        next_sector += (512 + VHD_BLOCK) // 512
+    footer[60:64] = struct.pack(">I", 4)  # differencing
+    footer[16:24] = struct.pack(">Q", 512)  # data offset: the dynamic header
+    footer[68:84] = uuid.uuid4().bytes
+    footer[64:68] = struct.pack(">I", _vhd_checksum(footer, 64))
+    header = bytearray(1024)
+    header[0:8] = b"cxsparse"
+    header[8:16] = b"\xff" * 8
+    struct.pack_into(">QIII", header, 16, 512 + 1024, 0x00010000, blocks, VHD_BLOCK)
+    header[40:56] = parent_id
+    header[64:576] = name.encode("utf-16-be")[:512].ljust(512, b"\0")
+    struct.pack_into(">4sIIIQ", header, 576, b"W2ru", locator_space, len(locator), 0,
+                     512 + 1024 + bat_bytes)
+    header[36:40] = struct.pack(">I", _vhd_checksum(header, 36))
+    bat_raw = b"".join(struct.pack(">I", e) for e in bat).ljust(bat_bytes, b"\xff")
+    out.write_bytes(bytes(footer) + bytes(header) + bat_raw + locator.ljust(locator_space, b"\0")
+                    + bytes(body) + bytes(footer))
+    return out
