@@ -12,7 +12,7 @@ from pathlib import Path
 import pyqcow
 
 from ingest.errors import UnsupportedImageError
-from ingest.formats.virtual import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, open_file
 
 FAMILY = "libqcow"
 MAGIC = b"QFI\xfb"

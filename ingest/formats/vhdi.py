@@ -14,7 +14,7 @@ from pathlib import Path
 import pyvhdi
 
 from ingest.errors import UnsupportedImageError
-from ingest.formats.virtual import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, open_file
 
 FAMILY = "libvhdi"
 VHD_COOKIE = b"conectix"

@@ -15,15 +15,15 @@ child; a relative one is also tried relative to the child's folder, as the hyper
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
-from typing import Any, BinaryIO
+from typing import Any
 
 from ingest.errors import IngestError, UnsupportedImageError
+from ingest.formats import qcow, vhdi, vmdk
+from ingest.formats.layer import Layer
 
 FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow")
 MEDIA_HASH_NOTE = (
@@ -33,37 +33,12 @@ MEDIA_HASH_NOTE = (
 )
 MAX_CHAIN = 64  # parents deep; a loop or a runaway chain ends with an error, not a hang
 
-Locate = Callable[[str, str], Path]
-
 
 class MissingContainerFileError(IngestError):
     """A file the virtual disk needs (extent, parent, backing file) is not there."""
 
 
-@dataclass
-class Layer:
-    """One opened container of a chain: its libyal handle and the files it holds open."""
-
-    format: str
-    family: str  # the libyal library; a parent must be of the same one
-    handle: Any
-    paths: list[Path]  # this layer's container files, its own file first
-    files: list[BinaryIO] = field(default_factory=list)
-    parent_name: str | None = None
-    parent_id: str | None = None  # what the layer records of its parent's identity
-    own_id: str | None = None
-    info: dict[str, str] = field(default_factory=dict)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # never fully opened: nothing to close
-            self.handle.close()
-        while self.files:
-            self.files.pop().close()
-
-
 def _modules() -> dict[str, Any]:
-    from ingest.formats import qcow, vhdi, vmdk
-
     return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow}
 
 
@@ -84,14 +59,6 @@ def sniff(path: Path) -> str | None:
         if fmt is not None:
             return fmt
     return None
-
-
-def open_file(path: Path) -> BinaryIO:
-    """A container file opened for reading only: the one way files reach a library."""
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise UnsupportedImageError(f"cannot open container file {path}: {exc}") from exc
 
 
 class _Finder:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyvmdk
 
 from ingest.errors import UnsupportedImageError
-from ingest.formats.virtual import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, open_file
 
 FAMILY = "libvmdk"
 SPARSE_MAGIC = (b"KDMV", b"COWD")  # VMware 4+ hosted sparse, ESX sparse
