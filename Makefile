@@ -80,8 +80,8 @@ bench: system-deps-test venv
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
-# Shorter: make fuzz FUZZ_ARGS="--image-cases 200 --media-cases 200"
-FUZZ_ARGS ?= --image-cases 2000 --media-cases 2000
+# Shorter: make fuzz FUZZ_ARGS="--image-cases 200 --vdisk-cases 200 --media-cases 200"
+FUZZ_ARGS ?= --image-cases 2000 --vdisk-cases 1000 --media-cases 2000
 fuzz: system-deps-test venv $(DEMO_IMAGE)
 	$(BIN)/python -m benchmarks.robustness $(FUZZ_ARGS)
 

@@ -209,9 +209,10 @@ class VirtualDiskReader:
             except (OSError, ValueError) as exc:
                 raise IngestError(f"{self.format} read error in {self._layers[0].paths[0]} at"
                                   f" media offset {offset}: {exc}") from exc
-        if len(data) != size:
-            raise IngestError(f"{self.format} short read in {self._layers[0].paths[0]} at media"
-                              f" offset {offset}: {len(data)} of {size} bytes")
+        if len(data) != size:  # libqcow, for one, returns what a truncated file still has
+            raise IngestError(f"{self.format} image {self._layers[0].paths[0]} gave {len(data)}"
+                              f" of {size} bytes at media offset {offset}: a container file is"
+                              " truncated or damaged")
         return data
 
     def stored_hashes(self) -> dict[str, str]:
