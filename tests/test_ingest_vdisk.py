@@ -1,8 +1,8 @@
 """Virtual disks (VMDK, VHD, VHDX, QCOW) against The Sleuth Kit on qemu's raw reading of them.
 
 Every container is made from the sample image with ``qemu-img convert`` (each subformat),
-children over a base with ``qemu-img create -b`` and ``qemu-io`` writes, a
-differencing VHD by ``tests/vdisk_images.py``. The oracle is a raw file: ``qemu-img
+children over a base with ``qemu-img create -b`` and ``qemu-io`` writes, differencing
+VHD and VHDX by ``tests/vdisk_images.py``. The oracle is a raw file: ``qemu-img
 convert -O raw`` of the same virtual disk (or the raw it was made from). Entry by entry
 our walk must equal ``fls -r -p`` on it and file by file our content must hash like
 ``icat``'s; the acquisition hash must equal the raw file's.
@@ -108,13 +108,17 @@ def test_child_over_base_equals_raw(fmt: str, sample_raw: Path, modified_raw: Pa
         assert image.metadata["chain"] == f"{child.name} <- {base.name}"
 
 
-def test_differencing_vhd_equals_raw(sample_raw: Path, vdisk_dir: Path) -> None:
-    directory = vdisk_dir / "vhd-diff"
-    base = vd.convert(sample_raw, directory / "base.vhd", "vpc", "dynamic")
-    child_raw = vd.modified_copy(sample_raw, vdisk_dir / "vhd-diff.raw", VHD_SIZE)
-    child = vd.differencing_vhd(base, child_raw, directory / "child.vhd")
+@pytest.mark.parametrize("fmt", ["vpc", "vhdx"])
+def test_differencing_disk_equals_raw(fmt: str, sample_raw: Path, vdisk_dir: Path) -> None:
+    directory = vdisk_dir / f"{fmt}-diff"
+    suffix = vd.SUFFIX[fmt]
+    base = vd.convert(sample_raw, directory / f"base{suffix}", fmt, "dynamic")
+    size = VHD_SIZE if fmt == "vpc" else SAMPLE_SIZE
+    child_raw = vd.modified_copy(sample_raw, vdisk_dir / f"{fmt}-diff.raw", size)
+    make = vd.differencing_vhd if fmt == "vpc" else vd.differencing_vhdx
+    child = make(base, child_raw, directory / f"child{suffix}")
     assert image_spec([child]).paths == (str(child), str(base))
-    assert_same_as_raw(child, child_raw, "vhd-differencing")
+    assert_same_as_raw(child, child_raw, f"{fmt}-differencing")
     with open_image([child]) as image:
         assert image.metadata["disk_type"] == "differencing"
         assert image.metadata["parent1_disk_type"] == "dynamic"
@@ -190,22 +194,25 @@ def test_missing_parts_are_named(sample_raw: Path, modified_raw: Path, tmp_path:
         assert image.spec.paths[1].endswith("gone.vhd")
 
 
-def test_a_parent_that_is_not_the_one_is_refused(sample_raw: Path, modified_raw: Path,
+@pytest.mark.parametrize("fmt", ["vmdk", "vpc", "vhdx"])
+def test_a_parent_that_is_not_the_one_is_refused(fmt: str, sample_raw: Path, modified_raw: Path,
                                                  tmp_path: Path) -> None:
-    for fmt in ("vmdk", "vpc"):
-        directory = tmp_path / fmt
-        suffix = vd.SUFFIX[fmt]
-        base = vd.convert(sample_raw, directory / f"base{suffix}", fmt,
-                          "dynamic" if fmt == "vpc" else "")
-        if fmt == "vmdk":
-            child = vd.child_over(base, fmt, sample_raw, modified_raw, directory / "child.vmdk")
-        else:
-            child_raw = vd.modified_copy(sample_raw, tmp_path / "child.raw", VHD_SIZE)
-            child = vd.differencing_vhd(base, child_raw, directory / "child.vhd")
-        base.unlink()  # another disk of the same name takes the parent's place
-        vd.convert(modified_raw, base, fmt, "dynamic" if fmt == "vpc" else "")
-        with pytest.raises(IngestError, match="is not the parent"):
-            open_image([child])
+    suffix = vd.SUFFIX[fmt]
+    subformat = "" if fmt == "vmdk" else "dynamic"
+    base = vd.convert(sample_raw, tmp_path / f"base{suffix}", fmt, subformat)
+    if fmt == "vmdk":
+        child = vd.child_over(base, fmt, sample_raw, modified_raw, tmp_path / "child.vmdk")
+    else:
+        size = VHD_SIZE if fmt == "vpc" else SAMPLE_SIZE
+        child_raw = vd.modified_copy(sample_raw, tmp_path / "child.raw", size)
+        make = vd.differencing_vhd if fmt == "vpc" else vd.differencing_vhdx
+        child = make(base, child_raw, tmp_path / f"child{suffix}")
+    with open_image([child]) as image:
+        assert len(image.spec.paths) == 2
+    base.unlink()  # another disk of the same name takes the parent's place
+    vd.convert(modified_raw, base, fmt, subformat)
+    with pytest.raises(IngestError, match="is not the parent"):
+        open_image([child])
 
 
 def test_fixed_vhd_is_not_raw_and_raw_stays_raw(sample_raw: Path, vdisk_dir: Path) -> None:

@@ -3,11 +3,11 @@
 ``qemu-img convert -O vmdk|vpc|vhdx|qcow2`` makes each container (with its subformat
 options); ``child_over`` makes a child with ``qemu-img create -b`` and writes into it with
 ``qemu-io`` what differs, as a guest writing to a snapshot would. ``multi_flat_vmdk``
-writes a descriptor by hand naming flat extents cut at odd offsets, ``differencing_vhd`` a
-differencing VHD by the format's specification (qemu-img cannot make one): sector
-bitmaps mark exactly the sectors that differ from the parent. The oracle for every
-image is a raw file: ``qemu-img convert -O raw`` of it, or, for the differencing VHD
-qemu cannot read, the raw image it was made from.
+writes a descriptor by hand naming flat extents cut at odd offsets; ``differencing_vhd``
+and ``differencing_vhdx`` write differencing disks by the formats' specifications
+(qemu-img can neither make them nor read them over their parent): in the VHD, sector
+bitmaps mark exactly the sectors that differ. The oracle for every image is a raw file:
+``qemu-img convert -O raw`` of it, or, for differencing disks, the raw it was made from.
 """
 
 from __future__ import annotations
@@ -202,4 +202,85 @@ def differencing_vhd(parent: Path, child_raw: Path, out: Path,
     bat_raw = b"".join(struct.pack(">I", e) for e in bat).ljust(bat_bytes, b"\xff")
     out.write_bytes(bytes(footer) + bytes(header) + bat_raw + locator.ljust(locator_space, b"\0")
                     + bytes(body) + bytes(footer))
+    return out
+
+
+VHDX_BAT = uuid.UUID("2dc27766-f623-4200-9d64-115e9bfd4a08")
+VHDX_METADATA = uuid.UUID("8b7ca206-4790-4b9a-b8fe-575f050f886e")
+VHDX_FILE_PARAMETERS = uuid.UUID("caa16737-fa36-4d43-b3b6-33f0aa44e76b")
+VHDX_PARENT_LOCATOR = uuid.UUID("a8d35f2d-b30b-454d-abf7-d3d84834ab0c")
+VHDX_LOCATOR_TYPE = uuid.UUID("b04aefb7-d19e-4a81-b789-25b8e9445913")
+
+
+def _vhdx_regions(data: bytes) -> dict[uuid.UUID, int]:
+    _sig, _sum, count, _r = struct.unpack_from("<4sIII", data, 196608)
+    out = {}
+    for i in range(count):
+        guid, offset, _length, _req = struct.unpack_from("<16sQII", data, 196624 + 32 * i)
+        out[uuid.UUID(bytes_le=guid)] = offset
+    return out
+
+
+def _vhdx_data_write_guid(data: bytes) -> uuid.UUID:
+    """The current header's DataWriteGuid: what a child's ``parent_linkage`` names."""
+    headers = [(struct.unpack_from("<Q", data, at + 8)[0], at) for at in (65536, 131072)]
+    _, at = max(headers)
+    return uuid.UUID(bytes_le=data[at + 32 : at + 48])
+
+
+def differencing_vhdx(parent: Path, child_raw: Path, out: Path,
+                      parent_name: str | None = None, block: int = 8 * MIB) -> Path:
+    """A differencing VHDX over ``parent``: ``qemu-img create`` makes an empty dynamic
+    VHDX; the blocks of ``child_raw`` that differ from the parent's media go in as fully
+    present payload blocks, the file parameters get HasParent and the metadata a parent
+    locator (``parent_linkage`` = the parent's DataWriteGuid, ``relative_path``,
+    ``absolute_win32_path``: libvhdi 20260901 reads only the latter)."""
+    parent_media = out.with_suffix(".parent.raw")
+    to_raw(parent, parent_media, "vhdx")
+    base, child = parent_media.read_bytes(), child_raw.read_bytes()
+    parent_media.unlink()
+    if len(base) != len(child):
+        raise ValueError(f"sizes differ: parent {len(base)}, child {len(child)}")
+    _run(_tool("qemu-img"), "create", "-q", "-f", "vhdx", "-o",
+         f"block_size={block},subformat=dynamic", out, str(len(child)))
+    data = bytearray(out.read_bytes())
+    regions = _vhdx_regions(bytes(data))
+    bat, meta = regions[VHDX_BAT], regions[VHDX_METADATA]
+    chunk_ratio = (1 << 23) * 512 // block
+    for i in range((len(child) + block - 1) // block):
+        piece = child[i * block : (i + 1) * block]
+        if piece == base[i * block : (i + 1) * block]:
+            continue  # not present: read from the parent
+        offset = (len(data) + MIB - 1) // MIB * MIB
+        data.extend(bytes(offset - len(data)) + piece.ljust(block, b"\0"))
+        struct.pack_into("<Q", data, bat + 8 * (i + i // chunk_ratio), (offset // MIB) << 20 | 6)
+    _sig, _r, count = struct.unpack_from("<8sHH", data, meta)
+    items_end = 65536
+    for i in range(count):
+        guid, offset, length, _flags, _r2 = struct.unpack_from("<16sIIII", data, meta + 32 + 32 * i)
+        items_end = max(items_end, offset + length)
+        if uuid.UUID(bytes_le=guid) == VHDX_FILE_PARAMETERS:
+            flags_at = meta + offset + 4
+            data[flags_at] |= 0x02  # HasParent
+    with parent.open("rb") as fh:
+        linkage = _vhdx_data_write_guid(fh.read(196608))
+    name = parent_name or parent.name
+    pairs = [("parent_linkage", "{" + str(linkage) + "}"), ("relative_path", ".\\" + name),
+             ("absolute_win32_path", "C:\\VMs\\" + name)]  # as Hyper-V writes them
+    header = bytearray(VHDX_LOCATOR_TYPE.bytes_le + struct.pack("<HH", 0, len(pairs)))
+    strings = bytearray()
+    entries = bytearray()
+    base_at = len(header) + 12 * len(pairs)
+    for key, value in pairs:
+        k, v = key.encode("utf-16-le"), value.encode("utf-16-le")
+        entries += struct.pack("<IIHH", base_at + len(strings), base_at + len(strings) + len(k),
+                               len(k), len(v))
+        strings += k + v
+    locator = bytes(header + entries + strings)
+    at = (items_end + 7) // 8 * 8
+    data[meta + at : meta + at + len(locator)] = locator
+    struct.pack_into("<16sIIII", data, meta + 32 + 32 * count, VHDX_PARENT_LOCATOR.bytes_le, at,
+                     len(locator), 0x4, 0)  # IsRequired
+    struct.pack_into("<H", data, meta + 10, count + 1)
+    out.write_bytes(bytes(data))
     return out

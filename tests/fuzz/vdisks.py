@@ -2,8 +2,8 @@
 
 ``build_vdisk_bases(directory, raw)`` converts one fuzz base (the MBR disk) with
 ``qemu-img`` into VMDK (monolithic sparse, split sparse, split flat, stream-optimised),
-VHD (dynamic, fixed), VHDX and QCOW2, plus two chains: a QCOW2 child over its backing
-file and a differencing VHD over its parent (``tests/vdisk_images.py``). Each container's
+VHD (dynamic, fixed), VHDX and QCOW2, plus three chains: a QCOW2 child over its backing
+file, differencing VHD and VHDX over their parents (``tests/vdisk_images.py``). Each container's
 structures are located by parsing its header (VMDK header, embedded descriptor and grain
 directory; VHD footer, dynamic header and BAT; VHDX headers, region tables, BAT and
 metadata; QCOW header, L1 and refcount tables; a descriptor file whole).
@@ -134,6 +134,9 @@ def build_vdisk_bases(directory: Path, raw: Path) -> list[VdiskBase]:
     vraw.write_bytes(bytes(vchanged))
     made.append(("vhd-chain", vd.differencing_vhd(vbase, vraw, directory / "vhd-chain" /
                                                   "child.vhd")))
+    xbase = vd.convert(raw, directory / "vhdx-chain" / "base.vhdx", "vhdx")
+    made.append(("vhdx-chain", vd.differencing_vhdx(xbase, changed, directory / "vhdx-chain" /
+                                                    "child.vhdx")))
     changed.unlink()
     vraw.unlink()
     bases = []
