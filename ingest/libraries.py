@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 
 def native_versions() -> dict[str, str]:
-    """libtsk and libewf as loaded in this process (a worker's may differ from the driver's)."""
+    """libtsk, libewf and the virtual-disk libraries as loaded in this process (a worker's
+    may differ from the driver's)."""
     found: dict[str, str] = {}
     try:
         import pytsk3
@@ -18,4 +22,7 @@ def native_versions() -> dict[str, str]:
         found["libewf"] = str(pyewf.get_version())
     except ImportError:  # pragma: no cover
         pass
+    for library, module in (("libvmdk", "pyvmdk"), ("libvhdi", "pyvhdi"), ("libqcow", "pyqcow")):
+        with contextlib.suppress(ImportError):  # dependencies, but a worker may lack them
+            found[library] = str(importlib.import_module(module).get_version())
     return found
