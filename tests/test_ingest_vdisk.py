@@ -11,6 +11,7 @@ our walk must equal ``fls -r -p`` on it and file by file our content must hash l
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,30 @@ def test_child_over_base_equals_raw(fmt: str, sample_raw: Path, modified_raw: Pa
     assert_same_as_raw(child, oracle, f"{fmt}-child")
     with open_image([child]) as image:
         assert image.metadata["chain"] == f"{child.name} <- {base.name}"
+
+
+def test_three_layers_of_one_name(sample_raw: Path, modified_raw: Path, vdisk_dir: Path,
+                                  tmp_path: Path) -> None:
+    """base/disk.qcow2 <- mid/disk.qcow2 <- top.qcow2, backing names relative: each layer
+    is found by its path, also when a worker re-opens the image from its spec."""
+    base = vd.convert(sample_raw, tmp_path / "base" / "disk.qcow2", "qcow2")
+    (tmp_path / "mid").mkdir()
+    mid = vd.child_over(base, "qcow2", sample_raw, modified_raw, tmp_path / "mid" / "disk.qcow2")
+    top_raw = tmp_path / "top.raw"
+    data = bytearray(modified_raw.read_bytes())
+    data[8192:12288] = b"top layer" * 455 + b"t"
+    top_raw.write_bytes(bytes(data))
+    top = vd.child_over(mid, "qcow2", modified_raw, top_raw, tmp_path / "top.qcow2")
+    oracle = vd.to_raw(top, tmp_path / "oracle.raw")
+    assert sha256_file(oracle) == sha256_file(top_raw)
+    with open_image([top]) as image:
+        assert image.spec.paths == (str(top), str(mid), str(base))
+        again = pickle.loads(pickle.dumps(image))
+        try:
+            assert again.spec == image.spec
+            assert hash_image(again)["sha256"] == sha256_file(oracle)
+        finally:
+            again.close()
 
 
 @pytest.mark.parametrize("fmt", ["vpc", "vhdx"])
@@ -279,3 +304,6 @@ def test_register_records_container_hashes(sample_raw: Path, tmp_path: Path) -> 
     assert acquisition["sha256"] == sha256_file(sample_raw)
     assert {Path(f["path"]).name: f["sha256"] for f in acquisition["container_files"]} == {
         p.name: sha256_file(p) for p in vd.container_files(top.parent)}
+    exhibit("evidence", "verify", case)  # re-opened from the registered paths, re-hashed
+    verified = [e for e in ledger_entries(case) if e["action"] == "evidence.verified"]
+    assert [e["details"]["result"] for e in verified] == ["same"]

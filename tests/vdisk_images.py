@@ -56,9 +56,11 @@ def convert(raw: Path, out: Path, fmt: str, subformat: str = "") -> Path:
 
 def child_over(base: Path, fmt: str, old_raw: Path, new_raw: Path, out: Path,
                chunk: int = 4096) -> Path:
-    """A child image over ``base`` (``qemu-img create -b``) into which qemu-io writes what
-    differs between ``old_raw`` (the base's content) and ``new_raw``, as a guest would."""
-    _run(_tool("qemu-img"), "create", "-q", "-f", fmt, "-b", base.name, "-F", fmt, out)
+    """A child image over ``base`` (``qemu-img create -b``, the name relative to ``out``)
+    into which qemu-io writes what differs between ``old_raw`` (the base's content) and
+    ``new_raw``, as a guest would."""
+    backing = os.path.relpath(base, out.parent)
+    _run(_tool("qemu-img"), "create", "-q", "-f", fmt, "-b", backing, "-F", fmt, out)
     old, new = old_raw.read_bytes(), new_raw.read_bytes()
     ranges: list[list[int]] = []
     for at in range(0, len(new), chunk):

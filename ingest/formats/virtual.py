@@ -16,6 +16,7 @@ child; a relative one is also tried relative to the child's folder, as the hyper
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path, PureWindowsPath
@@ -66,28 +67,36 @@ class _Finder:
 
     def __init__(self, first: Path, extra: Sequence[Path]) -> None:
         self.first = first
-        self.by_name: dict[str, Path] = {}
-        for path in extra:
-            if path.name in self.by_name:
-                raise UnsupportedImageError(
-                    f"two paths given with the same name {path.name!r}: "
-                    f"{self.by_name[path.name]} and {path}")
-            self.by_name[path.name] = path
-        self.used: set[str] = set()
+        self.extra = list(extra)
+        self.used: set[int] = set()
+
+    def _given(self, candidates: list[Path], base: str) -> Path | None:
+        """A given path that is the very file a candidate names (candidates in order), else
+        the first of that name."""
+        for candidate in candidates:
+            wanted = os.path.realpath(candidate)
+            for i, path in enumerate(self.extra):
+                if os.path.realpath(path) == wanted:
+                    self.used.add(i)
+                    return path
+        for i, path in enumerate(self.extra):
+            if i not in self.used and path.name == base:
+                self.used.add(i)
+                return path
+        return None
 
     def locate(self, name: str, beside: Path, what: str) -> Path:
         stated = name.replace("\\", "/")
         base = stated.rsplit("/", 1)[-1]
         if not base:
             raise UnsupportedImageError(f"{beside}: the {what} has an empty name")
-        if base in self.by_name:
-            self.used.add(base)
-            return self.by_name[base]
         tried: list[Path] = []
-        windows = PureWindowsPath(name)
-        if not (stated.startswith("/") or windows.drive) and stated != base:
-            tried.append(beside.parent / stated)
+        if not (stated.startswith("/") or PureWindowsPath(name).drive) and stated != base:
+            tried.append(Path(os.path.normpath(beside.parent / stated)))
         tried.append(beside.parent / base)
+        given = self._given(tried, base)
+        if given is not None:
+            return given
         for candidate in tried:
             if candidate.is_file():
                 return candidate
@@ -97,7 +106,7 @@ class _Finder:
             f" after the image's: exhibit triage {self.first} PATH")
 
     def unused(self) -> list[Path]:
-        return [p for name, p in self.by_name.items() if name not in self.used]
+        return [p for i, p in enumerate(self.extra) if i not in self.used]
 
 
 def open_chain(fmt: str, first: Path, extra: Sequence[Path] = ()) -> list[Layer]:
