@@ -85,7 +85,7 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
     else:
         case.record("evidence.reopened", subject, {
             "paths": paths, "note": "same media data as already registered evidence",
-            "registered_paths": json.loads(existing["paths"]),
+            "registered_paths": json.loads(existing["paths"]), **containers,
         })
     check_verified(case, evidence_id, verified, allow_mismatch)
     return evidence_id, verified
