@@ -25,7 +25,7 @@ import pytsk3
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.formats import MediaReader, ewf, raw, virtual
 
-ImageFormat = str  # "raw", "split-raw", "ewf" or a virtual disk ("vmdk", "vhd", "vhdx", "qcow")
+ImageFormat = str  # "raw", "split-raw", "ewf" or a virtual disk (virtual.FORMATS)
 FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf", *virtual.FORMATS)
 
 _NUMERIC_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<num>\d{3,})$")

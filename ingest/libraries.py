@@ -22,7 +22,8 @@ def native_versions() -> dict[str, str]:
         found["libewf"] = str(pyewf.get_version())
     except ImportError:  # pragma: no cover
         pass
-    for library, module in (("libvmdk", "pyvmdk"), ("libvhdi", "pyvhdi"), ("libqcow", "pyqcow")):
+    for library, module in (("libvmdk", "pyvmdk"), ("libvhdi", "pyvhdi"), ("libqcow", "pyqcow"),
+                            ("libmodi", "pymodi")):
         with contextlib.suppress(ImportError):  # dependencies, but a worker may lack them
             found[library] = str(importlib.import_module(module).get_version())
     return found

@@ -1,9 +1,10 @@
-"""Virtual disks (VMDK, VHD, VHDX, QCOW) against The Sleuth Kit on qemu's raw reading of them.
+"""Virtual disks (VMDK, VHD, VHDX, QCOW, DMG) against The Sleuth Kit on a raw reading of them.
 
 Every container is made from the sample image with ``qemu-img convert`` (each subformat),
 children over a base with ``qemu-img create -b`` and ``qemu-io`` writes, differencing
-VHD and VHDX by ``tests/vdisk_images.py``. The oracle is a raw file: ``qemu-img
-convert -O raw`` of the same virtual disk (or the raw it was made from). Entry by entry
+VHD and VHDX and a UDIF ``.dmg`` by ``tests/vdisk_images.py``. The oracle is a raw file:
+``qemu-img convert -O raw`` (``dmg2img``) of the same virtual disk, or the raw it was
+made from. Entry by entry
 our walk must equal ``fls -r -p`` on it and file by file our content must hash like
 ``icat``'s; the acquisition hash must equal the raw file's.
 """
@@ -147,6 +148,17 @@ def test_differencing_disk_equals_raw(fmt: str, sample_raw: Path, vdisk_dir: Pat
     with open_image([child]) as image:
         assert image.metadata["disk_type"] == "differencing"
         assert image.metadata["parent1_disk_type"] == "dynamic"
+
+
+def test_apple_disk_image_equals_raw(sample_raw: Path, vdisk_dir: Path) -> None:
+    """UDIF with zlib, raw and zero-fill chunks in two tables; dmg2img is the oracle."""
+    require_tool("dmg2img")
+    dmg = vd.udif_dmg(sample_raw, vdisk_dir / "dmg" / "disk.dmg")
+    oracle = vd.dmg_to_raw(dmg, vdisk_dir / "dmg.raw")
+    assert detect_format([dmg]) == "dmg"
+    assert dmg.stat().st_size < SAMPLE_SIZE / 4  # compressed: the container is not the media
+    assert_same_as_raw(dmg, oracle, "dmg-udif")
+    assert sha256_file(oracle) == sha256_file(sample_raw)
 
 
 def test_extents_cut_anywhere(sample_raw: Path, vdisk_dir: Path) -> None:

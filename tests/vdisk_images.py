@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import plistlib
 import shutil
 import struct
 import subprocess
 import uuid
+import zlib
 from pathlib import Path
 
 MIB = 1 << 20
@@ -285,4 +287,52 @@ def differencing_vhdx(parent: Path, child_raw: Path, out: Path,
                      len(locator), 0x4, 0)  # IsRequired
     struct.pack_into("<H", data, meta + 10, count + 1)
     out.write_bytes(bytes(data))
+    return out
+
+
+def udif_dmg(raw: Path, out: Path, chunk_sectors: int = 2048) -> Path:
+    """An Apple UDIF disk image (``.dmg``) of ``raw``, written by the format's layout (no
+    Linux tool makes one; ``dmg2img`` reads it back as the oracle): two ``blkx`` tables,
+    zlib chunks, raw chunks (every third) and zero-fill for empty ones, the XML property
+    list and the 512-byte ``koly`` trailer."""
+    data = raw.read_bytes()
+    sectors = len(data) // 512
+    half = sectors // 2 // chunk_sectors * chunk_sectors
+    fork = bytearray()
+    tables = []
+    for first, last in ((0, half), (half, sectors)):
+        chunks = []
+        for n, start in enumerate(range(first, last, chunk_sectors)):
+            count = min(chunk_sectors, last - start)
+            piece = data[start * 512 : (start + count) * 512]
+            if not piece.strip(b"\0"):
+                chunks.append((0x00000002, start - first, count, len(fork), 0))
+                continue
+            body = piece if n % 3 == 2 else zlib.compress(piece, 6)
+            kind = 0x00000001 if n % 3 == 2 else 0x80000005
+            chunks.append((kind, start - first, count, len(fork), len(body)))
+            fork += body
+        chunks.append((0xFFFFFFFF, last - first, 0, len(fork), 0))
+        mish = bytearray(struct.pack(">4sIQQQII", b"mish", 1, first, last - first, 0, 0, 0))
+        mish += bytes(24) + struct.pack(">II", 0, 0) + bytes(128)
+        mish += struct.pack(">I", len(chunks))
+        for kind, start, count, offset, length in chunks:
+            mish += struct.pack(">IIQQQQ", kind, 0, start, count, offset, length)
+        tables.append({"Attributes": "0x0050", "CFName": f"part {len(tables)}",
+                       "Data": bytes(mish), "ID": str(len(tables) - 1),
+                       "Name": f"part {len(tables)}"})
+    xml = plistlib.dumps({"resource-fork": {"blkx": tables}})
+    koly = bytearray(512)
+    struct.pack_into(">4sIIIQQQQQII", koly, 0, b"koly", 4, 512, 1, 0, 0, len(fork), 0, 0, 1, 1)
+    koly[64:80] = uuid.UUID(int=0x45584849).bytes
+    struct.pack_into(">QQ", koly, 216, len(fork), len(xml))
+    struct.pack_into(">IQ", koly, 488, 1, sectors)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(fork) + xml + bytes(koly))
+    return out
+
+
+def dmg_to_raw(image: Path, out: Path) -> Path:
+    """The oracle for a UDIF image: ``dmg2img``'s raw reading of it."""
+    _run(_tool("dmg2img"), "-s", image, out)
     return out

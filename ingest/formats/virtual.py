@@ -1,4 +1,4 @@
-"""Virtual disks (VMDK, VHD, VHDX, QCOW): detection, the chain of container files, the reader.
+"""Virtual disks (VMDK, VHD, VHDX, QCOW, DMG): detection, the chain of container files, reading.
 
 A virtual disk is more than one file more often than not: a VMDK descriptor names its
 extents, a differencing VHD/VHDX names its parent, a QCOW image its backing file. Every
@@ -23,10 +23,10 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from ingest.errors import IngestError, UnsupportedImageError
-from ingest.formats import qcow, vhdi, vmdk
+from ingest.formats import modi, qcow, vhdi, vmdk
 from ingest.formats.layer import Layer
 
-FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow")
+FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow", "dmg")
 MEDIA_HASH_NOTE = (
     "acquisition hashes are over the virtual disk's media bytes (the disk the guest saw,"
     " parents and backing files applied), not over the container files; each container"
@@ -40,7 +40,7 @@ class MissingContainerFileError(IngestError):
 
 
 def _modules() -> dict[str, Any]:
-    return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow}
+    return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow, "dmg": modi}
 
 
 def sniff(path: Path) -> str | None:

@@ -3,10 +3,12 @@
 ``build_vdisk_bases(directory, raw)`` converts one fuzz base (the MBR disk) with
 ``qemu-img`` into VMDK (monolithic sparse, split sparse, split flat, stream-optimised),
 VHD (dynamic, fixed), VHDX and QCOW2, plus three chains: a QCOW2 child over its backing
-file, differencing VHD and VHDX over their parents (``tests/vdisk_images.py``). Each container's
+file, differencing VHD and VHDX over their parents, and a UDIF ``.dmg``
+(``tests/vdisk_images.py``). Each container's
 structures are located by parsing its header (VMDK header, embedded descriptor and grain
 directory; VHD footer, dynamic header and BAT; VHDX headers, region tables, BAT and
-metadata; QCOW header, L1 and refcount tables; a descriptor file whole).
+metadata; QCOW header, L1 and refcount tables; DMG trailer, property list, first chunk;
+a descriptor file whole).
 ``plan_vdisk_mutation`` draws mutated headers, a truncated container or extent, or a
 missing parent or extent; ``VdiskMutation.apply`` copies the set and applies it.
 """
@@ -100,6 +102,10 @@ def _regions(path: Path) -> list[Region]:
         table, = struct.unpack_from(">Q", data, 512 + 16)
         return [Region("vhd:footer_copy", 0, 512), Region("vhd:dynamic_header", 512, 1024),
                 Region("vhd:bat", table, 64), Region("vhd:footer", len(data) - 512, 512)]
+    if data[-512:].startswith(b"koly"):
+        xml_at, xml_length = struct.unpack_from(">QQ", data, len(data) - 512 + 216)
+        return [Region("dmg:koly", len(data) - 512, 512), Region("dmg:plist", xml_at, xml_length),
+                Region("dmg:first_chunk", 0, 512)]
     if data[-512:].startswith(b"conectix"):
         return [Region("vhd:footer", len(data) - 512, 512)]
     if head.startswith(b"QFI\xfb"):
@@ -137,6 +143,7 @@ def build_vdisk_bases(directory: Path, raw: Path) -> list[VdiskBase]:
     xbase = vd.convert(raw, directory / "vhdx-chain" / "base.vhdx", "vhdx")
     made.append(("vhdx-chain", vd.differencing_vhdx(xbase, changed, directory / "vhdx-chain" /
                                                     "child.vhdx")))
+    made.append(("dmg", vd.udif_dmg(raw, directory / "dmg" / "disk.dmg")))
     changed.unlink()
     vraw.unlink()
     bases = []
