@@ -35,7 +35,6 @@ VHD_SIZE = 62947328  # qemu rounds a VHD up to its CHS geometry
 VARIANTS = [("vmdk", sf) for sf in vd.SUBFORMATS["vmdk"]] + [
     ("vpc", "fixed"), ("vpc", "dynamic"), ("vhdx", "dynamic"), ("vhdx", "fixed"), ("qcow2", "")]
 EXPECTED_FORMAT = {"vmdk": "vmdk", "vpc": "vhd", "vhdx": "vhdx", "qcow2": "qcow"}
-COMPARED: dict[str, tuple[int, int]] = {}  # variant -> (entries, file hashes) compared
 
 
 @pytest.fixture(scope="session")
@@ -51,8 +50,10 @@ def modified_raw(sample_raw: Path, vdisk_dir: Path) -> Path:
 
 
 def assert_same_as_raw(image_path: Path | list[Path], oracle: Path, label: str,
-                       volumes: set[int] | None = None, media_hash: bool = True) -> None:
-    """Walk and content of every filesystem volume equal fls/icat on the raw oracle."""
+                       volumes: set[int] | None = None, media_hash: bool = True
+                       ) -> tuple[int, int]:
+    """Walk and content of every filesystem volume equal fls/icat on the raw oracle:
+    (entries, file hashes) compared."""
     entries = hashes = 0
     paths = image_path if isinstance(image_path, list) else [image_path]
     with open_image(paths) as image:
@@ -77,7 +78,7 @@ def assert_same_as_raw(image_path: Path | list[Path], oracle: Path, label: str,
         if media_hash:
             assert hash_image(image)["sha256"] == sha256_file(oracle), label
     assert entries >= 30 and hashes >= 10, (label, entries, hashes)
-    COMPARED[label] = (entries, hashes)
+    return entries, hashes
 
 
 @pytest.mark.parametrize(("fmt", "subformat"), VARIANTS,
@@ -104,6 +105,7 @@ def test_child_over_base_equals_raw(fmt: str, sample_raw: Path, modified_raw: Pa
     assert child.stat().st_size < base.stat().st_size / 2  # only what differs
     oracle = vd.to_raw(child, vdisk_dir / f"{fmt}-chain.raw")
     assert sha256_file(oracle) == sha256_file(modified_raw)
+    assert fls(oracle, 2048) != fls(sample_raw, 2048)  # the child's writes are visible
     assert image_spec([child]).paths == (str(child), str(base))
     assert_same_as_raw(child, oracle, f"{fmt}-child")
     with open_image([child]) as image:
