@@ -28,7 +28,7 @@ def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
     try:
         layer.files.append(open_file(path))
         with path.open("rb") as fh:
-            version = struct.unpack(">I", fh.read(8)[4:8] or b"\0\0\0\0")[0]
+            version = struct.unpack(">I", (fh.read(8) + bytes(8))[4:8])[0]
         try:
             handle.open_file_object(layer.files[0], "r")
         except OSError as exc:
