@@ -219,5 +219,5 @@ def test_mutated_virtual_disks(harness: FuzzHarness, vdisk_bases: list[VdiskBase
         if mutation.remove:  # a missing part is named, never guessed around
             assert outcome.exit_code == 3 and mutation.remove in outcome.detail, outcome
         seen.append(outcome)
-    assert len(seen) >= VDISK_CASES + 22  # 5 missing parts, 17 files cut short
+    assert len(seen) >= VDISK_CASES + 23  # 5 missing parts, 18 files cut short
     assert {o.status for o in seen} == {"ok", "documented"}  # some survive, some are refused

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,12 @@ def test_apple_disk_image_equals_raw(sample_raw: Path, vdisk_dir: Path) -> None:
     assert sha256_file(oracle) == sha256_file(sample_raw)
 
 
+def test_apple_sparse_image_equals_raw(sample_raw: Path, vdisk_dir: Path) -> None:
+    image = vd.sparseimage(sample_raw, vdisk_dir / "sparse" / "disk.sparseimage")
+    assert detect_format([image]) == "sparseimage"
+    assert_same_as_raw(image, sample_raw, "sparseimage")
+
+
 def test_extents_cut_anywhere(sample_raw: Path, vdisk_dir: Path) -> None:
     """Three flat extents cut inside the FAT and the ext4 partitions: reads cross them."""
     descriptor = vd.multi_flat_vmdk(sample_raw, vdisk_dir / "multi-flat", (20011, 90001))
@@ -252,6 +260,26 @@ def test_a_parent_that_is_not_the_one_is_refused(fmt: str, sample_raw: Path, mod
     vd.convert(modified_raw, base, fmt, subformat)
     with pytest.raises(IngestError, match="is not the parent"):
         open_image([child])
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vhdx"])
+def test_a_size_its_tables_cannot_map_is_refused(fmt: str, sample_raw: Path,
+                                                 tmp_path: Path) -> None:
+    """A header stating 1 TiB over tables that map 60 MiB: QEMU refuses it, so do we
+    (libqcow and libvhdi would hand us a terabyte of zeros to hash)."""
+    image = vd.convert(sample_raw, tmp_path / f"disk{vd.SUFFIX[fmt]}", fmt)
+    data = bytearray(image.read_bytes())
+    if fmt == "qcow2":
+        struct.pack_into(">Q", data, 24, 1 << 40)
+    else:
+        meta = vd._vhdx_regions(bytes(data))[vd.VHDX_METADATA]
+        struct.pack_into("<Q", data, meta + 65544, 1 << 40)  # qemu's virtual disk size item
+    image.write_bytes(bytes(data))
+    qemu = subprocess.run([require_tool("qemu-img"), "info", str(image)], capture_output=True,
+                          text=True)
+    assert qemu.returncode != 0  # the reference refuses it too
+    with pytest.raises(IngestError, match="maps"):
+        open_image([image])
 
 
 def test_fixed_vhd_is_not_raw_and_raw_stays_raw(sample_raw: Path, vdisk_dir: Path) -> None:

@@ -336,3 +336,22 @@ def dmg_to_raw(image: Path, out: Path) -> Path:
     """The oracle for a UDIF image: ``dmg2img``'s raw reading of it."""
     _run(_tool("dmg2img"), "-s", image, out)
     return out
+
+
+def sparseimage(raw: Path, out: Path, band_sectors: int = 2048) -> Path:
+    """An Apple sparse disk image (``.sparseimage``) of ``raw`` by libmodi's description of
+    the format: a 4 KiB ``sprs`` header whose band index array maps each stored band to
+    its place in the disk; empty bands are not stored, the others stored in reverse, so a
+    reader that ignored the index would read the wrong bytes. (No Linux tool reads or
+    writes the format: the oracle is ``raw`` itself.)"""
+    data = raw.read_bytes()
+    band = band_sectors * 512
+    stored = [i for i in range(0, len(data), band) if data[i : i + band].strip(b"\0")][::-1]
+    header = bytearray(4096)
+    struct.pack_into(">4sIIII", header, 0, b"sprs", 3, band_sectors, 1, len(data) // 512)
+    for slot, start in enumerate(stored):
+        struct.pack_into(">I", header, 64 + 4 * slot, start // band + 1)
+    body = b"".join(data[start : start + band].ljust(band, b"\0") for start in stored)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(header) + body)
+    return out

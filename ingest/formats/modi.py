@@ -1,8 +1,9 @@
-"""Apple disk images (UDIF ``.dmg``: raw, zlib, bzip2, ADC, LZFSE chunks) through libmodi.
+"""Apple disk images through libmodi: UDIF ``.dmg`` (raw, zlib, bzip2, ADC, LZFSE chunks)
+and sparse images (``.sparseimage``).
 
 A UDIF image ends in a 512-byte ``koly`` trailer that locates its data fork and the
-property list of chunk tables; it is detected by that trailer. Sparse images and sparse
-bundles (also libmodi's) are not detected yet: no reference tool here to test them by.
+property list of chunk tables; a sparse image starts with ``sprs``. Sparse bundles (a
+folder of band files) are not read yet.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from ingest.formats.layer import Layer, Locate, open_file
 
 FAMILY = "libmodi"
 KOLY = b"koly"
+SPARSE = b"sprs"
 
 
 def sniff(head: bytes, tail: bytes, size: int) -> str | None:
+    if head.startswith(SPARSE):
+        return "sparseimage"
     if len(tail) == 512 and tail.startswith(KOLY):
         version, header_size = struct.unpack_from(">II", tail, 4)
         if version == 4 and header_size == 512:

@@ -9,7 +9,9 @@ or the VHD header's parent name) and records the parent's identifier, which must
 from __future__ import annotations
 
 import struct
+import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 import pyvhdi
 
@@ -20,6 +22,12 @@ FAMILY = "libvhdi"
 VHD_COOKIE = b"conectix"
 VHDX_SIGNATURE = b"vhdxfile"
 VHD_FIXED = 2
+
+_BAT = uuid.UUID("2dc27766-f623-4200-9d64-115e9bfd4a08").bytes_le
+_METADATA = uuid.UUID("8b7ca206-4790-4b9a-b8fe-575f050f886e").bytes_le
+_FILE_PARAMETERS = uuid.UUID("caa16737-fa36-4d43-b3b6-33f0aa44e76b").bytes_le
+_DISK_SIZE = uuid.UUID("2fa54224-cd1b-4876-b211-5dbed83bf4b8").bytes_le
+_SECTOR_SIZE = uuid.UUID("8141bf1d-a96f-4709-ba47-f233a8faab5f").bytes_le
 
 _DISK_TYPES = {getattr(pyvhdi.disk_types, n): n.lower() for n in dir(pyvhdi.disk_types)
                if not n.startswith("_")}
@@ -44,6 +52,57 @@ def sniff(head: bytes, tail: bytes, size: int) -> str | None:
     return None
 
 
+def _vhdx_items(fh: BinaryIO) -> tuple[int, int, int, int, bool] | None:
+    """(disk size, block size, logical sector size, BAT length, has parent), if readable."""
+    fh.seek(196608)
+    table = fh.read(4096)
+    if not table.startswith(b"regi"):
+        return None
+    regions = {}
+    for i in range(min(struct.unpack_from("<I", table, 8)[0], 126)):
+        guid, offset, length, _ = struct.unpack_from("<16sQII", table, 16 + 32 * i)
+        regions[guid] = (offset, length)
+    if _BAT not in regions or _METADATA not in regions:
+        return None
+    meta_at = regions[_METADATA][0]
+    fh.seek(meta_at)
+    meta = fh.read(65536)
+    items = {}
+    for i in range(min(struct.unpack_from("<H", meta, 10)[0], 2047)):
+        guid, offset, length, _flags, _ = struct.unpack_from("<16sIIII", meta, 32 + 32 * i)
+        fh.seek(meta_at + offset)
+        items[guid] = fh.read(min(length, 64))
+    try:
+        size, = struct.unpack_from("<Q", items[_DISK_SIZE])
+        block, flags = struct.unpack_from("<II", items[_FILE_PARAMETERS])
+        sector, = struct.unpack_from("<I", items[_SECTOR_SIZE])
+    except (KeyError, struct.error):
+        return None
+    return size, block, sector, regions[_BAT][1], bool(flags & 2)
+
+
+def _check_vhdx_bat(path: Path) -> None:
+    """Refuse a stated size the BAT cannot map, as QEMU does: libvhdi accepts it, and
+    hashing the terabytes of zeros it claims would hold the run for hours."""
+    with path.open("rb") as fh:
+        found = _vhdx_items(fh)
+    if found is None:
+        return  # libvhdi reads (or refuses) what we could not
+    size, block, sector, bat_length, has_parent = found
+    if not block or not sector or block % 512:
+        return
+    chunk_ratio = max(1, (1 << 23) * sector // block)
+    blocks = -(-size // block)
+    if has_parent:
+        entries = -(-blocks // chunk_ratio) * (chunk_ratio + 1)
+    else:
+        entries = blocks + max(0, blocks - 1) // chunk_ratio
+    if entries * 8 > bat_length:
+        raise UnsupportedImageError(
+            f"VHDX {path} states a {size}-byte disk but its block allocation table"
+            f" ({bat_length} bytes) maps less: damaged metadata (QEMU refuses it)")
+
+
 def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
     handle = pyvhdi.file()
     layer = Layer(fmt, FAMILY, handle, [path])
@@ -53,6 +112,8 @@ def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
             handle.open_file_object(layer.files[0], "r")
         except OSError as exc:
             raise UnsupportedImageError(f"cannot open {fmt.upper()} {path}: {exc}") from exc
+        if fmt == "vhdx":
+            _check_vhdx_bat(path)
         disk_type = _DISK_TYPES.get(handle.get_disk_type(), str(handle.get_disk_type()))
         if disk_type == "differential":
             name = handle.get_parent_filename()

@@ -26,7 +26,7 @@ from ingest.errors import IngestError, UnsupportedImageError
 from ingest.formats import modi, qcow, vhdi, vmdk
 from ingest.formats.layer import Layer
 
-FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow", "dmg")
+FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow", "dmg", "sparseimage")
 MEDIA_HASH_NOTE = (
     "acquisition hashes are over the virtual disk's media bytes (the disk the guest saw,"
     " parents and backing files applied), not over the container files; each container"
@@ -40,7 +40,8 @@ class MissingContainerFileError(IngestError):
 
 
 def _modules() -> dict[str, Any]:
-    return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow, "dmg": modi}
+    return {"vmdk": vmdk, "vhd": vhdi, "vhdx": vhdi, "qcow": qcow, "dmg": modi,
+            "sparseimage": modi}
 
 
 def sniff(path: Path) -> str | None:

@@ -3,12 +3,12 @@
 ``build_vdisk_bases(directory, raw)`` converts one fuzz base (the MBR disk) with
 ``qemu-img`` into VMDK (monolithic sparse, split sparse, split flat, stream-optimised),
 VHD (dynamic, fixed), VHDX and QCOW2, plus three chains: a QCOW2 child over its backing
-file, differencing VHD and VHDX over their parents, and a UDIF ``.dmg``
-(``tests/vdisk_images.py``). Each container's
+file, differencing VHD and VHDX over their parents, a UDIF ``.dmg`` and a
+``.sparseimage`` (``tests/vdisk_images.py``). Each container's
 structures are located by parsing its header (VMDK header, embedded descriptor and grain
 directory; VHD footer, dynamic header and BAT; VHDX headers, region tables, BAT and
 metadata; QCOW header, L1 and refcount tables; DMG trailer, property list, first chunk;
-a descriptor file whole).
+sparse image header and band index; a descriptor file whole).
 ``plan_vdisk_mutation`` draws mutated headers, a truncated container or extent, or a
 missing parent or extent; ``VdiskMutation.apply`` copies the set and applies it.
 """
@@ -97,11 +97,15 @@ def _regions(path: Path) -> list[Region]:
         for i in range(min(count, 8)):
             _guid, offset, _length, _req = struct.unpack_from("<16sQII", data, 196624 + 32 * i)
             out.append(Region(f"vhdx:region{i}", offset, 256))
+            if data[offset : offset + 8] == b"metadata":  # the items: sizes, parent locator
+                out.append(Region("vhdx:metadata_items", offset + 65536, 256))
         return out
     if head.startswith(b"conectix"):  # dynamic or differencing: footer copy first
         table, = struct.unpack_from(">Q", data, 512 + 16)
         return [Region("vhd:footer_copy", 0, 512), Region("vhd:dynamic_header", 512, 1024),
                 Region("vhd:bat", table, 64), Region("vhd:footer", len(data) - 512, 512)]
+    if head.startswith(b"sprs"):
+        return [Region("sparseimage:header", 0, 64), Region("sparseimage:bands", 64, 256)]
     if data[-512:].startswith(b"koly"):
         xml_at, xml_length = struct.unpack_from(">QQ", data, len(data) - 512 + 216)
         return [Region("dmg:koly", len(data) - 512, 512), Region("dmg:plist", xml_at, xml_length),
@@ -144,6 +148,8 @@ def build_vdisk_bases(directory: Path, raw: Path) -> list[VdiskBase]:
     made.append(("vhdx-chain", vd.differencing_vhdx(xbase, changed, directory / "vhdx-chain" /
                                                     "child.vhdx")))
     made.append(("dmg", vd.udif_dmg(raw, directory / "dmg" / "disk.dmg")))
+    made.append(("sparseimage", vd.sparseimage(raw, directory / "sparse" / "disk.sparseimage",
+                                               band_sectors=256)))
     changed.unlink()
     vraw.unlink()
     bases = []
