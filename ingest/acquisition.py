@@ -81,7 +81,8 @@ def hash_image(
     return result
 
 
-def container_record(fmt: str, paths: Sequence[str | Path]) -> dict[str, Any]:
+def container_record(fmt: str, paths: Sequence[str | Path],
+                     progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """For a virtual disk: what its acquisition hashes cover, and each container file's SHA-256.
 
     The media hash identifies the disk whatever container holds it; the files' own hashes
@@ -93,6 +94,7 @@ def container_record(fmt: str, paths: Sequence[str | Path]) -> dict[str, Any]:
     if fmt not in FORMATS:
         return {}
     files = []
+    done = 0
     for path in paths:
         digest = hashlib.sha256()
         size = 0
@@ -100,6 +102,9 @@ def container_record(fmt: str, paths: Sequence[str | Path]) -> dict[str, Any]:
             while chunk := fh.read(DEFAULT_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
+                if progress is not None:
+                    progress(done + size)
+        done += size
         files.append({"path": str(path), "size": size, "sha256": digest.hexdigest()})
     return {"hashed_over": MEDIA_HASH_NOTE, "container_files": files}
 

@@ -81,7 +81,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, worker_memory: str,
            no_progress: bool) -> None:
-    """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW), analyse every file.
+    """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
     file, extents); those beside it are found.
