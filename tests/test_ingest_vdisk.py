@@ -152,6 +152,11 @@ def test_differencing_disk_equals_raw(fmt: str, sample_raw: Path, vdisk_dir: Pat
     with open_image([child]) as image:
         assert image.metadata["disk_type"] == "differencing"
         assert image.metadata["parent1_disk_type"] == "dynamic"
+    if fmt == "vhdx":  # a locator naming the parent only by relative path (libvhdi misses it)
+        lone = make(base, child_raw, directory / "lone.vhdx", relative_only=True)
+        with open_image([lone]) as image:
+            assert image.spec.paths == (str(lone), str(base))
+            assert image.metadata["parent_name"] == ".\\base.vhdx"
 
 
 def test_apple_disk_image_equals_raw(sample_raw: Path, vdisk_dir: Path) -> None:

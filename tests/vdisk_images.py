@@ -233,12 +233,13 @@ def _vhdx_data_write_guid(data: bytes) -> uuid.UUID:
 
 
 def differencing_vhdx(parent: Path, child_raw: Path, out: Path,
-                      parent_name: str | None = None, block: int = 8 * MIB) -> Path:
+                      parent_name: str | None = None, block: int = 8 * MIB,
+                      relative_only: bool = False) -> Path:
     """A differencing VHDX over ``parent``: ``qemu-img create`` makes an empty dynamic
     VHDX; the blocks of ``child_raw`` that differ from the parent's media go in as fully
     present payload blocks, the file parameters get HasParent and the metadata a parent
-    locator (``parent_linkage`` = the parent's DataWriteGuid, ``relative_path``,
-    ``absolute_win32_path``: libvhdi 20260901 reads only the latter)."""
+    locator (``parent_linkage`` = the parent's DataWriteGuid, ``relative_path`` and,
+    unless ``relative_only``, ``absolute_win32_path``)."""
     parent_media = out.with_suffix(".parent.raw")
     to_raw(parent, parent_media, "vhdx")
     base, child = parent_media.read_bytes(), child_raw.read_bytes()
@@ -269,8 +270,9 @@ def differencing_vhdx(parent: Path, child_raw: Path, out: Path,
     with parent.open("rb") as fh:
         linkage = _vhdx_data_write_guid(fh.read(196608))
     name = parent_name or parent.name
-    pairs = [("parent_linkage", "{" + str(linkage) + "}"), ("relative_path", ".\\" + name),
-             ("absolute_win32_path", "C:\\VMs\\" + name)]  # as Hyper-V writes them
+    pairs = [("parent_linkage", "{" + str(linkage) + "}"), ("relative_path", ".\\" + name)]
+    if not relative_only:
+        pairs.append(("absolute_win32_path", "C:\\VMs\\" + name))  # as Hyper-V writes it
     header = bytearray(VHDX_LOCATOR_TYPE.bytes_le + struct.pack("<HH", 0, len(pairs)))
     strings = bytearray()
     entries = bytearray()
