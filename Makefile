@@ -16,7 +16,7 @@ RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \
-	qpdf
+	qpdf dmg2img
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -87,8 +87,8 @@ bench: system-deps-test venv
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
-# Shorter: make fuzz FUZZ_ARGS="--image-cases 200 --media-cases 200"
-FUZZ_ARGS ?= --image-cases 2000 --media-cases 2000
+# Shorter: make fuzz FUZZ_ARGS="--image-cases 200 --vdisk-cases 200 --media-cases 200"
+FUZZ_ARGS ?= --image-cases 2000 --vdisk-cases 1000 --media-cases 2000
 fuzz: system-deps-test venv $(DEMO_IMAGE)
 	$(BIN)/python -m benchmarks.robustness $(FUZZ_ARGS)
 

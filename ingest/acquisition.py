@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
@@ -78,6 +79,34 @@ def hash_image(
     result: dict[str, Any] = {name: d.hexdigest() for name, d in digests.items()}
     result["size"] = total
     return result
+
+
+def container_record(fmt: str, paths: Sequence[str | Path],
+                     progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """For a virtual disk: what its acquisition hashes cover, and each container file's SHA-256.
+
+    The media hash identifies the disk whatever container holds it; the files' own hashes
+    identify what the examiner was handed (descriptor, extents, parents). Raw and E01 get
+    nothing here, so their registration costs no second read.
+    """
+    from ingest.formats.virtual import FORMATS, MEDIA_HASH_NOTE
+
+    if fmt not in FORMATS:
+        return {}
+    files = []
+    done = 0
+    for path in paths:
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(DEFAULT_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(done + size)
+        done += size
+        files.append({"path": str(path), "size": size, "sha256": digest.hexdigest()})
+    return {"hashed_over": MEDIA_HASH_NOTE, "container_files": files}
 
 
 def compare_hashes(computed: dict[str, Any], expected: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Open seized media read-only: raw/dd, split raw and EnCase (E01) images.
+"""Open seized media read-only: raw/dd, split raw, EnCase (E01) and virtual-disk images.
 
 Every container becomes one ``EvidenceImage``: a ``pytsk3.Img_Info`` created with
 ``TSK_IMG_TYPE_EXTERNAL`` so The Sleuth Kit reads through *our* reader. That is the only
@@ -23,10 +23,10 @@ import pyewf
 import pytsk3
 
 from ingest.errors import IngestError, UnsupportedImageError
-from ingest.formats import MediaReader, ewf, raw
+from ingest.formats import MediaReader, ewf, raw, virtual
 
-ImageFormat = str  # "raw", "split-raw" or "ewf"
-FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf")
+ImageFormat = str  # "raw", "split-raw", "ewf" or a virtual disk (virtual.FORMATS)
+FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf", *virtual.FORMATS)
 
 _NUMERIC_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<num>\d{3,})$")
 _ALPHA_SEGMENT = re.compile(r"^(?P<stem>.+)\.(?P<alpha>[a-z]{2,})$")
@@ -200,6 +200,9 @@ def _resolve(paths: Sequence[Path]) -> tuple[str, list[Path]]:
                 f"next to {first} ({[p.name for p in segments]})"
             )
         return "ewf", segments
+    vdisk = virtual.sniff(first)
+    if vdisk is not None:  # further paths: extents, parents, backing files stored elsewhere
+        return vdisk, virtual.resolve(vdisk, first, paths[1:])
     if len(paths) == 1:
         segments = _split_siblings(first)
         return ("split-raw" if len(segments) > 1 else "raw"), segments
@@ -215,7 +218,7 @@ def _resolve(paths: Sequence[Path]) -> tuple[str, list[Path]]:
 
 
 def detect_format(paths: Sequence[Path] | Path) -> str:
-    """Name the container format: "raw", "split-raw" or "ewf"."""
+    """Name the container format: one of ``FORMATS``."""
     return _resolve(paths)[0]  # type: ignore[arg-type]
 
 
@@ -235,7 +238,11 @@ def _open_resolved(fmt: str, segments: list[Path]) -> EvidenceImage:
     for path in segments:
         _check_file(path)
     spec = ImageSpec(fmt, tuple(str(p) for p in segments))
-    reader: MediaReader = ewf.EwfReader(segments) if fmt == "ewf" else raw.RawReader(segments)
+    reader: MediaReader
+    if fmt in virtual.FORMATS:
+        reader = virtual.VirtualDiskReader(fmt, segments)
+    else:
+        reader = ewf.EwfReader(segments) if fmt == "ewf" else raw.RawReader(segments)
     if reader.size <= 0:
         reader.close()
         raise UnsupportedImageError(f"image {segments[0]} holds no media data")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 
 def native_versions() -> dict[str, str]:
-    """libtsk, libewf and libarchive as loaded in this process (a worker's may differ)."""
+    """libtsk, libewf and the virtual-disk libraries as loaded in this process (a worker's
+    may differ from the driver's)."""
     found: dict[str, str] = {}
     try:
         import pytsk3
@@ -25,4 +29,8 @@ def native_versions() -> dict[str, str]:
         found["libarchive"] = f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
     except (ImportError, AttributeError, OSError):  # pragma: no cover
         pass
+    for library, module in (("libvmdk", "pyvmdk"), ("libvhdi", "pyvhdi"), ("libqcow", "pyqcow"),
+                            ("libmodi", "pymodi")):
+        with contextlib.suppress(ImportError):  # dependencies, but a worker may lack them
+            found[library] = str(importlib.import_module(module).get_version())
     return found

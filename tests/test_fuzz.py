@@ -22,12 +22,14 @@ from conftest import require_tool
 from fuzz import media, scenarios
 from fuzz.harness import CaseOutcome, FuzzHarness, baseline_of, media_image
 from fuzz.images import BaseImage, build_bases, plan_mutation
+from fuzz.vdisks import VdiskBase, VdiskMutation, build_vdisk_bases, plan_vdisk_mutation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 IMAGE_CASES = 36
 CLI_EVERY = 12  # every 12th image case through the real CLI
 MEDIA_PER_PACK = 50
+VDISK_CASES = 40
 def fuzz_settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -268,3 +270,49 @@ def test_volume_with_two_filesystems(harness: FuzzHarness, scenario_images: dict
     assert summary["volumes"] == len(slots_of_table) and summary["filesystems_walked"] == 2
     assert len(summary["volumes_with_several_filesystems"]) == 1
     assert _dfxml_fileobjects(case) == len(_rows(case, "SELECT id FROM files"))  # no doubles
+@pytest.fixture(scope="module")
+def vdisk_bases(workdir: Path, bases: list[BaseImage]) -> list[VdiskBase]:
+    for tool in ("qemu-img", "qemu-io", "mcopy"):
+        require_tool(tool)
+    mbr = next(b for b in bases if b.name == "mbr")
+    return build_vdisk_bases(workdir / "vdisks", mbr.path)
+
+
+def test_mutated_virtual_disks(harness: FuzzHarness, vdisk_bases: list[VdiskBase],
+                               baselines: dict[str, set[tuple[str, str]]],
+                               workdir: Path) -> None:
+    """Every container of the MBR disk, clean, then mutated: headers, truncation, missing."""
+    baseline = baselines["mbr"]
+    for base in vdisk_bases:  # unmutated: exactly the files of the raw disk, same hashes
+        outcome = harness.run_inprocess(base.top, workdir / f"clean-{base.name}", base.name,
+                                        baseline)
+        _check(outcome)
+        assert outcome.status == "ok" and outcome.recovered == len(baseline), outcome
+    planned: list[tuple[VdiskBase, VdiskMutation]] = []
+    for base in vdisk_bases:  # each extent, parent and backing file missing; each cut short
+        for gone in base.files[1:]:
+            planned.append((base, VdiskMutation(base.name, remove=gone.name,
+                                                labels=[f"{gone.name} missing"])))
+        for path in base.files:
+            keep = path.stat().st_size // 2 // 512 * 512
+            planned.append((base, VdiskMutation(base.name, truncate=(path.name, keep),
+                                                labels=[f"{path.name} cut to {keep} bytes"])))
+
+    @fuzz_settings(VDISK_CASES)
+    @given(which=st.integers(0, len(vdisk_bases) - 1), rng=st.randoms(use_true_random=False))
+    def draw(which: int, rng: random.Random) -> None:
+        base = vdisk_bases[which]
+        planned.append((base, plan_vdisk_mutation(rng, base)))
+
+    draw()
+    seen: list[CaseOutcome] = []
+    for i, (base, mutation) in enumerate(planned):
+        directory = workdir / f"vdisk-{i:03d}"
+        top = mutation.apply(base, directory / "evidence")
+        outcome = harness.run_inprocess(top, directory / "case", mutation.describe(), baseline)
+        _check(outcome)
+        if mutation.remove:  # a missing part is named, never guessed around
+            assert outcome.exit_code == 3 and mutation.remove in outcome.detail, outcome
+        seen.append(outcome)
+    assert len(seen) >= VDISK_CASES + 23  # 5 missing parts, 18 files cut short
+    assert {o.status for o in seen} == {"ok", "documented"}  # some survive, some are refused

@@ -6,7 +6,9 @@ Usage (from the repository root)::
 
 Image cases mutate small images built with the Debian tools (FAT12, FAT16, ext2, ext4,
 NTFS, an MBR disk with FAT16 + ext2 in a logical partition) and, with ``--sample``, the
-bundled sample image; media cases are hostile JPEG/PNG/TIFF/GIF files packed
+bundled sample image; virtual-disk cases (``--vdisk-cases``) mutate that MBR disk's
+VMDK/VHD/VHDX/QCOW2 containers and chains (headers, truncated extents, missing parents —
+tests/fuzz/vdisks.py); media cases are hostile JPEG/PNG/TIFF/GIF files packed
 ``--media-per-image`` to an ext4 image. Every case runs through ``Triage`` on one shared
 local cluster, and a share (``--cli-share``) through the real ``exhibit triage`` CLI with
 its own cluster. Each case is checked (tests/fuzz/harness.py) and the table printed:
@@ -37,6 +39,7 @@ from fuzz.images import (  # noqa: E402
     find_regions,
     plan_mutation,
 )
+from fuzz.vdisks import build_vdisk_bases, plan_vdisk_mutation  # noqa: E402
 
 
 class Tally:
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.robustness")
     parser.add_argument("--image-cases", type=int, default=200)
     parser.add_argument("--media-cases", type=int, default=200)
+    parser.add_argument("--vdisk-cases", type=int, default=200,
+                        help="mutated virtual-disk containers (needs qemu-img)")
     parser.add_argument("--media-per-image", type=int, default=50)
     parser.add_argument("--cli-share", type=float, default=0.05,
                         help="share of runs through the real CLI (own cluster each)")
@@ -156,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
             label = f"image {i} (seed {args.seed}): {mutation.describe()}"
             outcome = run(image, directory / "case", label, baselines[base.name])
             note("disk images", outcome, directory, 0, len(baselines[base.name]))
+        mbr = next(b for b in bases if b.name == "mbr")
+        vdisks = build_vdisk_bases(args.workdir / "vdisks", mbr.path) if args.vdisk_cases else []
+        for i in range(args.vdisk_cases):
+            vbase = rng.choice(vdisks)
+            vmutation = plan_vdisk_mutation(rng, vbase)
+            directory = args.workdir / f"vdisk-{i:05d}"
+            top = vmutation.apply(vbase, directory / "evidence")
+            via_cli = rng.random() < args.cli_share
+            run = harness.run_cli if via_cli else harness.run_inprocess
+            label = f"vdisk {i} (seed {args.seed}): {vmutation.describe()}"
+            outcome = run(top, directory / "case", label, baselines["mbr"])
+            note("virtual disks", outcome, directory, 0, len(baselines["mbr"]))
         packs = (args.media_cases + args.media_per_image - 1) // args.media_per_image
         for p in range(packs):
             n = min(args.media_per_image, args.media_cases - p * args.media_per_image)

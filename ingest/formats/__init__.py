@@ -3,9 +3,10 @@
 A format module gives a reader class that opens the container's files without any
 possibility of writing (``O_RDONLY``/``"rb"``) and implements :class:`MediaReader`;
 ``ingest.image`` detects the format by content, opens the reader and wraps it in an
-``EvidenceImage`` that The Sleuth Kit reads through. A new image format (VMDK, VHD,
-QCOW2 …) is a module here, a signature in ``ingest.image``'s detection, and a name in
-``ingest.image.FORMATS``.
+``EvidenceImage`` that The Sleuth Kit reads through. A new image format is a module here,
+a signature in ``ingest.image``'s detection, and a name in ``ingest.image.FORMATS``; a
+new virtual-disk format (``vmdk``, ``vhdi``, ``qcow`` are the examples) only a module
+giving ``sniff`` and ``open_layer`` and its name in ``virtual.FORMATS``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from chain_of_custody.keys import load_key_records, read_key_dir
 from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import merkle_root
 from chain_of_custody.verify import VerificationReport, verify_ledger
-from ingest.acquisition import compare_hashes, hash_image
+from ingest.acquisition import compare_hashes, container_record, hash_image
 from ingest.image import open_image
 from pipeline.case.database import CaseDatabase, utc_now
 from pipeline.case.store import DB_NAME, KEYS_DIR, LEDGER_NAME, Case, read_head
@@ -148,6 +148,7 @@ def register_evidence(case: Case, images: list[Path], *, exhibit_number: str,
             "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
             "stated": comparisons, "result": "match" if verified else "MISMATCH",
             "container_metadata": image.metadata, "seconds": round(seconds, 3),
+            **container_record(image.format, paths),
         }
     finally:
         image.close()

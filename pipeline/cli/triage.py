@@ -97,14 +97,17 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
            worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
            no_progress: bool) -> None:
-    """Ingest IMAGE (raw/dd, first segment of a split set, or E01), analyse every file.
+    """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
+
+    Paths after the first name the image's parts stored elsewhere (a parent, a backing
+    file, extents); those beside it are found.
 
     \b
     Exit status: 0 done; 1 acquisition hashes differ; 2 usage error or no examiner key;
     3 the image cannot be opened; 4 the case is unusable or busy; 5 disk full;
     6 nothing examined: the image was hashed and recorded but no volume or filesystem
-      in it could be read (the summary says first what it looks like, e.g. "VMDK
-      sparse extent", "QCOW2", "APFS container"; --allow-empty exits 0 instead);
+      in it could be read (the summary says first what it looks like, e.g. "VDI",
+      "APFS container", "LUKS"; --allow-empty exits 0 instead);
     130 interrupted (run the same command to resume).
     """
     from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer

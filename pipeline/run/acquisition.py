@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest.acquisition import compare_hashes, hash_image
+from ingest.acquisition import compare_hashes, container_record, hash_image
+from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
 from ingest.image import EvidenceImage
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
@@ -50,6 +51,11 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
         started = time.monotonic()
         computed = hash_image(image, progress=advance)
         seconds = time.monotonic() - started
+    containers: dict[str, Any] = {}
+    if image.format in VIRTUAL_FORMATS:  # a raw or E01 registration reads its files once
+        with reporter.bytes_task("Hashing container files",
+                                 sum(Path(p).stat().st_size for p in paths)) as advance:
+            containers = container_record(image.format, paths, progress=advance)
     evidence_id = computed["sha256"]
     subject = {"evidence_id": evidence_id}
     case.record("acquisition.hashed", subject, {
@@ -79,12 +85,12 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
         })
         case.record("evidence.registered", subject, {
             "format": image.format, "paths": paths, "size": image.size,
-            "container_metadata": image.metadata,
+            "container_metadata": image.metadata, **containers,
         })
     else:
         case.record("evidence.reopened", subject, {
             "paths": paths, "note": "same media data as already registered evidence",
-            "registered_paths": json.loads(existing["paths"]),
+            "registered_paths": json.loads(existing["paths"]), **containers,
         })
     check_verified(case, evidence_id, verified, allow_mismatch)
     return evidence_id, verified
