@@ -24,6 +24,7 @@ import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
+from ingest.streams import RandomAccessStream
 from ingest.walk import open_filesystem
 
 DEFAULT_CHUNK = 1 << 20
@@ -137,49 +138,27 @@ class ContentReader:
             self.image.close()
 
 
-class _StreamFile(io.RawIOBase):
-    """Random access to one stream through TSK's ``read_random`` (no write method at all)."""
+class _StreamFile(RandomAccessStream):
+    """Random access to one stream through TSK's ``read_random``."""
 
     def __init__(self, lock: threading.RLock, file_obj: Any, size: int, extra: tuple,
                  where: str) -> None:
+        super().__init__(size)
         self._lock = lock
         self._file = file_obj
-        self._size = size
         self._extra = extra
         self._where = where
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
+    def read_at(self, offset: int, length: int) -> bytes:
         with self._lock:
             try:
-                data = self._file.read_random(self._pos, want, *self._extra)
+                data = self._file.read_random(offset, length, *self._extra)
             except OSError as exc:
-                raise IngestError(f"read error at file offset {self._pos} of {self._where}:"
+                raise IngestError(f"read error at file offset {offset} of {self._where}:"
                                   f" {str(exc).strip()}") from exc
         if not data:
-            raise IngestError(f"short read at file offset {self._pos} of {self._where}")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+            raise IngestError(f"short read at file offset {offset} of {self._where}")
+        return bytes(data)
 
 
 _READERS: OrderedDict[tuple[ImageSpec, tuple], ContentReader] = OrderedDict()

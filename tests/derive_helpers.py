@@ -19,10 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import BinaryIO
 
+from conftest import REPO, require_tool
 from PIL import Image
 
 from ingest.derive import SNIFF_BYTES, Child, ContainerReader, container_reader
-from tests.conftest import REPO, require_tool
 
 
 def _make_photos_module() -> ModuleType:

@@ -22,12 +22,8 @@ from pathlib import Path
 
 import img2pdf
 import pytest
-from PIL import Image, ImageChops
-from pypdf import PdfReader, PdfWriter
-
-from ingest.derive import SNIFF_BYTES, ContainerError, container_reader
-from tests.conftest import require_tool
-from tests.derive_helpers import (
+from conftest import require_tool
+from derive_helpers import (
     expand,
     md5,
     picture_files,
@@ -35,6 +31,10 @@ from tests.derive_helpers import (
     rar5_stored,
     read_all,
 )
+from PIL import Image, ImageChops
+from pypdf import PdfReader, PdfWriter
+
+from ingest.derive import SNIFF_BYTES, ContainerError, container_reader
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
+from derive_helpers import md5, picture_files
 
 from ingest.derive import LimitExceeded
 from ingest.derive.picture_ends import ENDS, MAX_PICTURE, MAX_STEPS, jpeg_end, png_end
@@ -26,8 +28,6 @@ from ingest.derive.pictures import (
     picture_at,
     picture_end,
 )
-from tests.conftest import require_tool
-from tests.derive_helpers import md5, picture_files
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from typing import BinaryIO, Protocol
 
 from ingest.errors import IngestError
 from ingest.location import Derivation
+from ingest.streams import RandomAccessStream
 
 SNIFF_BYTES = 64 * 1024  # how much of a stream's head the readers' ``sniff`` gets
 
@@ -97,7 +98,7 @@ _DECODER_ERRORS = (OSError, EOFError, ValueError, RuntimeError, lzma.LZMAError, 
                    tarfile.TarError)
 
 
-class RangeStream(io.RawIOBase):
+class RangeStream(RandomAccessStream):
     """Bytes ``offset .. offset+length`` of a seekable parent, read where asked.
 
     The parent may be shared: every read seeks it first, so two ranges of one parent can
@@ -105,39 +106,15 @@ class RangeStream(io.RawIOBase):
     """
 
     def __init__(self, parent: BinaryIO, offset: int, length: int) -> None:
-        super().__init__()
         if offset < 0 or length < 0:
             raise ValueError("a range needs a non-negative offset and length")
+        super().__init__(length)
         self._parent = parent
         self._offset = offset
-        self._length = length
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        if base + pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + pos
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._length - self._pos)
-        if want <= 0:
-            return 0
-        self._parent.seek(self._offset + self._pos)
-        data = self._parent.read(want)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+    def read_at(self, offset: int, length: int) -> bytes:
+        self._parent.seek(self._offset + offset)
+        return self._parent.read(length)
 
 
 class GuardedStream(io.RawIOBase):

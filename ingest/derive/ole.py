@@ -16,7 +16,6 @@ streams (below the 4 KiB mini-stream cutoff) are read through olefile.
 
 from __future__ import annotations
 
-import io
 import struct
 from array import array
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ import olefile
 
 from ingest.derive.base import Child, ContainerError, RangeStream
 from ingest.location import Derivation
+from ingest.streams import RandomAccessStream
 
 _SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _OLE10_NATIVE = "\x01Ole10Native"
@@ -39,15 +39,13 @@ _ERRORS = (OSError, ValueError, struct.error, IndexError, KeyError, TypeError, O
            AttributeError, RecursionError)
 
 
-class _ChainStream(io.RawIOBase):
+class _ChainStream(RandomAccessStream):
     """A stream's bytes along its FAT sector chain, read where asked (seekable)."""
 
     def __init__(self, ole: Any, start: int, size: int, what: str) -> None:
-        super().__init__()
+        super().__init__(size)
         self._fp = ole.fp
         self._sector = ole.sectorsize
-        self._size = size
-        self._pos = 0
         self._what = what
         self._chain = array("I")
         fat = ole.fat
@@ -59,35 +57,15 @@ class _ChainStream(io.RawIOBase):
             self._chain.append(sector)
             sector = fat[sector]
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + pos)
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        index, within = divmod(self._pos, self._sector)
+    def read_at(self, offset: int, length: int) -> bytes:
+        index, within = divmod(offset, self._sector)
         if index >= len(self._chain):
-            raise ContainerError(f"{self._what}: sector chain ends at byte {self._pos}")
-        want = min(want, self._sector - within)
+            raise ContainerError(f"{self._what}: sector chain ends at byte {offset}")
         self._fp.seek((self._chain[index] + 1) * self._sector + within)
-        data = self._fp.read(want)
+        data = self._fp.read(min(length, self._sector - within))
         if not data:
             raise ContainerError(f"{self._what}: sector beyond the end of the file")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        return data
 
 
 class OleReader:
