@@ -213,3 +213,16 @@ def test_run_arithmetic() -> None:
     assert merge_runs([(10, 5), (0, 10), (30, 0), (14, 4)]) == [ByteRun(0, 18)]
     assert subtract_runs([ByteRun(0, 100)], [ByteRun(10, 10), ByteRun(90, 20)]) == [
         ByteRun(0, 10), ByteRun(20, 70)]
+
+
+def test_e01_reads_the_same_bytes(images: dict[str, Path], tmp_path: Path) -> None:
+    """Through an E01 the runs and bytes are those ``blkls`` gives for the raw image."""
+    raw = images["ext4-64bit"]
+    target = tmp_path / "ext4"
+    run("ewfacquire", "-u", "-t", target, "-f", "encase6", "-c", "fast", "-S", "1.4GiB",
+        "-l", tmp_path / "acquire.log", raw)
+    with open_image(target.with_suffix(".E01")) as image:
+        assert image.format == "ewf"
+        fs, fs_type = open_filesystem(image, 0)
+        runs = filesystem_unallocated(image, 0, fs, fs_type)
+        assert read_all(image, runs, chunk=MIB) == blkls(raw)

@@ -34,7 +34,9 @@ def ext_runs(image: EvidenceImage, base: int, fs: Any) -> RunList:
     if block_size != int(fs.info.block_size) or not blocks_per_group or desc_size < 32:
         raise IngestError(f"ext superblock at byte {base + 1024} disagrees with The Sleuth Kit")
     last_block = min(blocks - 1, int(fs.info.last_block))
-    groups = (blocks - first_data + blocks_per_group - 1) // blocks_per_group
+    # Groups from TSK's last block, not the raw count: a damaged count cannot make us read
+    # a descriptor table larger than the filesystem TSK accepted.
+    groups = (last_block + 1 - first_data + blocks_per_group - 1) // blocks_per_group
     table = image.read_at(base + (first_data + 1) * block_size, groups * desc_size)
     if len(table) < groups * desc_size:
         raise IngestError(f"ext group descriptors at byte {base} are truncated")
