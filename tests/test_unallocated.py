@@ -24,6 +24,7 @@ from ingest.unallocated import (
     merge_runs,
     partition_gaps,
     subtract_runs,
+    volume_slack,
     volume_unallocated,
 )
 from ingest.volumes import find_volumes
@@ -159,47 +160,87 @@ def test_small_chunks_read_sequentially(images: dict[str, Path]) -> None:
         next(iter_unallocated(image, runs, chunk=0))
 
 
+def mmls_free(disk: Path) -> list[ByteRun]:
+    """Every slot ``mmls`` calls unallocated, in bytes."""
+    rows = (line.split() for line in run("mmls", disk).decode().splitlines())
+    return [ByteRun(int(f[2]) * 512, int(f[4]) * 512) for f in rows if f and f[-1] == "Unallocated"]
+
+
 def test_partitioned_disk(tmp_path: Path, images: dict[str, Path]) -> None:
-    """Partitions with gaps between and after; one partition holds no filesystem."""
+    """Partitions with gaps between and after, volume slack, a partition with no filesystem."""
     disk = blank(tmp_path / "disk.img", 48 * MIB)
     run("sfdisk", "-q", disk, stdin=b"label: dos\n"
-        b"start=2048, size=32768, type=6\n"      # FAT16, then a 1 MiB gap
-        b"start=36864, size=16384, type=83\n"    # ext3, then a 2 MiB gap
-        b"start=57344, size=8192, type=83\n")    # nothing recognisable; 16 MiB free after
-    for name, start in (("fat16", 2048), ("ext3", 36864)):
-        src = images[name].read_bytes()
-        with disk.open("r+b") as fh:
-            fh.seek(start * 512)
-            fh.write(src)
+        b"start=2048, size=33792, type=6\n"     # FAT16 and 512 KiB of slack, a 512 KiB gap
+        b"start=36864, size=16384, type=83\n"   # ext3 filling it, then a 2 MiB gap
+        b"start=57344, size=8192, type=83\n")   # nothing recognisable; 16 MiB free after
     with disk.open("r+b") as fh:
+        for name, start in (("fat16", 2048), ("ext3", 36864)):
+            fh.seek(start * 512)
+            fh.write(images[name].read_bytes())
+        fh.seek((2048 + 32768) * 512)
+        fh.write(os.urandom(1024 * 512))  # the FAT16 volume's slack
         fh.seek(57344 * 512)
         fh.write(os.urandom(8192 * 512))
+    raw = disk.read_bytes()
     with open_image(disk) as image:
         scan = find_volumes(image)
-        parts = scan.candidates
-        assert [v.sector_offset for v in parts] == [2048, 36864, 57344]
-        for vol in parts[:2]:
-            opened = open_filesystem(image, vol.start)
-            runs = volume_unallocated(image, vol, opened)
-            assert read_all(image, runs) == blkls(disk, vol.sector_offset)
-            assert runs == blkls_runs(disk, vol.sector_offset, vol.start)
-        bare = parts[2]
+        fat, ext, bare = scan.candidates
+        assert [v.sector_offset for v in (fat, ext, bare)] == [2048, 36864, 57344]
+        opened = open_filesystem(image, fat.start)
+        slack = ByteRun((2048 + 32768) * 512, 1024 * 512)
+        assert volume_slack(image, fat, *opened) == [slack]
+        runs = volume_unallocated(image, fat, opened)
+        assert runs == merge_runs([*blkls_runs(disk, fat.sector_offset, fat.start), slack])
+        assert read_all(image, runs) == blkls(disk, fat.sector_offset) + raw[slack.offset:
+                                                                                slack.end]
+        runs = volume_unallocated(image, ext, open_filesystem(image, ext.start))
+        assert runs == blkls_runs(disk, ext.sector_offset, ext.start)
+        assert read_all(image, runs) == blkls(disk, ext.sector_offset)
         whole = volume_unallocated(image, bare, None)
         assert whole == [ByteRun(bare.start, bare.length)]
         assert read_all(image, whole) == run("mmcat", disk, str(bare.index))
-        gaps = partition_gaps(scan, image.size)
+        gaps = partition_gaps(image, scan)
     # The oracle for gaps: every sector mmls calls unallocated, less the MBR it overlaps.
-    mmls = run("mmls", disk).decode().splitlines()
-    free = [ByteRun(int(f[2]) * 512, int(f[4]) * 512)
-            for f in (line.split() for line in mmls) if f and f[-1] == "Unallocated"]
-    assert gaps == subtract_runs(free, [ByteRun(0, 512)])
-    assert gaps == [ByteRun(512, 2047 * 512), ByteRun(34816 * 512, 2048 * 512),
+    assert gaps == subtract_runs(mmls_free(disk), [ByteRun(0, 512)])
+    assert gaps == [ByteRun(512, 2047 * 512), ByteRun(35840 * 512, 1024 * 512),
                     ByteRun(53248 * 512, 4096 * 512), ByteRun(65536 * 512, 32768 * 512)]
+
+
+def test_gpt_gaps_leave_out_the_backup_table(tmp_path: Path) -> None:
+    """TSK lists GPT's backup header and table as unallocated; they are structure."""
+    disk = blank(tmp_path / "gpt.img", 8 * MIB)
+    run("sfdisk", "-q", disk, stdin=b"label: gpt\nstart=2048, size=4096, type=L\n"
+        b"start=8192, size=2048, type=L\n")
+    table = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in
+             run("sfdisk", "-d", disk).decode().splitlines())}
+    usable_end = (int(table["last-lba"]) + 1) * 512
+    with open_image(disk) as image:
+        gaps = partition_gaps(image, find_volumes(image))
+    structure = [ByteRun(0, 34 * 512), ByteRun(usable_end, 8 * MIB - usable_end)]
+    assert gaps == subtract_runs(mmls_free(disk), structure)
+    assert gaps[-1].end == usable_end
+
+
+def test_ntfs_slack_skips_the_backup_boot_sector(tmp_path: Path, images: dict[str, Path]) -> None:
+    """An 8 MiB NTFS in a 9 MiB image: slack after its last cluster, less its boot copy."""
+    img = tmp_path / "ntfs-slack.img"
+    img.write_bytes(images["ntfs"].read_bytes() + os.urandom(MIB))
+    with open_image(img) as image:
+        (volume,) = find_volumes(image).volumes
+        opened = open_filesystem(image, 0)
+        clusters_end = (int(opened[0].info.last_block) + 1) * 4096
+        backup = 16383 * 512
+        assert image.read_at(backup, 11)[3:] == b"NTFS    "
+        slack = volume_slack(image, volume, *opened)
+        assert slack == [ByteRun(clusters_end, backup - clusters_end),
+                         ByteRun(8 * MIB, MIB)]
+        runs = volume_unallocated(image, volume, opened)
+        assert runs == merge_runs([*blkls_runs(img, 0, 0), *slack])
 
 
 def test_no_partition_table_has_no_gaps(images: dict[str, Path]) -> None:
     with open_image(images["fat12"]) as image:
-        assert partition_gaps(find_volumes(image), image.size) == []
+        assert partition_gaps(image, find_volumes(image)) == []
 
 
 def test_unsupported_filesystem_says_so(images: dict[str, Path]) -> None:
