@@ -81,9 +81,25 @@ def make_ntfs(folder: Path, payload: Path) -> Path:
     return img
 
 
-def make_exfat(folder: Path) -> Path:
-    img = blank(folder / "exfat.img", 8 * MIB)
+def make_exfat(folder: Path, name: str = "exfat") -> Path:
+    img = blank(folder / f"{name}.img", 8 * MIB)
     run("mkfs.exfat", img)
+    return img
+
+
+def make_exfat_in_use(folder: Path) -> Path:
+    """exFAT with clusters marked in use across its bitmap (exfatprogs cannot copy files).
+
+    ``fls`` and ``istat`` (the oracles) say where the allocation bitmap lies; random
+    bytes over part of it leave free and used clusters interleaved, as files would.
+    """
+    img = make_exfat(folder, "exfat-in-use")
+    listing = run("fls", img).decode().splitlines()
+    inode = next(line.split()[1].rstrip(":") for line in listing if "$ALLOC_BITMAP" in line)
+    sectors = run("istat", img, inode).decode().split("Sectors:")[1].split()
+    with img.open("r+b") as fh:
+        fh.seek(int(sectors[0]) * 512 + 4)  # the first 32 clusters keep their state
+        fh.write(os.urandom(40))
     return img
 
 
@@ -102,6 +118,7 @@ def images(tmp_path_factory: pytest.TempPathFactory, payload: Path) -> dict[str,
                                "-G", "4", "-g", "1024", size=24 * MIB),
         "ntfs": make_ntfs(folder, payload),
         "exfat": make_exfat(folder),
+        "exfat-in-use": make_exfat_in_use(folder),
     }
 
 
@@ -132,7 +149,7 @@ def read_all(image: EvidenceImage, runs: list[ByteRun], chunk: int = 8 * MIB) ->
 
 
 @pytest.mark.parametrize("kind", ["fat12", "fat16", "fat32", "ext2", "ext3", "ext4",
-                                  "ext4-64bit", "ntfs", "exfat"])
+                                  "ext4-64bit", "ntfs", "exfat", "exfat-in-use"])
 def test_runs_equal_blkls(images: dict[str, Path], kind: str) -> None:
     img = images[kind]
     with open_image(img) as image:

@@ -3,7 +3,9 @@
 The descriptors name each bitmap's block, so flex_bg (bitmaps packed together) and 64-bit
 filesystems (a high half of the address, 64-byte descriptors) need nothing special. Like
 ``blkls`` (TSK's ``ext2fs_block_getflags``), the bitmap is read as written, also for a
-group flagged BLOCK_UNINIT, and blocks before ``s_first_data_block`` are allocated.
+group flagged BLOCK_UNINIT, and blocks before ``s_first_data_block`` are allocated. In a
+BLOCK_UNINIT group that makes the backup superblock and descriptors count as free, where
+e2fsprogs counts them used: over-inclusive for carving, never missing a free block.
 """
 
 from __future__ import annotations
