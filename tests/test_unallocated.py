@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.errors import IngestError
 from ingest.image import EvidenceImage, open_image
 from ingest.unallocated import (
     ByteRun,
@@ -284,3 +285,16 @@ def test_e01_reads_the_same_bytes(images: dict[str, Path], tmp_path: Path) -> No
         fs, fs_type = open_filesystem(image, 0)
         runs = filesystem_unallocated(image, 0, fs, fs_type)
         assert read_all(image, runs, chunk=MIB) == blkls(raw)
+
+
+def test_damaged_ext_descriptor_is_an_error(images: dict[str, Path], tmp_path: Path) -> None:
+    """A descriptor naming a bitmap outside the filesystem is reported, not skipped."""
+    img = tmp_path / "bad-ext.img"
+    img.write_bytes(images["ext4"].read_bytes())  # 1 KiB blocks, eight groups
+    with img.open("r+b") as fh:
+        fh.seek(2 * 1024 + 32)  # 1 KiB blocks: descriptors in block 2; group 1's bitmap
+        fh.write((0xFFFFFF).to_bytes(4, "little"))
+    with open_image(img) as image:
+        fs, fs_type = open_filesystem(image, 0)
+        with pytest.raises(IngestError, match="group 1"):
+            filesystem_unallocated(image, 0, fs, fs_type)

@@ -54,7 +54,9 @@ def ext_runs(image: EvidenceImage, base: int, fs: Any) -> RunList:
         if count <= 0:
             break
         if not 0 < bitmap_block <= last_block:
-            continue  # a damaged descriptor: TSK cannot say either, so neither do we
+            # blkls fails here too; the caller may carve the whole volume instead.
+            raise IngestError(f"ext group {group} at byte {base} names block bitmap "
+                              f"{bitmap_block}, outside the filesystem")
         bitmap = image.read_at(base + bitmap_block * block_size, bitmap_bytes)
         runs.add_free_bits(bitmap, first, count)
     return runs
