@@ -111,9 +111,11 @@ def images(tmp_path_factory: pytest.TempPathFactory, payload: Path) -> dict[str,
         "fat12": make_fat(folder, payload, 12, 4 * MIB),
         "fat16": make_fat(folder, payload, 16, 16 * MIB),
         "fat32": make_fat(folder, payload, 32, 34 * MIB),
-        # 1 KiB blocks: block 0 lies before s_first_data_block; eight groups, flex_bg.
+        # 1 KiB blocks: block 0 lies before s_first_data_block.
         "ext2": make_ext(folder, payload, "ext2", "-b", "1024", size=8 * MIB),
-        "ext3": make_ext(folder, payload, "ext3", size=8 * MIB),
+        # Four groups with 32-byte descriptors, bitmaps in each group.
+        "ext3": make_ext(folder, payload, "ext3", "-b", "1024", "-g", "2048", size=8 * MIB),
+        # Eight groups, flex_bg, BLOCK_UNINIT groups, 64-byte descriptors.
         "ext4": make_ext(folder, payload, "ext4", "-b", "1024", size=64 * MIB),
         "ext4-64bit": make_ext(folder, payload, "ext4", "-b", "4096", "-O", "64bit",
                                "-G", "4", "-g", "1024", size=24 * MIB),
