@@ -110,11 +110,15 @@ class _LibarchiveReader:
         address = ctypes.cast(buffer, ctypes.c_void_p).value
 
         # An exception must not escape a ctypes callback (it would be printed and read as
-        # "end of data"): any failure of the parent stream is libarchive's ARCHIVE_FATAL.
+        # "end of data"): any failure of the parent stream is libarchive's ARCHIVE_FATAL,
+        # and the failure itself is kept to name the cause in the ContainerError.
+        failures: list[BaseException] = []
+
         def read(archive_p: int, context: int, pointer: int) -> int:
             try:
                 data = stream.read(_BLOCK)
-            except Exception:
+            except Exception as exc:
+                failures.append(exc)
                 return _FATAL
             ctypes.memmove(buffer, data, len(data))
             ctypes.cast(pointer, ctypes.POINTER(ctypes.c_void_p))[0] = address
@@ -123,13 +127,19 @@ class _LibarchiveReader:
         def seek(archive_p: int, context: int, offset: int, whence: int) -> int:
             try:
                 return stream.seek(offset, whence)
-            except Exception:
+            except Exception as exc:
+                failures.append(exc)
                 return _FATAL
 
         stream.seek(0)
         live = [0]  # the index of the child whose stream may still be read
         try:
             yield from self._walk(read, seek, live, size)
+        except ContainerError as exc:
+            if failures:
+                raise ContainerError(f"{exc} (reading the container: {failures[0]})") from \
+                    failures[0]
+            raise
         finally:
             live[0] = -1  # the archive is freed: no member stream may touch it (use after free)
 
