@@ -40,7 +40,7 @@ from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
 from pipeline.matching.match import match_evidence
-from pipeline.run import acquisition, collect, plan
+from pipeline.run import acquisition, collect, expand, plan
 from pipeline.run.cluster import (
     DEFAULT_FILE_TIMEOUT,
     DEFAULT_TASK_TIMEOUT,
@@ -48,8 +48,6 @@ from pipeline.run.cluster import (
     BatchRunner,
 )
 from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
-from pipeline.run.expand import EXPAND
-from pipeline.run.expand import VERSION as EXPAND_VERSION
 from pipeline.run.progress import Reporter
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
@@ -141,7 +139,8 @@ class Triage:
             "workers": opts.workers,
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
-            "expand": {"method": f"{EXPAND} {EXPAND_VERSION}", "limits": opts.limits.to_dict()}
+            "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
+                       "limits": opts.limits.to_dict()}
             if opts.expand else None,
         })
         for path in opts.hashsets:
@@ -194,7 +193,7 @@ class Triage:
         total_bytes = sum(b["bytes"] for b in todo)
         opts = self.options
         scratch = _fresh_scratch(case.directory / SCRATCH_DIR)
-        names = (*analyzers, EXPAND) if opts.expand else tuple(analyzers)
+        names = (*analyzers, expand.EXPAND) if opts.expand else tuple(analyzers)
 
         def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
             for batch in todo:
