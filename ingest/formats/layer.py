@@ -8,7 +8,7 @@ extents (found through ``Locate``), its parent and the identities that tie them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +37,27 @@ class Layer:
             self.handle.close()
         while self.files:
             self.files.pop().close()
+
+
+@contextlib.contextmanager
+def opened(fmt: str, family: str, handle: Any, path: Path, what: str,
+           hint: Callable[[], str] = str) -> Iterator[Layer]:
+    """A layer whose own file is opened read-only and handed to its libyal ``handle``.
+
+    Inside the block the format module reads what the container names; whatever fails
+    there, the layer (handle and files) is closed before the error goes on.
+    """
+    layer = Layer(fmt, family, handle, [path])
+    try:
+        layer.files.append(open_file(path))
+        try:
+            handle.open_file_object(layer.files[0], "r")
+        except OSError as exc:
+            raise UnsupportedImageError(f"cannot open {what} {path}{hint()}: {exc}") from exc
+        yield layer
+    except BaseException:
+        layer.close()
+        raise
 
 
 def open_file(path: Path) -> BinaryIO:

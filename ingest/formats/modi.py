@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pymodi
 
-from ingest.errors import UnsupportedImageError
-from ingest.formats.layer import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, opened
 
 FAMILY = "libmodi"
 KOLY = b"koly"
@@ -33,15 +32,6 @@ def sniff(head: bytes, tail: bytes, size: int) -> str | None:
 
 def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
     handle = pymodi.handle()
-    layer = Layer(fmt, FAMILY, handle, [path])
-    try:
-        layer.files.append(open_file(path))
-        try:
-            handle.open_file_object(layer.files[0], "r")
-        except OSError as exc:
-            raise UnsupportedImageError(f"cannot open Apple disk image {path}: {exc}") from exc
+    with opened(fmt, FAMILY, handle, path, "Apple disk image") as layer:
         layer.info = {"media_size": str(handle.get_media_size())}
-    except BaseException:
-        layer.close()
-        raise
     return layer

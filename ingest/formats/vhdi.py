@@ -15,7 +15,7 @@ from pathlib import Path
 import pyvhdi
 
 from ingest.errors import UnsupportedImageError
-from ingest.formats.layer import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, opened
 
 FAMILY = "libvhdi"
 VHD_COOKIE = b"conectix"
@@ -125,13 +125,7 @@ def _vhdx_parent_path(items: dict[bytes, bytes]) -> str | None:
 
 def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
     handle = pyvhdi.file()
-    layer = Layer(fmt, FAMILY, handle, [path])
-    try:
-        layer.files.append(open_file(path))
-        try:
-            handle.open_file_object(layer.files[0], "r")
-        except OSError as exc:
-            raise UnsupportedImageError(f"cannot open {fmt.upper()} {path}: {exc}") from exc
+    with opened(fmt, FAMILY, handle, path, fmt.upper()) as layer:
         regions, items = _vhdx_metadata(path) if fmt == "vhdx" else ({}, {})
         if fmt == "vhdx":
             _check_vhdx_bat(path, regions, items)
@@ -152,7 +146,4 @@ def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
         }
         if layer.parent_name:
             layer.info["parent_name"] = layer.parent_name
-    except BaseException:
-        layer.close()
-        raise
     return layer

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyvmdk
 
 from ingest.errors import UnsupportedImageError
-from ingest.formats.layer import Layer, Locate, open_file
+from ingest.formats.layer import Layer, Locate, open_file, opened
 
 FAMILY = "libvmdk"
 SPARSE_MAGIC = (b"KDMV", b"COWD")  # VMware 4+ hosted sparse, ESX sparse
@@ -36,17 +36,7 @@ def sniff(head: bytes, tail: bytes, size: int) -> str | None:
 
 def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
     handle = pyvmdk.handle()
-    layer = Layer(fmt, FAMILY, handle, [path])
-    try:
-        layer.files.append(open_file(path))
-        try:
-            handle.open_file_object(layer.files[0], "r")
-        except OSError as exc:
-            hint = ""
-            with path.open("rb") as fh:
-                if fh.read(4) in SPARSE_MAGIC:
-                    hint = " (an extent of a split VMDK? give its descriptor file)"
-            raise UnsupportedImageError(f"cannot open VMDK {path}{hint}: {exc}") from exc
+    with opened(fmt, FAMILY, handle, path, "VMDK", hint=lambda: _extent_hint(path)) as layer:
         extents = []
         for i in range(handle.get_number_of_extents()):
             extent = handle.get_extent_descriptor(i)
@@ -77,7 +67,12 @@ def open_layer(fmt: str, path: Path, locate: Locate) -> Layer:
         }
         if layer.parent_name:
             layer.info["parent_name"] = layer.parent_name
-    except BaseException:
-        layer.close()
-        raise
     return layer
+
+
+def _extent_hint(path: Path) -> str:
+    """What to say when a sparse extent is given instead of its descriptor."""
+    with path.open("rb") as fh:
+        if fh.read(4) in SPARSE_MAGIC:
+            return " (an extent of a split VMDK? give its descriptor file)"
+    return ""
