@@ -12,11 +12,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...;
 # qemu-img, mkapfs and cryptsetup make the containers exhibit must name but cannot read; tar,
 # 7z, cpio, xorriso, gsf and qpdf write the container readers' test inputs).
+# ffmpeg makes the video tests' clips; the libav*-dev headers build the reference vpdq hasher.
 RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \
-	qpdf dmg2img
+	qpdf dmg2img ffmpeg pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case

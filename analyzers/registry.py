@@ -32,9 +32,10 @@ def _load_builtin() -> None:
     from analyzers.hashes import HashesAnalyzer
     from analyzers.perceptual import PerceptualHashAnalyzer
     from analyzers.thumbnail import ThumbnailAnalyzer
+    from analyzers.video import VideoAnalyzer
 
     for cls in (HashesAnalyzer, FileTypeAnalyzer, ExifAnalyzer, PerceptualHashAnalyzer,
-                ThumbnailAnalyzer):
+                ThumbnailAnalyzer, VideoAnalyzer):
         register(cls)
 
 
