@@ -172,6 +172,24 @@ CREATE TABLE IF NOT EXISTS media_groups (
 """
 
 
+# Video matching (issue 15): how much of a video matched a known video (vPDQ), and where.
+# A table of its own, created on open of any case (new or old), so it needs no migration.
+_VIDEO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS video_matches (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    hashset_id INTEGER NOT NULL REFERENCES hashsets(id),
+    known_id INTEGER NOT NULL,           -- known_entries.id: the known video
+    query_pct REAL NOT NULL,             -- % of this video's frames found in the known one
+    compared_pct REAL NOT NULL,          -- % of the known video's frames found in this one
+    frames INTEGER NOT NULL,             -- frames of this video compared (quality-filtered)
+    known_frames INTEGER NOT NULL,
+    ranges TEXT NOT NULL,                -- JSON [[start, end], ...] seconds of this video
+    known_ranges TEXT NOT NULL,          -- JSON, seconds of the known video
+    UNIQUE (file_id, hashset_id, known_id)
+);
+"""
+
+
 _ADDED_COLUMNS = (  # schema 1 -> 2
     ("results", "pdq", "TEXT"), ("results", "pdq_quality", "INTEGER"),
     ("results", "pdq_dihedral", "TEXT"),
@@ -235,6 +253,7 @@ class CaseDatabase:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        self.conn.executescript(_VIDEO_SCHEMA)
         self._migrate()
         self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
 

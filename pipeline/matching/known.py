@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from typing import Any
 
 EXACT_ALGORITHMS = ("md5", "sha1", "sha256")
 PERCEPTUAL_ALGORITHMS = ("phash", "dhash", "pdq")
-ALGORITHMS = EXACT_ALGORITHMS + PERCEPTUAL_ALGORITHMS
+VIDEO_ALGORITHMS = ("vpdq",)  # one known_hashes row per frame: "pdq,quality,timestamp"
+ALGORITHMS = EXACT_ALGORITHMS + PERCEPTUAL_ALGORITHMS + VIDEO_ALGORITHMS
 HEX_DIGITS = {"md5": 32, "sha1": 40, "sha256": 64, "phash": 16, "dhash": 16, "pdq": 64}
 ALGORITHM_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -89,6 +91,20 @@ def normalise(algorithm: str, value: Any, where: str) -> str:
         raise HashSetError(f"{where}: {algorithm} value {show(text)} is not"
                            f" {HEX_DIGITS[algorithm]} hex digits")
     return text.lower()
+
+
+def vpdq_hashes(value: Any, where: str) -> list[tuple[str, str]]:
+    """A vPDQ value (the JSON list form, as text or as a list) as one hash per frame."""
+    from analyzers.video.vpdq import VpdqFormatError, from_json
+
+    text = value if isinstance(value, str) else json.dumps(value)
+    try:
+        frames = from_json(text, where)
+    except VpdqFormatError as exc:
+        raise HashSetError(str(exc)) from None
+    if not frames:
+        raise HashSetError(f"{where}: an empty vPDQ list")
+    return [("vpdq", frame.compact()) for frame in frames]
 
 
 def show(text: str) -> str:

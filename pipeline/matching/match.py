@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.case.database import CaseDatabase
 from pipeline.matching.index import HammingIndex, hex_to_words
 from pipeline.matching.known import EXACT_ALGORITHMS
+from pipeline.matching.video import frame_queries, match_videos
 
 BITS = {"phash": 64, "dhash": 64, "pdq": 256}
 
@@ -62,6 +63,9 @@ def match_evidence(db: CaseDatabase, evidence_id: str,
     fill_pdq_columns(db, evidence_id)
     result = match_exact(db, evidence_id)
     result["near"] = match_near(db, evidence_id, thresholds)
+    videos = match_videos(db, evidence_id)
+    if videos:
+        result["near"]["vpdq"] = videos
     label_matches(db)
     result.update(_summary(db, evidence_id))
     result["series"] = group_series(db, evidence_id, thresholds)
@@ -163,6 +167,8 @@ def _queries(db: CaseDatabase, evidence_id: str, algo: str, thresholds: Threshol
             " AND r.pdq_quality >= ? ORDER BY r.file_id", (evidence_id, thresholds.pdq_quality)):
         variants = json.loads(r["pdq_dihedral"]) if r["pdq_dihedral"] else [r["pdq"]]
         out.extend((r["file_id"], v, name) for name, v in zip(DIHEDRAL, variants, strict=False))
+    # A known picture that is a frame of a video: the video's sampled frames are queries too.
+    out.extend(frame_queries(db, evidence_id, thresholds.pdq_quality))
     return out
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.matching.formats import csv_list, nsrl, plain, vics
+from pipeline.matching.formats import csv_list, nsrl, plain, vics, vpdq
 from pipeline.matching.known import HashSetError, KnownEntry, ParsedSet
 
 
 def detect_format(path: Path) -> str:
-    """plain | csv | vics | nsrl, from the content."""
+    """plain | csv | vics | nsrl | vpdq, from the content."""
     with path.open("rb") as fh:
         head = fh.read(65536)
     if head.startswith(nsrl.SQLITE_MAGIC):
         return "nsrl"
     text = head.decode("utf-8-sig", errors="replace")
     stripped = text.lstrip()
+    if vpdq.sniff(text):
+        return "vpdq"
     if stripped.startswith("{"):
         return "vics"
     first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
@@ -44,4 +46,6 @@ def iter_set(path: Path, *, strict: bool = True) -> tuple[ParsedSet, Iterator[Kn
         return info, vics.read(path, info)
     if fmt == "csv":
         return info, csv_list.read(path, info, strict)
+    if fmt == "vpdq":
+        return info, vpdq.read(path, info, strict)
     return info, plain.read(path, info, strict)

@@ -14,11 +14,13 @@ from pipeline.matching.known import (
     classify,
     lines,
     normalise,
+    vpdq_hashes,
 )
 
 COLUMNS = {
     "md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256",
     "hash": "hash", "phash": "phash", "dhash": "dhash", "pdq": "pdq",
+    "vpdq": "vpdq",  # a video: the JSON list of "pdq,quality,timestamp" in one cell
 }
 
 
@@ -59,6 +61,9 @@ def read(path: Path, info: ParsedSet, strict: bool) -> Iterator[KnownEntry]:
             for i, algo in hash_cols:
                 cell = row[i].strip()
                 if not cell:
+                    continue
+                if algo == "vpdq":
+                    hashes.extend(vpdq_hashes(cell, f"{where}: vpdq"))
                     continue
                 value = normalise(algo, cell, where)
                 hashes.append((classify(value) if algo == "hash" else algo, value))  # type: ignore[arg-type]

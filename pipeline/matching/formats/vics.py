@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.matching.known import HashSetError, KnownEntry, ParsedSet, normalise
+from pipeline.matching.known import HashSetError, KnownEntry, ParsedSet, normalise, vpdq_hashes
 
 _HASH_FIELDS = {
     "md5": "md5", "sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256",
@@ -161,7 +161,10 @@ def _vics_media(doc: _Json, media: Any, ref: str, pos: int,
     label = ref if media_id is None else f"{ref} (MediaID {media_id})"
     where = f"{doc.path}: {_where(doc.text, pos)}: {label}"
     hashes: dict[str, str] = {}
+    video: list[tuple[str, str]] = []  # a "VPDQ" field: the JSON list, one row per frame
     for key, value in media.items():
+        if key.lower() == "vpdq" and value not in (None, "", []):
+            video = vpdq_hashes(value, f"{where}: {key}")
         algo = _HASH_FIELDS.get(key.lower())
         if algo is not None and value not in (None, ""):
             hashes[algo] = normalise(algo, value, f"{where}: {key}")
@@ -172,7 +175,7 @@ def _vics_media(doc: _Json, media: Any, ref: str, pos: int,
         algo = _HASH_FIELDS.get(name)
         if algo is not None and alt.get("HashValue") not in (None, ""):
             hashes.setdefault(algo, normalise(algo, alt["HashValue"], f"{where}: {name}"))
-    if not hashes:  # e.g. PhotoDNA only: counted and reported, never silently dropped
+    if not hashes and not video:  # e.g. PhotoDNA only: counted and reported, never silently dropped
         info.skipped["media without MD5/SHA-1/SHA-256/PDQ/pHash/dHash"] += 1
         return
     category = media.get("Category")
@@ -189,7 +192,7 @@ def _vics_media(doc: _Json, media: Any, ref: str, pos: int,
     if files:
         details["MediaFiles"] = files
     yield KnownEntry(
-        ref=ref, hashes=sorted(hashes.items()),
+        ref=ref, hashes=sorted(hashes.items()) + video,
         category=None if category is None else str(category),
         media_id=None if media_id is None else str(media_id),
         series=None if media.get("Series") in (None, "") else str(media["Series"]),
