@@ -546,7 +546,10 @@ class CaseDatabase:
         return sorted({r[0] for r in self.conn.execute(
             "SELECT json_extract(record, '$.findings.thumbnail.sha256') FROM results"
             " WHERE batch_id = ? AND json_extract(record, '$.findings.thumbnail.sha256')"
-            " IS NOT NULL", (batch_id,))})
+            " IS NOT NULL UNION SELECT json_extract(record,"
+            " '$.findings.video.contact_sheet.sha256') FROM results WHERE batch_id = ?"
+            " AND json_extract(record, '$.findings.video.contact_sheet.sha256') IS NOT NULL",
+            (batch_id, batch_id))})
 
     def batch_derived(self, batch_id: str) -> dict[str, Any]:
         """What a batch derived from content: entries, containers, entries by method."""

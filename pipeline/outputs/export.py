@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from ingest.location import encode_name
 from pipeline.case.database import ENTRY_ORDER, CaseDatabase
+from pipeline.outputs import video_export
 from pipeline.versions import TOOL_NAME, library_versions, tool_version
 
 EXIF_KEYS = (
@@ -48,7 +49,7 @@ COLUMNS = (
     "derived_from", "derivation",
     "name", "size", "kind", "allocated", "mtime", "atime", "ctime", "crtime", "mode", "uid",
     "gid", "md5", "sha1", "sha256", "mime", "magic", "extension_mismatch", "exif", "phash",
-    "dhash", "pdq", "pdq_quality", "matches", "errors",
+    "dhash", "pdq", "pdq_quality", "video", "vpdq", "matches", "errors",
 )
 
 # The PDQ matching compares (its indexed columns, filled from the result record by
@@ -66,18 +67,23 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     """One dict per walked entry, in walk order, with findings, matches and errors."""
     matches: dict[int, list[dict[str, Any]]] = {}
+    video_matched = video_export.video_match_details(db)
     for row in db.conn.execute(
         "SELECT m.file_id, h.name, h.kind, m.algorithm, m.distance, m.category,"
-        " m.category_label, m.known_id, m.variant, m.known_value"
+        " m.category_label, m.known_id, m.variant, m.known_value, m.hashset_id"
         " FROM matches m JOIN hashsets h ON h.id = m.hashset_id"
         " ORDER BY m.file_id, h.name, m.algorithm, m.known_value"
     ):
-        matches.setdefault(row["file_id"], []).append({
+        match = {
             "hashset": row["name"], "algorithm": row["algorithm"],
             "distance": row["distance"], "category": row["category"],
             "category_label": row["category_label"], "known_id": row["known_id"],
             "variant": row["variant"], "known_good": row["kind"] == "known-good",
-        })
+        }
+        if row["algorithm"] == "vpdq":  # both percentages and the matching time ranges
+            match.update(video_matched.get((row["file_id"], row["hashset_id"],
+                                            row["known_id"]), {}))
+        matches.setdefault(row["file_id"], []).append(match)
     errors: dict[int, list[dict[str, Any]]] = {}
     for row in db.conn.execute(
         "SELECT file_id, stage, analyzer, error, message FROM errors"
@@ -89,12 +95,14 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
         })
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " r.phash, r.dhash, " + PDQ_COLUMNS + ", p.path AS parent_path FROM files f"
+        " r.phash, r.dhash, " + PDQ_COLUMNS + ", " + video_export.VIDEO_SQL + ","
+        " p.path AS parent_path FROM files f"
         " LEFT JOIN results r ON r.file_id = f.id LEFT JOIN files p ON p.id = f.parent_id"
         f" ORDER BY {ENTRY_ORDER}"
     )
     for row in db.conn.execute(query):
         exif = json.loads(row["exif"]) if row["exif"] else None
+        video, vpdq = video_export.video_view(row["video"])
         yield {
             "evidence_sha256": row["evidence_id"],
             "volume_index": row["volume_index"],
@@ -128,6 +136,8 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "dhash": row["dhash"],
             "pdq": row["pdq"],
             "pdq_quality": row["pdq_quality"],
+            "video": video,
+            "vpdq": vpdq,
             "matches": matches.get(row["id"], []),
             "errors": errors.get(row["id"], []),
         }
@@ -168,6 +178,10 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
             for exif_key in EXIF_KEYS:
                 cell = None if value is None else value.get(exif_key)
                 flat[f"exif_{exif_key}"] = "; ".join(cell) if isinstance(cell, list) else cell
+        elif key == "video":
+            flat.update(video_export.csv_cells(value, record["vpdq"]))
+        elif key == "vpdq":
+            continue
         elif key == "matches":
             flat[key] = ";".join(
                 f"{m['hashset']}:{m['algorithm']}:{m['distance']}:{m['category'] or ''}"
@@ -192,6 +206,10 @@ def csv_columns() -> list[str]:
     for key in COLUMNS:
         if key == "exif":
             columns.extend(f"exif_{k}" for k in EXIF_KEYS)
+        elif key == "video":
+            columns.extend(video_export.csv_columns())
+        elif key == "vpdq":
+            continue
         else:
             columns.append(key)
     return columns
@@ -416,7 +434,7 @@ def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,
 
 
 def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
-    """Every analysed file whose EXIF holds a GPS position, in walk order."""
+    """Every analysed file whose EXIF holds a GPS position, in walk order; then videos."""
     for row in db.conn.execute(
         "SELECT f.id, f.evidence_id, f.volume_index, f.volume_offset, f.fs_type, f.inode,"
         " f.path, f.stream, f.name, f.allocated, f.mtime, r.sha256, r.mime, r.exif"
@@ -443,6 +461,7 @@ def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "volume_offset": row["volume_offset"], "fs_type": row["fs_type"],
             "inode": row["inode"], "stream": row["stream"],
         }
+    yield from video_export.iter_video_points(db)
 
 
 def write_geojson(db: CaseDatabase, out: IO[str]) -> int:

@@ -115,6 +115,17 @@ def reconcile_batches(case: Case, batch_ids: list[str]) -> None:
             record_batch(case, batch_id)
 
 
+THUMBNAIL_BLOBS = ("thumbnail", "video")  # a picture's thumbnail, a video's contact sheet
+
+
+def _thumbnail_blobs(records: list[dict[str, Any]]) -> Any:
+    for index, item in enumerate(records):
+        for name in THUMBNAIL_BLOBS:
+            blob = item.get("blobs", {}).get(name)
+            if blob is not None:
+                yield index, item, name, blob
+
+
 def store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
                      ) -> dict[int, list[dict[str, Any]]]:
     """Write the thumbnails that came beside a batch's records as CASE/thumbnails/<sha256>.jpg.
@@ -125,17 +136,15 @@ def store_thumbnails(case_dir: Path, records: list[dict[str, Any]]
     """
     bad: dict[int, list[dict[str, Any]]] = {}
     directory = case_dir / THUMBNAIL_DIR
-    for index, item in enumerate(records):
-        blob = item.get("blobs", {}).get("thumbnail")
-        if blob is None:
-            continue
-        stated = item["record"]["findings"].get("thumbnail", {}).get("sha256")
+    for index, item, name, blob in _thumbnail_blobs(records):
+        found = item["record"]["findings"].get(name, {})
+        stated = (found if name == "thumbnail" else found.get("contact_sheet", {})).get("sha256")
         digest = hashlib.sha256(blob).hexdigest()
         if digest != stated:
-            bad[index] = [{"stage": "thumbnail", "analyzer": "thumbnail",
-                                     "error": "DigestMismatch",
-                                     "message": f"thumbnail bytes hash to {digest}, the"
-                                                f" record states {stated}; not stored"}]
+            bad.setdefault(index, []).append(
+                {"stage": "thumbnail", "analyzer": name, "error": "DigestMismatch",
+                 "message": f"thumbnail bytes hash to {digest}, the record states {stated};"
+                            " not stored"})
             continue
         target = directory / f"{digest}.jpg"
         if target.exists():

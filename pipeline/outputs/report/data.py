@@ -86,7 +86,8 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
         " r.phash, r.dhash, " + PDQ_COLUMNS + ","
-        " json_extract(r.record, '$.findings.thumbnail.sha256') AS thumb,"
+        " COALESCE(json_extract(r.record, '$.findings.thumbnail.sha256'),"
+        " json_extract(r.record, '$.findings.video.contact_sheet.sha256')) AS thumb,"
         " p.path AS parent_path FROM files f LEFT JOIN results r ON r.file_id = f.id"
         f" LEFT JOIN files p ON p.id = f.parent_id ORDER BY {ENTRY_ORDER}"
     )
