@@ -36,7 +36,7 @@ def example_jpeg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_builtin_set() -> None:
-    assert NAMES == ["exif", "filetype", "hashes", "perceptual", "thumbnail"]
+    assert NAMES == ["exif", "filetype", "hashes", "perceptual", "thumbnail", "video"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,12 +57,25 @@ def test_declaration(name: str) -> None:
     assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in versions.items())
 
 
+@pytest.fixture(scope="module")
+def example_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The video analyzer's example: 3 s of FFmpeg's test pattern in MP4."""
+    from video_clips import ffmpeg
+
+    path = tmp_path_factory.mktemp("contract-video") / "example.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=3",
+           "-pix_fmt", "yuv420p", path)
+    return path.read_bytes()
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_deterministic_on_example(name: str, example_jpeg: bytes) -> None:
+def test_deterministic_on_example(name: str, request: pytest.FixtureRequest) -> None:
     # filetype runs too: content analyzers decide on its findings, as in a real run
     names = sorted({name, "filetype"})
+    example = request.getfixturevalue("example_video" if name == "video" else "example_jpeg")
+    file_name = "example.mp4" if name == "video" else "example.jpg"
     runs = [
-        analyze_bytes(example_jpeg, entry("example.jpg", len(example_jpeg)), create(names))
+        analyze_bytes(example, entry(file_name, len(example)), create(names))
         for _ in range(2)
     ]
     for result in runs:
