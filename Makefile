@@ -80,11 +80,15 @@ test: system-deps-test venv lint
 # physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
 # Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
 # photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
+# Then the video benchmark (benchmarks/video/): frames hashed per second and real-time
+# factor per core on SD and HD clips. Shorter: make bench VIDEO_BENCH_ARGS="--seconds 10"
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
+VIDEO_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/video/run.py $(VIDEO_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
