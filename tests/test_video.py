@@ -171,7 +171,8 @@ def triaged(media: dict[str, Path], reference: dict[str, Path],
     set, a picture set holding one frame of the source, and the crashing decoder."""
     root = tmp_path_factory.mktemp("video-triage")
     folder = media["source"].parent
-    frame_png = root / "frame.png"
+    (folder / "stills").mkdir(exist_ok=True)
+    frame_png = folder / "stills" / "frame.png"  # also on the disk: a still of the video
     ffmpeg("-ss", "5", "-i", media["source"], "-frames:v", "1", frame_png)
     pdq = PerceptualHashAnalyzer().analyze(frame_png.read_bytes(), None, {})["pdq"]  # type: ignore[arg-type]
     pictures = root / "pictures.csv"
@@ -236,7 +237,7 @@ def test_duration_and_size_agree_with_ffprobe(triaged: dict[str, Any],
                                               media: dict[str, Path]) -> None:
     checked = 0
     for path in media["source"].parent.iterdir():
-        if path.name in ("garbage.mp4", "truncated.mp4", "crasher.mp4"):
+        if not path.is_file() or path.name in ("garbage.mp4", "truncated.mp4", "crasher.mp4"):
             continue  # no video object: the first two are unreadable, the last crashes
         probe = _ffprobe(path)
         video = triaged["records"][path.name]["video"]
@@ -329,3 +330,23 @@ def test_contact_sheets_are_stored_and_ledgered(triaged: dict[str, Any],
     ledgered = {d for e in ledger_entries(case) if e["action"] == "batch.analysed"
                 for d in e["details"]["thumbnails"]["sha256"]}
     assert sheet["sha256"] in ledgered
+
+
+def test_series_join_copies_of_a_video_and_its_stills(triaged: dict[str, Any],
+                                                      media: dict[str, Path],
+                                                      reference: dict[str, Path],
+                                                      tools: tuple[Path, Path]) -> None:
+    conn = sqlite3.connect(triaged["case"] / "case.sqlite")
+    groups = dict(conn.execute("SELECT f.name, g.group_id FROM media_groups g"
+                               " JOIN files f ON f.id = g.file_id").fetchall())
+    conn.close()
+    source_group = groups[media["source"].name]
+    assert groups["frame.png"] == source_group  # the still is a frame of the source
+    for name in reference:
+        forward = reference_match(tools[1], reference[name], reference["source"])[0]
+        backward = reference_match(tools[1], reference["source"], reference[name])[0]
+        same = groups.get(media[name].name) == source_group
+        if name in UNRELATED:
+            assert not same, name
+        elif max(forward, backward) >= DEFAULT_RULE.query_pct:
+            assert same, name

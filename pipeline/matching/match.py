@@ -26,7 +26,7 @@ from typing import Any
 from pipeline.case.database import CaseDatabase
 from pipeline.matching.index import HammingIndex, hex_to_words
 from pipeline.matching.known import EXACT_ALGORITHMS
-from pipeline.matching.video import frame_queries, match_videos
+from pipeline.matching.video import frame_queries, match_videos, series_links
 
 BITS = {"phash": 64, "dhash": 64, "pdq": 256}
 
@@ -260,8 +260,17 @@ def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> 
         for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
             if owner[a] != b:
                 join(good[owner[a]][0], good[b][0], dist, "pdq")
+    # Videos: the same clip re-encoded, and pictures that are frames of a video (vPDQ).
+    row_of = {fid: i for i, fid in enumerate(ids)}
+    for fa, fb, dist in series_links(db, evidence_id, [(r["file_id"], r["pdq"]) for _, r in good]):
+        for fid in (fa, fb):
+            if fid not in row_of:
+                row_of[fid] = len(ids)
+                ids.append(fid)
+                parent.append(len(parent))
+        join(row_of[fa], row_of[fb], dist, "vpdq")
     members: dict[int, list[int]] = {}
-    for i in range(len(rows)):
+    for i in range(len(ids)):
         members.setdefault(find(i), []).append(i)
     groups = [sorted(m) for m in members.values() if len(m) > 1]
     db.begin()
@@ -270,7 +279,7 @@ def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> 
         db.conn.executemany(
             "INSERT INTO media_groups (file_id, evidence_id, group_id, size, algorithm,"
             " distance) VALUES (?,?,?,?,?,?)",
-            [(ids[i], evidence_id, ids[g[0]], len(g), link[i][1], link[i][0])
+            [(ids[i], evidence_id, min(ids[j] for j in g), len(g), link[i][1], link[i][0])
              for g in groups for i in g])
         db.commit()
     except BaseException:

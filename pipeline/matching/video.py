@@ -130,3 +130,50 @@ def video_matches(db: CaseDatabase, file_id: int) -> list[dict[str, Any]]:
          "ranges": json.loads(r["ranges"]), "known_ranges": json.loads(r["known_ranges"])}
         for r in db.conn.execute("SELECT * FROM video_matches WHERE file_id = ?"
                                  " ORDER BY hashset_id, known_id", (file_id,))]
+
+
+def series_links(db: CaseDatabase, evidence_id: str, pictures: list[tuple[int, str]],
+                 rule: Rule = DEFAULT_RULE) -> list[tuple[int, int, int]]:
+    """(file id, file id, distance) pairs that put videos into near-duplicate series.
+
+    A video and a picture are linked when one of the video's good frames lies within
+    ``rule.distance`` of the picture's PDQ (the picture is a frame of the video); two
+    videos are linked when either matches the other by the vPDQ rule (the same clip
+    re-encoded, trimmed …). ``pictures`` are (file id, PDQ) of the good pictures.
+    """
+    videos = evidence_videos(db, evidence_id)
+    items: list[tuple[int, str, bool]] = [(fid, pdq, False) for fid, pdq in pictures]
+    totals: dict[int, int] = {}
+    for file_id, frames, _ in videos:
+        good = [f for f in frames if f.quality >= rule.quality]
+        totals[file_id] = len(good)
+        items.extend((file_id, f.pdq, True) for f in good)
+    if not totals or len(items) < 2:
+        return []
+    words = hex_to_words([pdq for _, pdq, _ in items], 256)
+    q, k, d = HammingIndex(words, rule.distance).search(words)
+    links: dict[tuple[int, int], int] = {}
+    frames_hit: dict[tuple[int, int], set[int]] = defaultdict(set)  # (video, other) -> frames
+    for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
+        (fa, _, va), (fb, _, vb) = items[a], items[b]
+        if fa == fb or not va:
+            continue
+        if not vb:  # a picture that is a frame of this video
+            key = (min(fa, fb), max(fa, fb))
+            links[key] = min(dist, links.get(key, dist))
+        else:
+            frames_hit[fa, fb].add(a)
+            key = (min(fa, fb), max(fa, fb))
+            links.setdefault(key, dist)
+            links[key] = min(dist, links[key])
+    picture_ids = {fid for fid, _ in pictures}
+    out = []
+    for (fa, fb), dist in sorted(links.items()):
+        if fa in picture_ids or fb in picture_ids:
+            out.append((fa, fb, dist))
+            continue
+        pct_a = len(frames_hit[fa, fb]) * 100.0 / totals[fa]
+        pct_b = len(frames_hit[fb, fa]) * 100.0 / totals[fb]
+        if max(pct_a, pct_b) >= rule.query_pct:
+            out.append((fa, fb, dist))
+    return out
