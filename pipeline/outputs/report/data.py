@@ -184,14 +184,32 @@ def _matches(conn: sqlite3.Connection) -> dict[int, list[dict[str, Any]]]:
     columns = _table_columns(conn, "matches")
     order = [c for c in ("file_id", "hashset_id", "algorithm", "known_value") if c in columns]
     found: dict[int, list[dict[str, Any]]] = {}
+    videos = _video_matches(conn)
     for row in conn.execute(f"SELECT * FROM matches ORDER BY {', '.join(order)}"):
         match = {k: row[k] for k in columns if k != "file_id"}
+        if match.get("algorithm") == "vpdq":  # how much matched, and where in each video
+            match.update(videos.get((row["file_id"], row["hashset_id"], row["known_id"]), {}))
         hashset = hashsets.get(row["hashset_id"], {})
         match["hashset"] = hashset.get("name")
         if hashset.get("kind"):
             match["hashset_kind"] = hashset["kind"]
         found.setdefault(row["file_id"], []).append(match)
     return found
+
+
+def _video_matches(conn: sqlite3.Connection) -> dict[tuple[int, int, int], dict[str, str]]:
+    """vPDQ match details by (file, set, known entry): percentages and time ranges."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                        " name = 'video_matches'").fetchone():
+        return {}
+
+    def spans(text: str) -> str:
+        return ", ".join(f"{a:g}–{b:g} s" for a, b in json.loads(text))
+
+    return {(r["file_id"], r["hashset_id"], r["known_id"]): {
+        "video_matched": f"{r['query_pct']:g} %", "known_matched": f"{r['compared_pct']:g} %",
+        "matching_ranges": spans(r["ranges"]), "known_ranges": spans(r["known_ranges"])}
+        for r in conn.execute("SELECT * FROM video_matches")}
 
 
 def _groups(conn: sqlite3.Connection) -> dict[int, dict[str, Any]]:
