@@ -350,3 +350,25 @@ def test_series_join_copies_of_a_video_and_its_stills(triaged: dict[str, Any],
             assert not same, name
         elif max(forward, backward) >= DEFAULT_RULE.query_pct:
             assert same, name
+
+
+def test_report_shows_contact_sheets_and_matching_ranges(triaged: dict[str, Any],
+                                                         media: dict[str, Path]) -> None:
+    import re
+
+    out = triaged["case"] / "report.html"
+    exhibit("report", triaged["case"], "-o", out)
+    text = out.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="case-data">(.*?)</script>', text,
+                      re.S)
+    assert found is not None
+    data = json.loads(found.group(1))  # script_json escapes with JSON's own \u escapes
+    conn = sqlite3.connect(triaged["case"] / "case.sqlite")
+    source_id = conn.execute("SELECT id FROM files WHERE name = ?",
+                             (media["source"].name,)).fetchone()[0]
+    sheet = json.loads(conn.execute("SELECT record FROM results WHERE file_id = ?",
+                                    (source_id,)).fetchone()[0])["findings"]["video"]
+    conn.close()
+    (hit,) = [m for m in data["matches"][str(source_id)] if m["algorithm"] == "vpdq"]
+    assert hit["video_matched"] == "100 %" and hit["matching_ranges"] == "0–11 s"
+    assert sheet["contact_sheet"]["sha256"] in data["thumbdata"]  # matched: shown (veiled)
