@@ -21,10 +21,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from analyzers.video.vpdq import DEFAULT_RULE, Rule, is_match, parse_compact, time_ranges
+from analyzers.video.vpdq import (
+    DEFAULT_RULE,
+    Frame,
+    Rule,
+    is_match,
+    parse_compact,
+    time_ranges,
+)
 from pipeline.case.database import CaseDatabase
 from pipeline.matching.index import HammingIndex, hex_to_words
 
@@ -44,6 +51,55 @@ def evidence_videos(db: CaseDatabase, evidence_id: str) -> list[tuple[int, list[
     return out
 
 
+@dataclass(frozen=True)
+class VideoPair:
+    """How one video compares with one known video (only pairs with a frame in common)."""
+
+    video: int  # index into the videos compared
+    known: int  # the known video's key
+    query_pct: float
+    compared_pct: float
+    closest: int  # smallest frame distance
+    times: tuple[float, ...]  # timestamps of the video's matched frames
+    known_times: tuple[float, ...]  # timestamps of the known video's matched frames
+
+
+def compare(videos: list[list[Frame]], known: dict[int, list[Frame]], rule: Rule = DEFAULT_RULE
+            ) -> tuple[list[VideoPair], HammingIndex | None]:
+    """Every (video, known video) pair sharing a frame within ``rule.distance``.
+
+    The percentages are the reference's (``match_brute``): over the frames of quality ≥
+    ``rule.quality`` on each side, the share that has a near frame on the other side.
+    """
+    good_known = [(key, f) for key, frames in known.items() for f in frames
+                  if f.quality >= rule.quality]
+    known_total: dict[int, int] = defaultdict(int)
+    for key, _ in good_known:
+        known_total[key] += 1
+    queries = [(vi, f) for vi, frames in enumerate(videos) for f in frames
+               if f.quality >= rule.quality]
+    query_total: dict[int, int] = defaultdict(int)
+    for vi, _ in queries:
+        query_total[vi] += 1
+    if not good_known or not queries:
+        return [], None
+    hits_q: dict[tuple[int, int], set[int]] = defaultdict(set)  # (video, known) -> queries
+    hits_k: dict[tuple[int, int], set[int]] = defaultdict(set)  # (video, known) -> frames
+    closest: dict[tuple[int, int], int] = {}
+    index = HammingIndex(hex_to_words([f.pdq for _, f in good_known], 256), rule.distance)
+    q, k, d = index.search(hex_to_words([f.pdq for _, f in queries], 256))
+    for qi, ki, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
+        pair = (queries[qi][0], good_known[ki][0])
+        hits_q[pair].add(qi)
+        hits_k[pair].add(ki)
+        closest[pair] = min(dist, closest.get(pair, dist))
+    return [VideoPair(vi, key, len(hit) * 100.0 / query_total[vi],
+                      len(hits_k[vi, key]) * 100.0 / known_total[key], closest[vi, key],
+                      tuple(sorted(queries[i][1].timestamp for i in hit)),
+                      tuple(sorted(good_known[i][1].timestamp for i in hits_k[vi, key])))
+            for (vi, key), hit in sorted(hits_q.items())], index
+
+
 def match_videos(db: CaseDatabase, evidence_id: str, rule: Rule = DEFAULT_RULE
                  ) -> dict[str, Any]:
     """Record every (video, known video) pair that meets ``rule``; return what was done."""
@@ -52,48 +108,28 @@ def match_videos(db: CaseDatabase, evidence_id: str, rule: Rule = DEFAULT_RULE
         " WHERE algorithm = 'vpdq' ORDER BY rowid").fetchall()
     if not known_rows:
         return {}
-    known = []  # (entry id, set id, category, frame) of good known frames
-    known_total: dict[int, int] = defaultdict(int)
+    known: dict[int, list[Frame]] = defaultdict(list)
+    entry_info: dict[int, tuple[int, str | None]] = {}
     for row in known_rows:
-        frame = parse_compact(row["value"], f"known entry {row['entry_id']}")
-        if frame.quality >= rule.quality:
-            known.append((row["entry_id"], row["hashset_id"], row["category"], frame))
-            known_total[row["entry_id"]] += 1
+        known[row["entry_id"]].append(parse_compact(row["value"],
+                                                    f"known entry {row['entry_id']}"))
+        entry_info[row["entry_id"]] = (row["hashset_id"], row["category"])
     videos = evidence_videos(db, evidence_id)
-    queries = [(vi, qi, f) for vi, (_, frames, _) in enumerate(videos)
-               for qi, f in enumerate(frames) if f.quality >= rule.quality]
-    query_total: dict[int, int] = defaultdict(int)
-    for vi, _, _ in queries:
-        query_total[vi] += 1
-    hits_q: dict[tuple[int, int], set[int]] = defaultdict(set)  # (video, entry) -> frames
-    hits_k: dict[tuple[int, int], set[int]] = defaultdict(set)  # (video, entry) -> known
-    closest: dict[tuple[int, int], int] = {}
-    index = None
-    if known and queries:
-        index = HammingIndex(hex_to_words([k[3].pdq for k in known], 256), rule.distance)
-        q, k, d = index.search(hex_to_words([f.pdq for _, _, f in queries], 256))
-        for qi, ki, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
-            vi, frame_index, _ = queries[qi]
-            pair = (vi, known[ki][0])
-            hits_q[pair].add(frame_index)
-            hits_k[pair].add(ki)
-            closest[pair] = min(dist, closest.get(pair, dist))
-    entry_info = {k[0]: (k[1], k[2]) for k in known}
+    pairs, index = compare([frames for _, frames, _ in videos], known, rule)
     rows, detail = [], []
-    for (vi, entry), frames_hit in sorted(hits_q.items()):
-        query_pct = len(frames_hit) * 100.0 / query_total[vi]
-        compared_pct = len(hits_k[vi, entry]) * 100.0 / known_total[entry]
-        if not is_match(query_pct, compared_pct, rule):
+    for pair in pairs:
+        if not is_match(pair.query_pct, pair.compared_pct, rule):
             continue
-        file_id, frames, step = videos[vi]
-        set_id, category = entry_info[entry]
-        ranges = time_ranges([frames[i].timestamp for i in frames_hit], step)
-        known_times = [known[k][3].timestamp for k in hits_k[vi, entry]]
-        rows.append((file_id, set_id, "vpdq", closest[vi, entry], category,
-                     f"vpdq:{entry}", entry))
-        detail.append((file_id, set_id, entry, round(query_pct, 2), round(compared_pct, 2),
-                       query_total[vi], known_total[entry], json.dumps(ranges),
-                       json.dumps(time_ranges(known_times, step))))
+        file_id, _, step = videos[pair.video]
+        set_id, category = entry_info[pair.known]
+        rows.append((file_id, set_id, "vpdq", pair.closest, category, f"vpdq:{pair.known}",
+                     pair.known))
+        detail.append((file_id, set_id, pair.known, round(pair.query_pct, 2),
+                       round(pair.compared_pct, 2),
+                       sum(f.quality >= rule.quality for f in videos[pair.video][1]),
+                       sum(f.quality >= rule.quality for f in known[pair.known]),
+                       json.dumps(time_ranges(list(pair.times), step)),
+                       json.dumps(time_ranges(list(pair.known_times), step))))
     db.begin()
     try:
         db.conn.executemany(
@@ -107,9 +143,9 @@ def match_videos(db: CaseDatabase, evidence_id: str, rule: Rule = DEFAULT_RULE
     except BaseException:
         db.rollback()
         raise
-    return {"known_videos": len(known_total), "known_frames": len(known),
-            "videos": len(videos), "frames": len(queries), "pairs": len(rows),
-            "rule": asdict(rule), "index": None if index is None else index.describe()}
+    return {"known_videos": len(known), "known_frames": len(known_rows),
+            "videos": len(videos), "pairs": len(rows), "rule": asdict(rule),
+            "index": None if index is None else index.describe()}
 
 
 def frame_queries(db: CaseDatabase, evidence_id: str, quality: int
