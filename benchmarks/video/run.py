@@ -14,7 +14,12 @@ this one process (one core):
 Reported: frames hashed per second, real-time factor (seconds of video per second of
 wall time, per core), and analyze/decode as a ratio against the baseline of the same run.
 
-Usage: ``python benchmarks/video/run.py [--seconds 20] [--repeat 2]``.
+Then the matching scale: ``--known-videos`` synthetic known videos of 30 frames each
+(random PDQs) against 10 query videos, 5 of them noisy copies of known ones, through
+``pipeline.matching.video.compare`` (one multi-index over every known frame): seconds to
+index and search, and the copies found (must be 5).
+
+Usage: ``python benchmarks/video/run.py [--seconds 20] [--repeat 2] [--known-videos 20000]``.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--known-videos", type=int, default=20_000)
     args = parser.parse_args()
     report = {}
     for label in SIZES:
@@ -118,7 +124,34 @@ def main() -> None:
                 sum(dist) / len(dist), 1),
         }
         print(label, json.dumps(report[label]), flush=True)
+    report["matching"] = matching_scale(args.known_videos)
     print(json.dumps(report, indent=2))
+
+
+def matching_scale(count: int) -> dict[str, object]:
+    import random
+
+    from analyzers.video.vpdq import Frame
+    from pipeline.matching.video import compare
+
+    rng = random.Random(1)
+    known = {k: [Frame(f"{rng.getrandbits(256):064x}", 100, float(i)) for i in range(30)]
+             for k in range(count)}
+    queries = []
+    for key in rng.sample(range(count), 5):
+        queries.append([Frame(f"{int(f.pdq, 16) ^ (1 << rng.randrange(256)):064x}", 100,
+                              f.timestamp) for f in known[key]])
+    queries += [[Frame(f"{rng.getrandbits(256):064x}", 100, float(i)) for i in range(30)]
+                for _ in range(5)]
+    start = time.perf_counter()
+    pairs, index = compare(queries, known)
+    seconds = time.perf_counter() - start
+    found = sum(p.query_pct >= 80 for p in pairs)
+    if found != 5:
+        raise SystemExit(f"matching scale: {found} copies found, expected 5")
+    return {"known_videos": count, "known_frames": count * 30, "query_videos": 10,
+            "index_and_search_s": round(seconds, 2), "copies_found": found,
+            "index": index.describe() if index is not None else None}
 
 
 if __name__ == "__main__":
