@@ -55,7 +55,9 @@ class VideoAnalyzer(Analyzer):
     name = "video"
     version = "1.0.0"
     input = "content"
-    max_size = 2 * 1024 * 1024 * 1024  # bytes held in memory for one video
+    # Bytes held in memory for one video (the runner buffers content, then joins it: twice
+    # this at the peak, under the workers' 3 GiB limit). Larger videos get a skip record.
+    max_size = 1024 * 1024 * 1024
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
