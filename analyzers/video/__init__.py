@@ -31,7 +31,6 @@ from typing import Any
 
 import av
 import numpy
-import pdqhash
 from PIL import Image
 
 from analyzers.base import Analyzer, AnalyzerError, Findings
@@ -114,4 +113,4 @@ def analyze_video(source: io.BufferedIOBase | io.BytesIO, budget: Budget) -> Fin
     return info
 
 
-__all__ = ["Budget", "VideoAnalyzer", "analyze_video", "is_video", "pdqhash"]
+__all__ = ["Budget", "VideoAnalyzer", "analyze_video", "is_video"]

@@ -92,19 +92,27 @@ def sample(source: IO[bytes], budget: Budget) -> tuple[av.container.InputContain
         container = av.open(source, mode="r", metadata_errors="replace")
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise AnalyzerError(f"cannot open as a video: {exc}") from exc
+    try:
+        return container, _sample(container, budget)
+    except BaseException:
+        container.close()
+        raise
+
+
+def _sample(container: av.container.InputContainer, budget: Budget) -> Sampled:
     out = Sampled()
     if not container.streams.video:
-        return container, out
+        return out
     stream = container.streams.video[0]
     width, height = stream.codec_context.width, stream.codec_context.height
     if width * height > budget.max_pixels:
         out.budget_reached = (f"frame size {width}x{height} exceeds {budget.max_pixels} pixels;"
                               " not decoded")
-        return container, out
+        return out
     out.fps = frame_rate(stream)
     if out.fps <= 0:
         out.budget_reached = "frame rate unknown; not decoded"
-        return container, out
+        return out
     modulo = max(1, int(budget.seconds_per_hash * out.fps))
     started = time.monotonic()
     try:
@@ -132,7 +140,7 @@ def sample(source: IO[bytes], budget: Budget) -> tuple[av.container.InputContain
             raise AnalyzerError(f"cannot decode the video stream: {exc}") from exc
         out.budget_reached = f"decoding stopped after frame {out.decoded}: {exc}"
     out.seconds = time.monotonic() - started
-    return container, out
+    return out
 
 
 def _hash(frame: av.VideoFrame, index: int, out: Sampled, budget: Budget) -> None:
