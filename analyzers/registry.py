@@ -67,6 +67,6 @@ def create(names: list[str] | None = None) -> list[Analyzer]:
     unknown = [n for n in chosen if n not in available]
     if unknown:
         raise ValueError(f"unknown analyzer(s): {', '.join(unknown)}; known: {sorted(available)}")
-    order = {"head": 0, "stream": 1, "content": 2}
+    order = {"head": 0, "stream": 1, "content": 2, "random": 3}
     classes = sorted((available[n] for n in chosen), key=lambda c: (order[c.input], c.name))
     return [cls() for cls in classes]

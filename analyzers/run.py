@@ -10,6 +10,9 @@ and the one the tests call with in-memory bytes, so both exercise the same order
 3. Content is buffered only while some applicable ``"content"`` analyzer could still
    take it (``max_size``); at the end each one runs on the whole content, or is
    recorded as skipped with the reason when the file was larger than its limit.
+4. ``"random"`` analyzers run last, each on a seekable file object from ``opener``
+   (the worker's: the evidence itself); without an opener the content is buffered for
+   them as for content analyzers and handed over in memory. ``max_size`` applies alike.
 
 Every analyzer is isolated: an exception (``AnalyzerError`` or anything else) becomes an
 error record and the other analyzers still run. An analyzer whose ``applies_to`` says no
@@ -19,9 +22,10 @@ iterator itself (reading the evidence) are not analyzer errors and propagate.
 
 from __future__ import annotations
 
+import io
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, NamedTuple
 
 from analyzers.base import Analyzer, Findings, StreamSession
 from ingest.location import FileEntry
@@ -29,6 +33,7 @@ from ingest.location import FileEntry
 CHUNK_SIZE = 64 * 1024  # what tests use; a worker may read in any chunk size
 
 ErrorRecord = dict[str, Any]
+Opener = Callable[[], BinaryIO]  # a new seekable, read-only file object over the content
 
 
 class AnalysisResult(NamedTuple):
@@ -81,9 +86,10 @@ def head_size_for(analyzers: Sequence[Analyzer]) -> int:
 class _Runner:
     """State of one file's pass; see the module docstring for the order."""
 
-    def __init__(self, entry: FileEntry, analyzers: Sequence[Analyzer]) -> None:
+    def __init__(self, entry: FileEntry, analyzers: Sequence[Analyzer],
+                 opener: Opener | None = None) -> None:
         for analyzer in analyzers:
-            if analyzer.input not in ("head", "stream", "content"):
+            if analyzer.input not in ("head", "stream", "content", "random"):
                 raise ValueError(f"analyzer {analyzer.name!r} has unknown input {analyzer.input!r}")
         self.entry = entry
         self.analyzers = list(analyzers)
@@ -96,6 +102,8 @@ class _Runner:
         self.heads_done = False
         self.sessions: list[tuple[Analyzer, StreamSession]] = []
         self.content: list[Analyzer] = []
+        self.random: list[Analyzer] = []
+        self.opener = opener
         self.content_limit: float = -1.0  # keep buffering content while seen <= this
 
     def _fail(self, analyzer: Analyzer, exc: BaseException) -> None:
@@ -131,7 +139,10 @@ class _Runner:
         for analyzer in self.analyzers:
             if analyzer.input == "content" and self._applies(analyzer):
                 self.content.append(analyzer)
-        limits = [a.max_size for a in self.content]
+            elif analyzer.input == "random" and self._applies(analyzer):
+                self.random.append(analyzer)
+        # Without an opener, random-access analyzers get the buffered content.
+        limits = [a.max_size for a in self.content + ([] if self.opener else self.random)]
         if not limits:
             self.content_limit = -1.0
         elif None in limits:
@@ -196,17 +207,37 @@ class _Runner:
                 )
             except Exception as exc:
                 self._fail(analyzer, exc)
+        for analyzer in self.random:
+            if analyzer.max_size is not None and self.seen > analyzer.max_size:
+                reason = (f"content of {self.seen} bytes exceeds {analyzer.name}'s max_size of "
+                          f"{analyzer.max_size} bytes; not analysed")
+                self.errors.append(skip_record(analyzer, reason, self.entry))
+                continue
+            try:
+                if self.opener is not None:
+                    source = self.opener()
+                else:
+                    if content is None:
+                        content = b"".join(self.buffer)
+                    source = io.BytesIO(content)
+                with source:
+                    self.findings[analyzer.name] = analyzer.analyze_file(
+                        source, self.entry, dict(self.findings))
+            except Exception as exc:
+                self._fail(analyzer, exc)
         return AnalysisResult(self.findings, self.errors)
 
 
 def analyze_chunks(
-    chunks: Iterable[bytes], entry: FileEntry, analyzers: Sequence[Analyzer]
+    chunks: Iterable[bytes], entry: FileEntry, analyzers: Sequence[Analyzer],
+    opener: Opener | None = None,
 ) -> AnalysisResult:
     """Run ``analyzers`` (in the order given, e.g. from ``registry.create``) over one file.
 
     ``chunks`` is the file's content in order, in chunks of any size; it is consumed once.
+    ``opener`` gives ``"random"`` analyzers a seekable file object over the same content.
     """
-    runner = _Runner(entry, analyzers)
+    runner = _Runner(entry, analyzers, opener)
     for chunk in chunks:
         runner.feed(bytes(chunk))
     return runner.finish()

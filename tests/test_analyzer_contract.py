@@ -47,10 +47,10 @@ def test_declaration(name: str) -> None:
     assert inspect.getdoc(cls), "the class docstring says why the analyzer exists"
     assert inspect.getmodule(cls).__doc__, "the module docstring documents its findings"
     assert SEMVER.match(cls.version), cls.version
-    assert cls.input in ("stream", "head", "content")
+    assert cls.input in ("stream", "head", "content", "random")
     if cls.input == "head":
         assert cls.head_size > 0
-    if cls.input == "content":
+    if cls.input in ("content", "random"):
         assert isinstance(cls.max_size, int) and cls.max_size > 0
     versions = cls.library_versions()
     assert versions, "record what shapes the findings"

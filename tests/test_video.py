@@ -372,3 +372,27 @@ def test_report_shows_contact_sheets_and_matching_ranges(triaged: dict[str, Any]
     (hit,) = [m for m in data["matches"][str(source_id)] if m["algorithm"] == "vpdq"]
     assert hit["video_matched"] == "100 %" and hit["matching_ranges"] == "0–11 s"
     assert sheet["contact_sheet"]["sha256"] in data["thumbdata"]  # matched: shown (veiled)
+
+
+def test_the_video_analyzer_reads_through_a_seekable_stream(media: dict[str, Path]) -> None:
+    """A worker gives ``"random"`` analyzers a file object on the evidence: the content
+    is not buffered for them, and the findings equal those from bytes in memory."""
+    from test_analyzers import entry
+
+    from analyzers.registry import create
+    from analyzers.run import analyze_bytes, analyze_chunks, iter_chunks
+
+    data = media["source"].read_bytes()
+    opened: list[Any] = []
+
+    def opener() -> Any:
+        opened.append(media["source"].open("rb"))
+        return opened[-1]
+
+    names = ["filetype", "video"]
+    streamed = analyze_chunks(iter_chunks(data), entry("source.mp4", len(data)),
+                              create(names), opener=opener)
+    in_memory = analyze_bytes(data, entry("source.mp4", len(data)), create(names))
+    assert len(opened) == 1 and opened[0].closed
+    assert streamed.errors == in_memory.errors == []
+    assert streamed.findings["video"] == in_memory.findings["video"]

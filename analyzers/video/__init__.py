@@ -1,7 +1,9 @@
 """Videos: container metadata, vPDQ hashes of sampled frames, and a contact sheet.
 
-The analyzer hands the file's bytes to PyAV (FFmpeg, from the wheel) as an in-memory,
-seekable file object — nothing is written to disk — and:
+The analyzer is a ``"random"`` one: it gets a seekable file object over the evidence
+(the worker's TSK-backed stream; in memory only where the caller has nothing else) and
+hands it to PyAV (FFmpeg, from the wheel) — nothing is copied to disk or held whole in
+memory — and:
 
 1. reads the container's metadata (``container.py``: duration, size, codec, frame rate,
    bit rate, creation time, GPS, device);
@@ -27,7 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy
@@ -53,10 +55,8 @@ class VideoAnalyzer(Analyzer):
 
     name = "video"
     version = "1.0.0"
-    input = "content"
-    # Bytes held in memory for one video (the runner buffers content, then joins it: twice
-    # this at the peak, under the workers' 3 GiB limit). Larger videos get a skip record.
-    max_size = 1024 * 1024 * 1024
+    input = "random"
+    max_size = 64 * 1024 * 1024 * 1024  # read by seeking: size costs time, not memory
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
@@ -65,8 +65,9 @@ class VideoAnalyzer(Analyzer):
         mime = findings.get("filetype", {}).get("mime") or ""
         return entry.kind == "file" and is_video(mime)
 
-    def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
-        return analyze_video(io.BytesIO(data), self.budget)
+    def analyze_file(self, source: BinaryIO, entry: FileEntry,
+                     findings: dict[str, Findings]) -> Findings:
+        return analyze_video(source, self.budget)
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
@@ -79,7 +80,7 @@ class VideoAnalyzer(Analyzer):
         return versions
 
 
-def analyze_video(source: io.BufferedIOBase | io.BytesIO, budget: Budget) -> Findings:
+def analyze_video(source: BinaryIO | io.BytesIO, budget: Budget) -> Findings:
     """Findings for one video read from a seekable file object."""
     container, sampled = sample(source, budget)
     try:

@@ -218,7 +218,8 @@ def _member(ctx: Context, node: Node, reader: ContainerReader, child: Child, key
         record["entry"] = entry.to_dict()
         tap = Tap(_chunks(spool), ctx.limits.scan_bytes)
         with ctx.watch():
-            findings, found_errors = analyze_chunks(tap, entry, ctx.analyzers)
+            findings, found_errors = analyze_chunks(tap, entry, ctx.analyzers,
+                                                    opener=lambda: _reopen(spool))
         record["record"]["findings"] = findings
         errors.extend(dict(e, stage="analyze") for e in found_errors)
         below = Node(entry=entry, key=key, tap=tap, size=copied,

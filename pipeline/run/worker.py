@@ -75,7 +75,10 @@ def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) 
         scan = task.limits.scan_bytes if EXPAND in task.analyzers else 0
         tap = Tap(reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE,
                                      fs_type=loc.fs_type), scan)
-        findings, errors = analyze_chunks(tap, entry, analyzers)
+        findings, errors = analyze_chunks(
+            tap, entry, analyzers,
+            opener=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream,
+                                              loc.fs_type))
     except Exception as exc:  # reading the evidence failed: the file gets an error record
         return {"findings": {}, "errors": [error_record("read", exc)], "tap": None}
     return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors],
