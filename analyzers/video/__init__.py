@@ -31,7 +31,6 @@ import hashlib
 import io
 from typing import Any, BinaryIO
 
-import av
 import numpy
 from PIL import Image
 
@@ -73,6 +72,8 @@ class VideoAnalyzer(Analyzer):
     def library_versions(cls) -> dict[str, str]:
         from importlib.metadata import version
 
+        import av
+
         versions = {"av": av.__version__, "pdqhash": version("pdqhash"),
                     "numpy": numpy.__version__, "pillow": Image.__version__}
         for lib, ver in av.library_versions.items():
@@ -82,6 +83,8 @@ class VideoAnalyzer(Analyzer):
 
 def analyze_video(source: BinaryIO | io.BytesIO, budget: Budget) -> Findings:
     """Findings for one video read from a seekable file object."""
+    import av
+
     container, sampled = sample(source, budget)
     try:
         info: dict[str, Any] = describe(container)

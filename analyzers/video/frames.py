@@ -25,15 +25,17 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import av
 import numpy
 import pdqhash
 from PIL import Image
 
 from analyzers.base import AnalyzerError
 from analyzers.video.vpdq import Frame
+
+if TYPE_CHECKING:
+    import av
 
 MIN_HASHABLE_SIDE = 5  # the reference's MIN_HASHABLE_DIM
 MAX_THUMBS = 64  # thumbnails kept for the contact sheet while decoding
@@ -88,6 +90,8 @@ def pdq_of_rgb(rgb: numpy.ndarray) -> tuple[str, int]:
 
 def sample(source: IO[bytes], budget: Budget) -> tuple[av.container.InputContainer, Sampled]:
     """Open ``source`` and hash its first video stream's sampled frames."""
+    import av  # here, not at import: FFmpeg's libraries load only where a video is read
+
     try:
         container = av.open(source, mode="r", metadata_errors="replace")
     except (av.FFmpegError, ValueError, OSError) as exc:
@@ -100,6 +104,8 @@ def sample(source: IO[bytes], budget: Budget) -> tuple[av.container.InputContain
 
 
 def _sample(container: av.container.InputContainer, budget: Budget) -> Sampled:
+    import av
+
     out = Sampled()
     if not container.streams.video:
         return out
