@@ -302,9 +302,10 @@ def test_bad_videos_cost_only_themselves(triaged: dict[str, Any]) -> None:
     huge = records["huge.avi"]["video"]
     assert huge["width"] == 6000 and "not decoded" in huge["budget_reached"]
     assert huge["frames_decoded"] == 0
-    # The crash costs this file: it is recorded as crashed (normally naming the analyzer
-    # and keeping the others' findings; the probe that finds the analyzer can itself be
-    # hit by the restarting worker, and then the file is recorded unreadable, still alone).
+    # The crash costs this file: it is recorded as crashed, naming the analyzer and keeping
+    # the others' findings. (Once, with PyAV imported at worker start, the probe that finds
+    # the analyzer failed too and the file was recorded unreadable — still alone; PyAV is
+    # now imported lazily and the analyzer is named, but only containment is asserted.)
     crashed = records["crasher.mp4"]
     assert "crashed" in {e["error"] for e in crashed["errors"]}
     good = [r for n, r in records.items() if n.endswith((".mp4", ".mkv", ".mov", ".webm"))
