@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.location import EvidenceLocation, FileEntry, FileKind, decode_name
+from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
+from ingest.snapshots import SnapshotImage
 from ingest.volumes import Volume
 
 MAX_DEPTH = 128  # TSK's own limit in tsk_fs_dir_walk
@@ -163,6 +164,26 @@ def open_filesystems(image: EvidenceImage, offset: int) -> list[tuple[Any, str]]
     return found
 
 
+def open_snapshot_filesystem(image: EvidenceImage, offset: int, snapshot: Snapshot,
+                             fs_type: str | None = None) -> tuple[SnapshotImage, Any, str]:
+    """(store image, FS_Info, type) of a shadow copy of the volume at ``offset``.
+
+    pytsk3 turns an exception in our read callback into ``RuntimeError``: a store whose
+    blocks libvshadow cannot read becomes an ``IngestError`` naming the store here.
+    """
+    source = SnapshotImage(image, offset, snapshot)
+    try:
+        fs, name = open_filesystem(source, 0, fs_type)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        source.close()
+        raise IngestError(f"shadow copy store {snapshot.index} ({snapshot.id}) of the volume"
+                          f" at byte offset {offset}: {str(exc).strip()}") from exc
+    except IngestError:
+        source.close()
+        raise
+    return source, fs, name
+
+
 @dataclass(slots=True)
 class WalkStats:
     """Counts for the ledger's "filesystem walked" entry, filled while iterating."""
@@ -211,12 +232,18 @@ class FilesystemWalker:
     def __init__(
         self, image: EvidenceImage, volume: Volume, evidence_id: str, *,
         fs: Any | None = None, fs_type: str | None = None, max_depth: int = MAX_DEPTH,
-        on_directory: Callable[[str], None] | None = None,
+        on_directory: Callable[[str], None] | None = None, snapshot: Snapshot | None = None,
     ) -> None:
         """``on_directory(path)`` runs before TSK lists each directory, where a hostile
-        image can stall it: a caller streaming entries elsewhere sends what it holds."""
-        if fs is None:
+        image can stall it: a caller streaming entries elsewhere sends what it holds.
+        ``snapshot`` walks that shadow copy of the volume instead of the live volume."""
+        self.source: Any = image
+        if snapshot is not None and fs is None:
+            self.source, fs, fs_type = open_snapshot_filesystem(image, volume.start, snapshot,
+                                                                fs_type)
+        elif fs is None:
             fs, fs_type = open_filesystem(image, volume.start, fs_type)
+        self.snapshot = snapshot
         self.fs = fs
         self.fs_type = fs_type or fs_type_name(fs.info.ftype)
         self.volume = volume
@@ -341,7 +368,7 @@ class FilesystemWalker:
         location = EvidenceLocation(
             evidence_id=self.evidence_id, volume_index=self.volume.index,
             volume_offset=self.volume.start, fs_type=self.fs_type, inode=inode,
-            path="/" + path,
+            path="/" + path, snapshot=self.snapshot,
         )
         fields: dict[str, Any] = {"size": 0}
         if meta is not None:
@@ -381,7 +408,7 @@ class FilesystemWalker:
             stream = decode_name(raw if isinstance(raw, bytes) else str(raw).encode())
             if stream == "$Data":
                 continue
-            location = EvidenceLocation(**{**entry.location.to_dict(), "stream": stream})
+            location = replace(entry.location, stream=stream)
             sub = FileEntry(
                 location=location, name=f"{entry.name}:{stream}", size=int(attr.info.size),
                 kind="file", allocated=entry.allocated, mtime=entry.mtime, atime=entry.atime,
