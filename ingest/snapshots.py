@@ -27,6 +27,11 @@ from ingest.image import EvidenceImage
 from ingest.location import Snapshot
 
 HEADER_OFFSET = 0x1E00  # the VSS volume header sits in NTFS's boot code area
+STORE_BLOCK = 0x4000  # the copy-on-write unit of the Microsoft software provider
+UNCHANGED_NOTE = ("unchanged since the snapshot: the live volume has the same data runs and"
+                  " no store holds a block of them")
+_NONRES = int(pytsk3.TSK_FS_ATTR_NONRES)
+_NTFS_DATA = int(pytsk3.TSK_FS_ATTR_TYPE_NTFS_DATA)
 VSS_IDENTIFIER = bytes.fromhex("6b87083876c1484eb7ae04046e6cc752")
 FILETIME_EPOCH = 116444736000000000
 
@@ -195,5 +200,71 @@ class SnapshotImage(pytsk3.Img_Info):
             raise OSError(f"shadow copy store {self.snapshot.index}: read of {size} bytes "
                           f"at {offset} failed: {str(exc).strip()}") from exc
 
+    def saved_blocks(self) -> frozenset[int]:
+        """The 16 KiB blocks (by number) this store, or a newer one it reads through,
+        holds a copy of: everywhere else the snapshot reads the live volume's bytes."""
+        saved: set[int] = set()
+        stores = int(self._volume.get_number_of_stores())  # type: ignore[attr-defined]
+        for index in range(self.snapshot.index, stores):
+            store = self._volume.get_store(index)  # type: ignore[attr-defined]
+            for number in range(int(store.get_number_of_blocks())):
+                block = store.get_block(number)
+                # The relative offset names the next store's block for a forwarder: both
+                # count, so a doubt makes a file analysed again, never wrongly shared.
+                saved.add(int(block.original_offset) // STORE_BLOCK)
+                saved.add(int(block.relative_offset) // STORE_BLOCK)
+        return frozenset(saved)
+
     def close(self) -> None:
         self._volume.close()  # type: ignore[attr-defined]
+
+
+def data_layout(file_obj: object, stream: str | None) -> tuple[object, ...] | None:
+    """(size, flags, runs) of a file's $DATA stream when non-resident, else None.
+
+    A resident stream lives in its MFT record, which the snapshot may hold a copy of:
+    such small files are simply analysed in both places.
+    """
+    wanted = None if stream is None else stream.encode("utf-8", "surrogateescape")
+    try:
+        for attr in file_obj:  # type: ignore[attr-defined]
+            info = attr.info
+            if int(info.type) != _NTFS_DATA:
+                continue
+            name = info.name or None
+            if name == b"$Data":
+                name = None
+            if name != wanted:
+                continue
+            if not int(info.flags) & _NONRES:
+                return None
+            runs = tuple((int(r.addr), int(r.len), int(r.offset), int(r.flags)) for r in attr)
+            return (int(info.size), int(info.flags), runs)
+    except OSError:
+        return None
+    return None
+
+
+def unchanged_since(live_layout: tuple[object, ...] | None,
+                    snap_layout: tuple[object, ...] | None, block_size: int,
+                    saved: frozenset[int]) -> bool:
+    """Whether a snapshot's stream reads exactly the live stream's bytes.
+
+    Same size, flags and runs, and not one block of those runs is held by a store: the
+    snapshot then reads every byte of it from the live volume, at the same place. (One
+    case this does not see: libvshadow zero-fills blocks the newest store's bitmap marks
+    free at snapshot time; a consistent snapshot never marks a file's data free.)
+    """
+    if live_layout is None or snap_layout is None or live_layout != snap_layout:
+        return False
+    for addr, length, _offset, flags in snap_layout[2]:  # type: ignore[misc]
+        if flags or not length:  # sparse or special runs: no claim
+            continue
+        first = addr * block_size // STORE_BLOCK
+        last = ((addr + length) * block_size - 1) // STORE_BLOCK
+        if len(saved) < last - first:
+            if any(first <= number <= last for number in saved):
+                return False
+        elif any(number in saved for number in range(first, last + 1)):
+            return False
+    return True

@@ -19,7 +19,7 @@ import pytsk3
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
-from ingest.snapshots import SnapshotImage
+from ingest.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
 from ingest.volumes import Volume
 
 MAX_DEPTH = 128  # TSK's own limit in tsk_fs_dir_walk
@@ -237,6 +237,7 @@ class FilesystemWalker:
         """``on_directory(path)`` runs before TSK lists each directory, where a hostile
         image can stall it: a caller streaming entries elsewhere sends what it holds.
         ``snapshot`` walks that shadow copy of the volume instead of the live volume."""
+        self.image = image
         self.source: Any = image
         if snapshot is not None and fs is None:
             self.source, fs, fs_type = open_snapshot_filesystem(image, volume.start, snapshot,
@@ -244,6 +245,7 @@ class FilesystemWalker:
         elif fs is None:
             fs, fs_type = open_filesystem(image, volume.start, fs_type)
         self.snapshot = snapshot
+        self._live: tuple[Any, frozenset[int]] | None = None  # live FS_Info, saved blocks
         self.fs = fs
         self.fs_type = fs_type or fs_type_name(fs.info.ftype)
         self.volume = volume
@@ -385,6 +387,8 @@ class FilesystemWalker:
             }
         if in_orphans:
             notes.append("orphan (no parent directory)")
+        if kind == "file" and file_obj is not None and self._unchanged(file_obj, inode, None):
+            notes.append(UNCHANGED_NOTE)
         entry = FileEntry(location=location, name=name, kind=kind, allocated=allocated,
                           notes=tuple(notes), **fields)
         self._count(entry, in_orphans)
@@ -409,16 +413,38 @@ class FilesystemWalker:
             if stream == "$Data":
                 continue
             location = replace(entry.location, stream=stream)
+            notes = tuple(n for n in entry.notes if n != UNCHANGED_NOTE)
+            if self._unchanged(file_obj, entry.location.inode, stream):
+                notes = (*notes, UNCHANGED_NOTE)
             sub = FileEntry(
                 location=location, name=f"{entry.name}:{stream}", size=int(attr.info.size),
                 kind="file", allocated=entry.allocated, mtime=entry.mtime, atime=entry.atime,
                 ctime=entry.ctime, crtime=entry.crtime, mode=entry.mode, uid=entry.uid,
                 gid=entry.gid, meta_allocated=entry.meta_allocated,
-                notes=(*entry.notes, "alternate data stream"),
+                notes=(*notes, "alternate data stream"),
             )
             self.stats.streams += 1
             out.append(sub)
         return out
+
+    def _unchanged(self, file_obj: Any, inode: int, stream: str | None) -> bool:
+        """In a snapshot walk: whether this stream's bytes are provably the live ones
+        (``ingest.snapshots.unchanged_since``), so it need be analysed only once."""
+        if self.snapshot is None or not inode:
+            return False
+        if self._live is None:
+            live_fs, _ = open_filesystem(self.image, self.volume.start, self.fs_type)
+            self._live = (live_fs, self.source.saved_blocks())
+        live_fs, saved = self._live
+        snap_layout = data_layout(file_obj, stream)
+        if snap_layout is None:
+            return False
+        try:
+            live_file = live_fs.open_meta(inode=inode)
+        except OSError:
+            return False
+        return unchanged_since(data_layout(live_file, stream), snap_layout,
+                               int(self.fs.info.block_size), saved)
 
     def _count(self, entry: FileEntry, in_orphans: bool) -> None:
         if entry.kind == "file":

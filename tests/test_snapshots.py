@@ -20,6 +20,7 @@ import pytest
 import pyvshadow
 import vss_images as vss
 from conftest import require_tool, sha256_file
+from pipeline_helpers import export_jsonl, ledger_entries, triage
 from test_ingest import EVIDENCE_ID, digests, fls, icat_hashes
 
 from ingest.content import ContentReader
@@ -35,6 +36,7 @@ OLD_NOTE = b"the first draft of the note\n" * 40
 NEW_NOTE = b"THE SECOND DRAFT OF THE NOTE\n" * 40
 GONE = b"\xff\xd8\xff\xe0 a picture deleted after the snapshot " * 300
 CREATED = 1_700_000_000  # 2023-11-14T22:13:20Z
+BIG = bytes((i * 131 + i // 977) % 256 for i in range(300_000))
 
 
 def _jpeg_like(seed: int) -> bytes:
@@ -56,7 +58,8 @@ def shadowed(vss_dir: Path) -> tuple[Path, list[Path]]:
     the note's first draft only; the live volume has the second draft and no picture.
     """
     base = vss.ntfs_volume(vss_dir / "base.img", {"keep.txt": b"kept\n" * 300,
-                                                   "note.txt": OLD_NOTE}, TOTAL)
+                                                   "big.bin": BIG, "note.txt": OLD_NOTE},
+                           TOTAL)
     oldest = vss_dir / "state0.img"
     shutil.copy(base, oldest)
     vss.add_files(oldest, {"gone.jpg": GONE})
@@ -248,3 +251,55 @@ def test_a_location_names_its_snapshot() -> None:
     assert "~vss2" in loc.key()
     plain = EvidenceLocation("e" * 64, 1, 1048576, "ntfs", 64, "/a.jpg")
     assert "snapshot" not in plain.to_dict() and loc.key() != plain.key()
+
+
+def test_triage_walks_stores_analyses_shared_bytes_once(shadowed: tuple[Path, list[Path]],
+                                                        vss_dir: Path, tmp_path: Path) -> None:
+    live, _ = shadowed
+    before = sha256_file(live)
+    case = tmp_path / "case"
+    triage(live, case)
+    assert sha256_file(live) == before
+    ledger = ledger_entries(case)
+    found = [e for e in ledger if e["action"] == "snapshots.found"]
+    assert len(found) == 1 and [s["index"] for s in found[0]["details"]["stores"]] == [0, 1]
+    walked = [e for e in ledger if e["action"] == "filesystem.walked"]
+    assert [e["subject"].get("snapshot", {}).get("index") for e in walked] == [None, 0, 1]
+    rows = export_jsonl(case)
+    live_rows = {r["path"]: r for r in rows if r["snapshot"] is None and r["stream"] is None}
+    planned = next(e for e in ledger if e["action"] == "batches.planned")["details"]["files"]
+    files = [r for r in rows if r["kind"] == "file" and r["derived_from"] is None]
+    shared_rows = [r for r in files if r["same_content_as"] is not None]
+    assert shared_rows and planned == len(files) - len(shared_rows)  # analysed once
+    for store in (0, 1):
+        oracle = export_store(live, store, vss_dir / f"triage{store}.raw")
+        snap_rows = [r for r in rows if r["snapshot"] and r["snapshot"]["index"] == store
+                     and r["kind"] == "file" and r["stream"] is None
+                     and not r["path"].startswith("/$")]
+        assert snap_rows
+        for row in snap_rows:
+            assert row["snapshot"]["created"].startswith("2023-11-14T2")
+            expected = icat_hashes(oracle, 0, row["inode"])[2]
+            assert row["sha256"] == expected, row["path"]  # shared or analysed: the store's
+        shared = {r["path"] for r in snap_rows if r["same_content_as"] is not None}
+        assert "/big.bin" in shared  # its runs hold no block a store saved
+        assert "/note.txt" not in shared  # rewritten since: the stores hold its old bytes
+        note = next(r for r in snap_rows if r["path"] == "/note.txt")
+        assert note["sha256"] != live_rows["/note.txt"]["sha256"]
+    only = {r["path"] for r in rows if r["snapshot"]} - set(live_rows)
+    assert "/gone.jpg" in only
+    gone = [r for r in rows if r["path"] == "/gone.jpg"]
+    assert [r["snapshot"]["index"] for r in gone] == [0]
+    assert gone[0]["sha256"] == digests(GONE)[2]
+    assert gone[0]["mime"] == "image/jpeg"
+
+
+def test_snapshots_none_walks_the_live_volume_only(shadowed: tuple[Path, list[Path]],
+                                                   tmp_path: Path) -> None:
+    live, _ = shadowed
+    case = tmp_path / "case"
+    triage(live, case, "--snapshots", "none")
+    assert not [e for e in ledger_entries(case) if e["action"] == "snapshots.found"]
+    rows = export_jsonl(case)
+    assert rows and all(r["snapshot"] is None for r in rows)
+    assert "/gone.jpg" not in {r["path"] for r in rows}

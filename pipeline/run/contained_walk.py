@@ -33,7 +33,8 @@ from typing import Any, NoReturn
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
-from ingest.location import FileEntry
+from ingest.location import FileEntry, Snapshot
+from ingest.snapshots import SnapshotScan, find_snapshots
 from ingest.volumes import Volume
 from ingest.walk import FilesystemWalker, WalkStats, open_filesystems
 
@@ -146,19 +147,32 @@ class WalkProcess:
             raise IngestError(error)
         return list(types)
 
-    def walk(self, volume: Volume, fs_type: str) -> Iterator[FileEntry]:
-        """The filesystem's entries; ``stats`` fills as they come. A stall or crash
-        raises ``WalkContained`` after the entries that arrived before it."""
+    def snapshots(self, volume: Volume) -> SnapshotScan:
+        """The volume's shadow copy stores (libvshadow runs in the child too)."""
+        doing = f"reading the shadow copy catalog of the volume at byte offset {volume.start}"
+        self._send(("snapshots", volume), doing)
+        _, scan, error = self._receive(doing)
+        if error:
+            raise IngestError(error)
+        return scan  # type: ignore[no-any-return]
+
+    def walk(self, volume: Volume, fs_type: str,
+             snapshot: Snapshot | None = None) -> Iterator[FileEntry]:
+        """The filesystem's entries (of one shadow copy of it, given ``snapshot``);
+        ``stats`` fills as they come. A stall or crash raises ``WalkContained`` after
+        the entries that arrived before it."""
         self.stats = WalkStats()
-        self._send(("walk", volume, fs_type), f"starting the walk of the {fs_type}"
-                   f" filesystem at byte offset {volume.start}")
+        where = "" if snapshot is None else f" (shadow copy {snapshot.index})"
+        self._send(("walk", volume, fs_type, snapshot), f"starting the walk of the {fs_type}"
+                   f" filesystem at byte offset {volume.start}{where}")
         listing = "/"
         done = False
         try:
             while True:
                 message = self._receive(
                     f"listing {listing} of the {fs_type} filesystem at byte offset "
-                    f"{volume.start} (it and the directories not yet listed were not walked)")
+                    f"{volume.start}{where} (it and the directories not yet listed were not"
+                    f" walked)")
                 if message[0] == "end":
                     done = True
                     if message[1]:
@@ -195,17 +209,22 @@ def _serve(conn: Connection) -> None:
                 found = open_filesystems(image, volume.start)
                 opened[volume.start] = {name: fs for fs, name in found}
                 conn.send(("detected", [name for _, name in found], None))
+            elif request[0] == "snapshots":
+                volume = request[1]
+                conn.send(("snapshots", find_snapshots(image, volume.start, volume.length),
+                           None))
             else:
-                _, volume, fs_type = request
-                _stream(image, volume, evidence_id, fs_type,
-                        opened.get(volume.start, {}).get(fs_type), conn)
+                _, volume, fs_type, snapshot = request
+                fs = None if snapshot else opened.get(volume.start, {}).get(fs_type)
+                _stream(image, volume, evidence_id, fs_type, fs, conn, snapshot)
         except IngestError as exc:
-            conn.send(("detected", [], str(exc)) if request[0] == "detect"
-                      else ("end", str(exc)))
+            conn.send({"detect": ("detected", [], str(exc)),
+                       "snapshots": ("snapshots", None, str(exc))}.get(
+                           request[0], ("end", str(exc))))
 
 
 def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str,
-            fs: Any, conn: Connection) -> None:
+            fs: Any, conn: Connection, snapshot: Snapshot | None = None) -> None:
     chunk: list[FileEntry] = []
     sent_notes = 0
     walker: FilesystemWalker | None = None
@@ -221,7 +240,7 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
     failure = None
     try:
         walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
-                                  on_directory=flush)
+                                  on_directory=flush, snapshot=snapshot)
         for entry in walker:
             chunk.append(entry)
             if len(chunk) >= _CHUNK:
@@ -229,6 +248,8 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
     except IngestError as exc:
         failure = str(exc)
     flush()
+    if walker is not None and walker.source is not image:
+        walker.source.close()  # a shadow copy store opened for this walk
     conn.send(("end", failure))
 
 
