@@ -15,13 +15,15 @@ import struct
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pyvshadow
 import vss_images as vss
 from conftest import require_tool, sha256_file
-from pipeline_helpers import export_jsonl, ledger_entries, triage
+from pipeline_helpers import exhibit, export_jsonl, ledger_entries, triage
 from test_ingest import EVIDENCE_ID, digests, fls, icat_hashes
+from test_report import browser, open_report, visible_rows  # noqa: F401 (a fixture)
 
 from ingest.content import ContentReader
 from ingest.errors import IngestError
@@ -253,13 +255,20 @@ def test_a_location_names_its_snapshot() -> None:
     assert "snapshot" not in plain.to_dict() and loc.key() != plain.key()
 
 
-def test_triage_walks_stores_analyses_shared_bytes_once(shadowed: tuple[Path, list[Path]],
-                                                        vss_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def shadow_case(shadowed: tuple[Path, list[Path]], vss_dir: Path) -> Path:
     live, _ = shadowed
     before = sha256_file(live)
-    case = tmp_path / "case"
+    case = vss_dir / "case"
     triage(live, case)
-    assert sha256_file(live) == before
+    assert sha256_file(live) == before  # read only
+    return case
+
+
+def test_triage_walks_stores_analyses_shared_bytes_once(shadowed: tuple[Path, list[Path]],
+                                                        vss_dir: Path, shadow_case: Path) -> None:
+    live, _ = shadowed
+    case = shadow_case
     ledger = ledger_entries(case)
     found = [e for e in ledger if e["action"] == "snapshots.found"]
     assert len(found) == 1 and [s["index"] for s in found[0]["details"]["stores"]] == [0, 1]
@@ -303,3 +312,22 @@ def test_snapshots_none_walks_the_live_volume_only(shadowed: tuple[Path, list[Pa
     rows = export_jsonl(case)
     assert rows and all(r["snapshot"] is None for r in rows)
     assert "/gone.jpg" not in {r["path"] for r in rows}
+
+
+def test_report_shows_what_only_snapshots_hold(shadow_case: Path,
+                                               browser: Any) -> None:  # noqa: F811
+    out = shadow_case / "report.html"
+    exhibit("report", shadow_case, "-o", out)
+    rows = export_jsonl(shadow_case)
+    live_hashes = {r["sha256"] for r in rows if r["snapshot"] is None and r["sha256"]}
+    live_paths = {r["path"] for r in rows if r["snapshot"] is None}
+    only = sorted(r["path"] for r in rows if r["snapshot"] and (
+        r["sha256"] not in live_hashes if r["kind"] == "file" and r["sha256"]
+        else r["path"] not in live_paths))
+    assert "/gone.jpg" in only and "/note.txt" in only and "/big.bin" not in only
+    for opened in open_report(browser, out):
+        page = opened.page
+        assert page.text_content("[data-count='only in shadow copies'] .n") == str(len(only))
+        page.click("header nav [data-tab=files]")
+        page.check("#filter-snaponly")
+        assert sorted(visible_rows(page)) == only
