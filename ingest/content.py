@@ -22,6 +22,7 @@ from typing import Any
 
 import pytsk3
 
+from ingest import apfs
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
 from ingest.location import Snapshot
@@ -55,7 +56,10 @@ class ContentReader:
         key = (volume_offset, fs_type, snapshot)
         with self._lock:
             if key not in self._filesystems:
-                if snapshot is None:
+                if fs_type is not None and apfs.volume_index(fs_type) is not None:
+                    self._filesystems[key] = (apfs.ApfsContainer(self.image, volume_offset),
+                                              fs_type)
+                elif snapshot is None:
                     self._filesystems[key] = open_filesystem(self.image, volume_offset,
                                                              fs_type)
                 else:
@@ -74,6 +78,10 @@ class ContentReader:
                 snapshot: Snapshot | None = None) -> tuple[Any, int, tuple]:
         """(pytsk3 File, size, extra read_random args selecting the stream)."""
         fs, _ = self.filesystem(volume_offset, fs_type, snapshot)
+        index = apfs.volume_index(fs_type or "")
+        if index is not None:  # libfsapfs: the file or one extended attribute
+            target = apfs.ApfsFile(fs, index, inode, stream)
+            return target, target.size, ()
         try:
             file_obj = fs.open_meta(inode=inode)
         except OSError as exc:

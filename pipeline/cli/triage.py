@@ -210,6 +210,12 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
             f"volume {idx}: {', '.join(types)}"
             for idx, types in summary["volumes_with_several_filesystems"].items())),)
           if summary.get("volumes_with_several_filesystems") else ()),
+        *((("APFS volumes", "\n".join(
+            f"{fs}: {v['name'] or '(no name)'}" + (" (encrypted)" if v["encrypted"] else "")
+            for fs, v in summary["apfs_volumes"].items())),)
+          if summary.get("apfs_volumes") else ()),
+        *((("entries in shadow copies", f"{summary['snapshot_entries']:,}"),)
+          if summary.get("snapshot_entries") else ()),
         *((("filesystem walks stalled (stopped)", str(summary["walks_stalled"])),)
           if summary.get("walks_stalled") else ()),
         ("entries", f"{summary['entries']:,}"),

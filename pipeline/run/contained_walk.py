@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ingest import apfs
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
 from ingest.location import FileEntry, Snapshot
@@ -63,6 +64,7 @@ class WalkProcess:
         self.evidence_id = evidence_id
         self.timeout = timeout
         self.stats = WalkStats()  # of the last walk, as far as it got
+        self.described: dict[str, dict[str, Any]] = {}  # fs type -> what it is (APFS names)
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
 
@@ -142,9 +144,10 @@ class WalkProcess:
         """The filesystem types on the volume; IngestError when there is none."""
         doing = f"opening the filesystem at byte offset {volume.start}"
         self._send(("detect", volume), doing)
-        _, types, error = self._receive(doing)
+        _, types, error, described = self._receive(doing)
         if error:
             raise IngestError(error)
+        self.described.update(described)
         return list(types)
 
     def snapshots(self, volume: Volume) -> SnapshotScan:
@@ -206,9 +209,8 @@ def _serve(conn: Connection) -> None:
                 image = spec.open()
             if request[0] == "detect":
                 volume = request[1]
-                found = open_filesystems(image, volume.start)
-                opened[volume.start] = {name: fs for fs, name in found}
-                conn.send(("detected", [name for _, name in found], None))
+                opened[volume.start], described = _detect(image, volume)
+                conn.send(("detected", list(opened[volume.start]), None, described))
             elif request[0] == "snapshots":
                 volume = request[1]
                 conn.send(("snapshots", find_snapshots(image, volume.start, volume.length),
@@ -218,16 +220,33 @@ def _serve(conn: Connection) -> None:
                 fs = None if snapshot else opened.get(volume.start, {}).get(fs_type)
                 _stream(image, volume, evidence_id, fs_type, fs, conn, snapshot)
         except IngestError as exc:
-            conn.send({"detect": ("detected", [], str(exc)),
+            conn.send({"detect": ("detected", [], str(exc), {}),
                        "snapshots": ("snapshots", None, str(exc))}.get(
                            request[0], ("end", str(exc))))
+
+
+def _detect(image: EvidenceImage, volume: Volume
+            ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The filesystems on a volume (TSK's, or each volume of an APFS container) and what
+    the ledger should say of them."""
+    try:
+        return {name: fs for fs, name in open_filesystems(image, volume.start)}, {}
+    except IngestError:
+        if not apfs.is_container(image, volume.start):
+            raise
+    container = apfs.ApfsContainer(image, volume.start, volume.length)
+    infos = container.volumes()
+    if not infos:
+        raise IngestError(f"the APFS container at byte offset {volume.start} has no volume")
+    return ({apfs.fs_name(v.index): container for v in infos},
+            {apfs.fs_name(v.index): v.to_dict() for v in infos})
 
 
 def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str,
             fs: Any, conn: Connection, snapshot: Snapshot | None = None) -> None:
     chunk: list[FileEntry] = []
     sent_notes = 0
-    walker: FilesystemWalker | None = None
+    walker: FilesystemWalker | apfs.ApfsWalker | None = None
 
     def flush(listing: str | None = None) -> None:
         nonlocal chunk, sent_notes
@@ -239,8 +258,14 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
 
     failure = None
     try:
-        walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
-                                  on_directory=flush, snapshot=snapshot)
+        index = apfs.volume_index(fs_type)
+        if index is not None:
+            container = fs if fs is not None else apfs.ApfsContainer(image, volume.start,
+                                                                     volume.length)
+            walker = apfs.ApfsWalker(container, volume, index, evidence_id, on_directory=flush)
+        else:
+            walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
+                                      on_directory=flush, snapshot=snapshot)
         for entry in walker:
             chunk.append(entry)
             if len(chunk) >= _CHUNK:
@@ -248,7 +273,7 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
     except IngestError as exc:
         failure = str(exc)
     flush()
-    if walker is not None and walker.source is not image:
+    if isinstance(walker, FilesystemWalker) and walker.source is not image:
         walker.source.close()  # a shadow copy store opened for this walk
     conn.send(("end", failure))
 

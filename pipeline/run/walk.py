@@ -171,6 +171,8 @@ def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: V
                               **stats.to_dict()}
     if several:
         detail["volume_filesystems"] = several
+    if fs_type in child.described:  # an APFS volume: its name, identifier, encryption
+        detail["apfs_volume"] = child.described[fs_type]
     if failure:
         detail["walk_error"] = failure
     if contained:
