@@ -14,6 +14,7 @@ password or recovery key the examiner gives.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ SIGNATURE_OFFSET = 32
 SIGNATURE = b"NXSB"
 PREFIX = "apfs."
 MAX_DEPTH = 128
+# The examiner's keys reach the walk's child process and every worker through the
+# environment (``exhibit triage --volume-password/--recovery-key`` set them), never
+# through task arguments, the case database or the ledger.
+PASSWORD_ENV = "EXHIBIT_VOLUME_PASSWORD"
+RECOVERY_KEY_ENV = "EXHIBIT_RECOVERY_KEY"
 
 
 def is_container(image: EvidenceImage, start: int) -> bool:
@@ -69,8 +75,9 @@ class ApfsContainer:
     def __init__(self, image: EvidenceImage, start: int, length: int | None = None,
                  password: str | None = None, recovery_key: str | None = None) -> None:
         self.start = start
-        self.password = password
-        self.recovery_key = recovery_key
+        self.password = password if password is not None else os.environ.get(PASSWORD_ENV)
+        self.recovery_key = (recovery_key if recovery_key is not None
+                             else os.environ.get(RECOVERY_KEY_ENV))
         self._file = VolumeFile(image, start, image.size - start if length is None else length)
         self._container = pyfsapfs.container()
         try:

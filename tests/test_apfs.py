@@ -126,8 +126,14 @@ def test_triage_names_the_volume(containers: dict[str, tuple[Path, int]],
                                  tmp_path: Path) -> None:
     path, _ = containers["gpt"]
     case = tmp_path / "case"
-    proc = triage(path, case)
+    secret = "correct horse battery staple 7f3a"
+    proc = triage(path, case, "--volume-password", secret)
     assert "apfs.0: Macintosh HD" in proc.stdout
+    started = next(e for e in ledger_entries(case) if e["action"] == "triage.started")
+    assert started["details"]["volume_keys_given"] == ["EXHIBIT_VOLUME_PASSWORD"]
+    for stored in case.rglob("*"):  # the key itself is nowhere in the case
+        if stored.is_file():
+            assert secret.encode() not in stored.read_bytes(), stored
     walked = [e for e in ledger_entries(case) if e["action"] == "filesystem.walked"]
     (entry,) = walked
     assert entry["subject"]["fs_type"] == "apfs.0"

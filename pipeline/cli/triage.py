@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -92,6 +93,11 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--snapshots", type=click.Choice(["all", "none"]), default="all",
               show_default=True, help="Walk and analyse every volume shadow copy of each NTFS"
               " volume as its own snapshot (none: the live volumes only).")
+@click.option("--volume-password", envvar="EXHIBIT_VOLUME_PASSWORD", metavar="TEXT",
+              help="Password of encrypted APFS volumes (or the EXHIBIT_VOLUME_PASSWORD"
+              " environment variable); never recorded, only that one was given.")
+@click.option("--recovery-key", envvar="EXHIBIT_RECOVERY_KEY", metavar="TEXT",
+              help="Recovery key of encrypted APFS volumes (or EXHIBIT_RECOVERY_KEY).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
@@ -99,7 +105,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
            worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
-           snapshots: str, no_progress: bool) -> None:
+           snapshots: str, volume_password: str | None, recovery_key: str | None,
+           no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
@@ -140,6 +147,10 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
         allow_empty=allow_empty, snapshots=snapshots == "all",
     )
+    for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
+                        ("EXHIBIT_RECOVERY_KEY", recovery_key)):
+        if value:  # the walk's child and the local workers inherit it (ingest/apfs.py)
+            os.environ[name] = value
     try:
         result = Triage(options).run()
     except HashMismatchError as exc:

@@ -141,6 +141,9 @@ class Triage:
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
             "snapshots": "all" if opts.snapshots else "none",
+            "volume_keys_given": sorted(  # that a key was given, never the key
+                k for k in ("EXHIBIT_VOLUME_PASSWORD", "EXHIBIT_RECOVERY_KEY")
+                if os.environ.get(k)),
             "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
