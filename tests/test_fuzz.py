@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 from fuzz import media, scenarios
+from fuzz.apfs import build_apfs_base
 from fuzz.harness import CaseOutcome, FuzzHarness, baseline_of, media_image
 from fuzz.images import BaseImage, build_bases, plan_mutation
 from fuzz.vdisks import VdiskBase, VdiskMutation, build_vdisk_bases, plan_vdisk_mutation
@@ -31,7 +32,8 @@ IMAGE_CASES = 36
 CLI_EVERY = 12  # every 12th image case through the real CLI
 MEDIA_PER_PACK = 50
 VDISK_CASES = 40
-VSS_CASES = 24
+VSS_CASES = 16
+APFS_CASES = 8
 def fuzz_settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -350,3 +352,28 @@ def test_mutated_shadow_copies(harness: FuzzHarness, workdir: Path) -> None:
         statuses.append((outcome.status, outcome.walk_notes))
     assert len(statuses) == VSS_CASES + 2
     assert any(notes for _, notes in statuses)  # some stores refused, and recorded
+
+
+def test_mutated_apfs_containers(harness: FuzzHarness, workdir: Path) -> None:
+    """mkapfs's container, clean (its volume walked), then its blocks mutated or cut."""
+    require_tool("mkapfs")
+    base = build_apfs_base(workdir / "apfs")
+    outcome = harness.run_inprocess(base.top, workdir / "clean-apfs", base.name)
+    _check(outcome)
+    assert outcome.status == "ok" and outcome.walk_notes == 0, outcome
+    planned = [VdiskMutation(base.name, truncate=(base.top.name, 1 << 20), labels=["cut"])]
+
+    @fuzz_settings(APFS_CASES)
+    @given(rng=st.randoms(use_true_random=False))
+    def draw(rng: random.Random) -> None:
+        planned.append(plan_vdisk_mutation(rng, base))
+
+    draw()
+    seen = []
+    for i, mutation in enumerate(planned):
+        directory = workdir / f"apfs-{i:03d}"
+        top = mutation.apply(base, directory / "evidence")
+        outcome = harness.run_inprocess(top, directory / "case", mutation.describe())
+        _check(outcome)
+        seen.append(outcome.status)
+    assert len(seen) == APFS_CASES + 1
