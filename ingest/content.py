@@ -26,8 +26,10 @@ from ingest import apfs
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
 from ingest.location import Snapshot
+from ingest.lvm import ExtentImage
 from ingest.snapshots import SnapshotImage
 from ingest.streams import RandomAccessStream
+from ingest.volumes import find_volumes
 from ingest.walk import open_filesystem, open_snapshot_filesystem
 
 DEFAULT_CHUNK = 1 << 20
@@ -47,6 +49,7 @@ class ContentReader:
         self.image = image if image is not None else spec.open()
         self._filesystems: dict[tuple[int, str | None, Snapshot | None], tuple[Any, str]] = {}
         self._snapshots: list[SnapshotImage] = []
+        self._mapped: dict[int, tuple[tuple[int, int, int], ...]] | None = None  # LVM LVs
         self._lock = threading.RLock()
 
     def filesystem(self, volume_offset: int, fs_type: str | None = None,
@@ -59,6 +62,9 @@ class ContentReader:
                 if fs_type is not None and apfs.volume_index(fs_type) is not None:
                     self._filesystems[key] = (apfs.ApfsContainer(self.image, volume_offset),
                                               fs_type)
+                elif snapshot is None and volume_offset in self._logical_volumes():
+                    source = ExtentImage(self.image, self._logical_volumes()[volume_offset])
+                    self._filesystems[key] = open_filesystem(source, 0, fs_type)  # type: ignore[arg-type]
                 elif snapshot is None:
                     self._filesystems[key] = open_filesystem(self.image, volume_offset,
                                                              fs_type)
@@ -68,6 +74,13 @@ class ContentReader:
                     self._snapshots.append(source)
                     self._filesystems[key] = (fs, name)
             return self._filesystems[key]
+
+    def _logical_volumes(self) -> dict[int, tuple[tuple[int, int, int], ...]]:
+        """Extents of the image's LVM logical volumes by start (looked up once)."""
+        if self._mapped is None:
+            self._mapped = {v.start: v.extents for v in find_volumes(self.image).volumes
+                            if v.extents}
+        return self._mapped
 
     def _where(self, volume_offset: int, inode: int, stream: str | None) -> str:
         suffix = f":{stream}" if stream else ""

@@ -19,6 +19,7 @@ import pytsk3
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
+from ingest.lvm import ExtentImage
 from ingest.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
 from ingest.volumes import Volume
 
@@ -184,6 +185,14 @@ def open_snapshot_filesystem(image: EvidenceImage, offset: int, snapshot: Snapsh
     return source, fs, name
 
 
+def volume_source(image: EvidenceImage, volume: Volume) -> tuple[Any, int]:
+    """(what TSK reads, byte offset) of a volume: the image at its start, or an LVM
+    logical volume's extents mapped from offset 0."""
+    if volume.extents:
+        return ExtentImage(image, volume.extents), 0
+    return image, volume.start
+
+
 @dataclass(slots=True)
 class WalkStats:
     """Counts for the ledger's "filesystem walked" entry, filled while iterating."""
@@ -243,7 +252,7 @@ class FilesystemWalker:
             self.source, fs, fs_type = open_snapshot_filesystem(image, volume.start, snapshot,
                                                                 fs_type)
         elif fs is None:
-            fs, fs_type = open_filesystem(image, volume.start, fs_type)
+            fs, fs_type = open_filesystem(*volume_source(image, volume), fs_type)
         self.snapshot = snapshot
         self._live: tuple[Any, frozenset[int]] | None = None  # live FS_Info, saved blocks
         self.fs = fs

@@ -37,7 +37,7 @@ from ingest.image import EvidenceImage, ImageSpec
 from ingest.location import FileEntry, Snapshot
 from ingest.snapshots import SnapshotScan, find_snapshots
 from ingest.volumes import Volume
-from ingest.walk import FilesystemWalker, WalkStats, open_filesystems
+from ingest.walk import FilesystemWalker, WalkStats, open_filesystems, volume_source
 
 DEFAULT_WALK_TIMEOUT = 300.0  # seconds without any progress from The Sleuth Kit
 _CHUNK = 512  # entries per message
@@ -230,9 +230,9 @@ def _detect(image: EvidenceImage, volume: Volume
     """The filesystems on a volume (TSK's, or each volume of an APFS container) and what
     the ledger should say of them."""
     try:
-        return {name: fs for fs, name in open_filesystems(image, volume.start)}, {}
+        return {name: fs for fs, name in open_filesystems(*volume_source(image, volume))}, {}
     except IngestError:
-        if not apfs.is_container(image, volume.start):
+        if volume.extents or not apfs.is_container(image, volume.start):
             raise
     container = apfs.ApfsContainer(image, volume.start, volume.length)
     infos = container.volumes()

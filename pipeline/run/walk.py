@@ -95,7 +95,7 @@ def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volum
     out = [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
                             reporter)
            for slot, fs_type in enumerate(fs_types)]
-    if snapshots and "ntfs" in fs_types:
+    if snapshots and "ntfs" in fs_types and not volume.extents:  # not inside an LVM LV
         out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter))
     return out
 
