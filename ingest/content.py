@@ -23,6 +23,7 @@ from typing import Any
 import pytsk3
 
 from ingest import apfs
+from ingest.bitlocker import DecryptedImage, is_bitlocker
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
 from ingest.location import Snapshot
@@ -65,6 +66,10 @@ class ContentReader:
                 elif snapshot is None and volume_offset in self._logical_volumes():
                     source = ExtentImage(self.image, self._logical_volumes()[volume_offset])
                     self._filesystems[key] = open_filesystem(source, 0, fs_type)  # type: ignore[arg-type]
+                elif snapshot is None and is_bitlocker(self.image, volume_offset):
+                    plain = DecryptedImage(self.image, volume_offset,
+                                           self.image.size - volume_offset)
+                    self._filesystems[key] = open_filesystem(plain, 0, fs_type)  # type: ignore[arg-type]
                 elif snapshot is None:
                     self._filesystems[key] = open_filesystem(self.image, volume_offset,
                                                              fs_type)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytsk3
 
+from ingest.bitlocker import DecryptedImage, is_bitlocker
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
@@ -186,10 +187,13 @@ def open_snapshot_filesystem(image: EvidenceImage, offset: int, snapshot: Snapsh
 
 
 def volume_source(image: EvidenceImage, volume: Volume) -> tuple[Any, int]:
-    """(what TSK reads, byte offset) of a volume: the image at its start, or an LVM
-    logical volume's extents mapped from offset 0."""
+    """(what TSK reads, byte offset) of a volume: the image at its start, an LVM logical
+    volume's extents mapped from offset 0, or a BitLocker volume decrypted (IngestError
+    without a key that unlocks it)."""
     if volume.extents:
         return ExtentImage(image, volume.extents), 0
+    if is_bitlocker(image, volume.start):
+        return DecryptedImage(image, volume.start, volume.length), 0
     return image, volume.start
 
 
