@@ -22,13 +22,13 @@ from typing import Any
 
 import pytsk3
 
-from ingest import apfs
-from ingest.bitlocker import DecryptedImage, is_bitlocker
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
+from ingest.layers import apfs
+from ingest.layers.bitlocker import DecryptedImage, is_bitlocker
+from ingest.layers.lvm import ExtentImage
+from ingest.layers.snapshots import SnapshotImage
 from ingest.location import Snapshot
-from ingest.lvm import ExtentImage
-from ingest.snapshots import SnapshotImage
 from ingest.streams import RandomAccessStream
 from ingest.volumes import find_volumes
 from ingest.walk import open_filesystem, open_snapshot_filesystem

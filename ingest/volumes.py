@@ -12,9 +12,9 @@ from typing import Literal
 
 import pytsk3
 
-from ingest import lvm
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers import lvm
 
 PartitionFlag = Literal["allocated", "unallocated", "meta"]
 NO_TABLE_WARNING = "no partition table found; treating the whole image as one volume"

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytsk3
 
-from ingest.bitlocker import DecryptedImage, is_bitlocker
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers.bitlocker import DecryptedImage, is_bitlocker
+from ingest.layers.lvm import ExtentImage
+from ingest.layers.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
 from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
-from ingest.lvm import ExtentImage
-from ingest.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
 from ingest.volumes import Volume
 
 MAX_DEPTH = 128  # TSK's own limit in tsk_fs_dir_walk
@@ -442,7 +442,7 @@ class FilesystemWalker:
 
     def _unchanged(self, file_obj: Any, inode: int, stream: str | None) -> bool:
         """In a snapshot walk: whether this stream's bytes are provably the live ones
-        (``ingest.snapshots.unchanged_since``), so it need be analysed only once."""
+        (``ingest.layers.snapshots.unchanged_since``), so it need be analysed only once."""
         if self.snapshot is None or not inode:
             return False
         if self._live is None:

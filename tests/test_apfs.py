@@ -18,10 +18,10 @@ from conftest import require_tool, sha256_file
 from pipeline_helpers import ledger_entries, triage
 from test_ingest import EVIDENCE_ID, FLS_LINE
 
-from ingest import apfs
 from ingest.content import ContentReader
 from ingest.errors import IngestError
 from ingest.image import open_image
+from ingest.layers import apfs
 from ingest.location import decode_name
 from ingest.volumes import find_volumes
 

@@ -5,7 +5,7 @@ partially overwritten BitLocker volume would): the walk records, for that volume
 libbde cannot read it — with or without a recovery password given — the run names the
 image as a BitLocker volume (exit 6), and the recovery password is stored nowhere in the
 case. Unlocking with a right or wrong password needs a real BitLocker volume: that path
-(ingest/bitlocker.py) is not exercised here.
+(ingest/layers/bitlocker.py) is not exercised here.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from test_report import browser, open_report, visible_rows  # noqa: F401 (a fixt
 from ingest.content import ContentReader
 from ingest.errors import IngestError
 from ingest.image import open_image
+from ingest.layers.snapshots import find_snapshots
 from ingest.location import EvidenceLocation, Snapshot
-from ingest.snapshots import find_snapshots
 from ingest.volumes import find_volumes
 from ingest.walk import FilesystemWalker
 

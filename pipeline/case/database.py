@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.layers.snapshots import UNCHANGED_NOTE
 from ingest.location import EvidenceLocation, FileEntry, Snapshot
-from ingest.snapshots import UNCHANGED_NOTE
 
 SCHEMA_VERSION = 4  # 2: PDQ columns, known entries, near matches, media groups
 #                    3: volumes keyed by (evidence, index, fs_slot): several filesystems
@@ -186,7 +186,7 @@ _ADDED_COLUMNS = (  # schema 1 -> 2
     ("files", "parent_id", "INTEGER REFERENCES files(id)"), ("files", "derivation", "TEXT"),
     # Volume shadow copies (issue 16): an entry walked in a snapshot of its volume names
     # it (JSON {index, id, created}); ``same_as`` is the live entry whose bytes it shares,
-    # proven at walk time, analysed once for both (ingest/snapshots.py).
+    # proven at walk time, analysed once for both (ingest/layers/snapshots.py).
     ("files", "snapshot", "TEXT"), ("files", "same_as", "INTEGER REFERENCES files(id)"),
 )
 

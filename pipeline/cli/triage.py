@@ -149,7 +149,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
     )
     for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
                         ("EXHIBIT_RECOVERY_KEY", recovery_key)):
-        if value:  # the walk's child and the local workers inherit it (ingest/apfs.py)
+        if value:  # the walk's child and the local workers inherit it (ingest/layers/apfs.py)
             os.environ[name] = value
     try:
         result = Triage(options).run()

@@ -31,11 +31,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ingest import apfs
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
+from ingest.layers import apfs
+from ingest.layers.snapshots import SnapshotScan, find_snapshots
 from ingest.location import FileEntry, Snapshot
-from ingest.snapshots import SnapshotScan, find_snapshots
 from ingest.volumes import Volume
 from ingest.walk import FilesystemWalker, WalkStats, open_filesystems, volume_source
 

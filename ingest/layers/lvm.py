@@ -26,7 +26,7 @@ import pyvslvm
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.snapshots import VolumeFile
+from ingest.layers.snapshots import VolumeFile
 
 LABEL = b"LABELONE"
 LABEL_TYPE = b"LVM2 001"

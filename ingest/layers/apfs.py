@@ -24,8 +24,8 @@ import pyfsapfs
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers.snapshots import VolumeFile
 from ingest.location import EvidenceLocation, FileEntry, FileKind
-from ingest.snapshots import VolumeFile
 from ingest.volumes import Volume
 
 SIGNATURE_OFFSET = 32

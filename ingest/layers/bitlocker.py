@@ -17,7 +17,7 @@ import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.snapshots import VolumeFile
+from ingest.layers.snapshots import VolumeFile
 
 OEM_ID = b"-FVE-FS-"
 PASSWORD_ENV = "EXHIBIT_VOLUME_PASSWORD"
