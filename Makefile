@@ -79,11 +79,14 @@ test: system-deps-test venv lint
 # physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
 # Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
 # photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
+# Then the virtual-disk benchmark (benchmarks/vdisk/): the photos image as raw and as VMDK.
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
+VDISK_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/vdisk/run.py $(VDISK_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
