@@ -280,6 +280,7 @@ def test_triage_walks_stores_analyses_shared_bytes_once(shadowed: tuple[Path, li
     files = [r for r in rows if r["kind"] == "file" and r["derived_from"] is None]
     shared_rows = [r for r in files if r["same_content_as"] is not None]
     assert shared_rows and planned == len(files) - len(shared_rows)  # analysed once
+    assert all(r["same_content_as"] == r["path"] for r in shared_rows)  # its live twin
     for store in (0, 1):
         oracle = export_store(live, store, vss_dir / f"triage{store}.raw")
         snap_rows = [r for r in rows if r["snapshot"] and r["snapshot"]["index"] == store
