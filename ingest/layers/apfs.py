@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyfsapfs
@@ -245,7 +245,7 @@ class ApfsWalker:
             return out
         for attr in attrs:
             stream = str(attr.get_name())
-            location = EvidenceLocation(**{**entry.location.to_dict(), "stream": stream})
+            location = replace(entry.location, stream=stream)
             out.append(FileEntry(
                 location=location, name=f"{entry.name}:{stream}", size=int(attr.get_size()),
                 kind="file", allocated=True, mtime=entry.mtime, atime=entry.atime,

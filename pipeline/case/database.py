@@ -232,8 +232,7 @@ def derived_path(parent_path: str, entry: FileEntry) -> str:
 
 
 def _snapshot(row: sqlite3.Row) -> Snapshot | None:
-    text = row["snapshot"] if "snapshot" in row.keys() else None  # noqa: SIM118 (Row)
-    return None if text is None else Snapshot(**json.loads(text))
+    return None if row["snapshot"] is None else Snapshot(**json.loads(row["snapshot"]))
 
 
 class CaseDatabase:
@@ -404,8 +403,7 @@ class CaseDatabase:
         return count
 
     def _live_twin(self, entry: FileEntry) -> int | None:
-        """For a snapshot entry the walk proved unchanged: the live entry it shares bytes
-        with (same volume, filesystem, inode and stream), which is analysed for both."""
+        """The live entry a snapshot entry proved unchanged shares its bytes with."""
         loc = entry.location
         if loc.snapshot is None or UNCHANGED_NOTE not in entry.notes:
             return None
