@@ -56,7 +56,8 @@ def triage(image: Path, case: Path, workers: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "pipeline.cli", "triage", str(image), "--case",
-                    str(case), "--workers", str(workers), "--no-progress"], check=True,
+                    str(case), "--examiner", "benchmark", "--create-key", "--workers",
+                    str(workers), "--no-progress"], check=True,
                    env=env, cwd=REPO, stdout=subprocess.DEVNULL)
     return {"wall": round(time.monotonic() - started, 2), **phases(case)}
 
