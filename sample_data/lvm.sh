@@ -2,9 +2,12 @@
 # Build sample_data/lvm.img.gz and lvm.lvs.txt: an MBR disk whose partition 1 is an LVM2
 # physical volume of volume group "exhibitvg" with three logical volumes:
 #
-#   photos   8 MiB, FAT12, /DCIM/IMG_0001.JPG and /DCIM/IMG_0002.JPG   (one segment)
+#   photos   6 + 2 MiB, FAT12, /DCIM/IMG_0001.JPG, /DCIM/IMG_0002.JPG, /filler.txt (6.6 MB)
 #   notes    4 MiB, FAT12, /notes.txt                                   (one segment)
-#   split    2 + 2 MiB, FAT12, /a.txt, made of two segments apart       (photos grows between)
+#   split    2 + 2 MiB, FAT12, /a.txt, /big.txt (3 MB)
+#
+# photos and split are made of two segments apart (each grows after the other was made);
+# the fillers reach into the second segments, so reading them crosses a segment boundary.
 #
 # The volume group's metadata is lvm2's own (pvcreate, vgcreate, lvcreate, lvextend on a
 # loop device). This kernel has no device-mapper, so the logical volumes are created
@@ -71,13 +74,18 @@ make_fs() {  # name size_mib fat_bits files...
       seek=$(((PART + PE_START) / 1048576 + first))
   done < <(grep -v '^#' "$WORK/lvm.lvs.txt" | awk 'NF == 4')
 }
-head -c 300000 /dev/urandom > "$WORK/img1"; printf '\xff\xd8\xff\xe0' | cat - "$WORK/img1" > "$WORK/IMG_0001.JPG"
-head -c 200000 /dev/urandom > "$WORK/img2"; printf '\xff\xd8\xff\xe0' | cat - "$WORK/img2" > "$WORK/IMG_0002.JPG"
+head -c 40000 /dev/urandom > "$WORK/img1"; printf '\xff\xd8\xff\xe0' | cat - "$WORK/img1" > "$WORK/IMG_0001.JPG"
+head -c 30000 /dev/urandom > "$WORK/img2"; printf '\xff\xd8\xff\xe0' | cat - "$WORK/img2" > "$WORK/IMG_0002.JPG"
 for i in $(seq 1 400); do echo "note line $i"; done > "$WORK/notes.txt"
 for i in $(seq 1 3000); do echo "split file line $i"; done > "$WORK/a.txt"
-make_fs photos 8 12 /DCIM/IMG_0001.JPG "$WORK/IMG_0001.JPG" /DCIM/IMG_0002.JPG "$WORK/IMG_0002.JPG"
+# Fillers that reach each volume's second segment (so reading them crosses it).
+# One numbered 4 KiB line per block: every block differs, and the image stays small.
+for i in $(seq 1 1650); do printf '%-4095s\n' "photos filler block $i"; done > "$WORK/filler.txt"
+for i in $(seq 1 750); do printf '%-4095s\n' "split filler block $i"; done > "$WORK/big.txt"
+make_fs photos 8 12 /DCIM/IMG_0001.JPG "$WORK/IMG_0001.JPG" /DCIM/IMG_0002.JPG "$WORK/IMG_0002.JPG" \
+  /filler.txt "$WORK/filler.txt"
 make_fs notes 4 12 /notes.txt "$WORK/notes.txt"
-make_fs split 4 12 /a.txt "$WORK/a.txt"
+make_fs split 4 12 /a.txt "$WORK/a.txt" /big.txt "$WORK/big.txt"
 gzip -9 -c "$IMG" > "$HERE/lvm.img.gz"
 cp "$WORK/lvm.lvs.txt" "$HERE/lvm.lvs.txt"
 cat "$HERE/lvm.lvs.txt"
