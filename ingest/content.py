@@ -24,8 +24,14 @@ import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
+from ingest.layers import apfs
+from ingest.layers.bitlocker import DecryptedImage, is_bitlocker
+from ingest.layers.lvm import ExtentImage
+from ingest.layers.snapshots import SnapshotImage
+from ingest.location import Snapshot
 from ingest.streams import RandomAccessStream
-from ingest.walk import open_filesystem
+from ingest.volumes import find_volumes
+from ingest.walk import open_filesystem, open_snapshot_filesystem
 
 DEFAULT_CHUNK = 1 << 20
 MAX_CACHED_READERS = 4  # open images per worker process (a long-lived cluster sees many)
@@ -42,26 +48,58 @@ class ContentReader:
     def __init__(self, spec: ImageSpec, image: EvidenceImage | None = None) -> None:
         self.spec = spec
         self.image = image if image is not None else spec.open()
-        self._filesystems: dict[tuple[int, str | None], tuple[Any, str]] = {}
+        self._filesystems: dict[tuple[int, str | None, Snapshot | None], tuple[Any, str]] = {}
+        self._snapshots: list[SnapshotImage] = []
+        self._mapped: dict[int, tuple[tuple[int, int, int], ...]] | None = None  # LVM LVs
         self._lock = threading.RLock()
 
-    def filesystem(self, volume_offset: int, fs_type: str | None = None) -> tuple[Any, str]:
+    def filesystem(self, volume_offset: int, fs_type: str | None = None,
+                   snapshot: Snapshot | None = None) -> tuple[Any, str]:
         """The cached (FS_Info, fs_type) at ``volume_offset`` bytes; ``fs_type`` picks one
-        of several filesystems on the same volume."""
-        key = (volume_offset, fs_type)
+        of several filesystems on the same volume, ``snapshot`` one of its shadow copies."""
+        key = (volume_offset, fs_type, snapshot)
         with self._lock:
             if key not in self._filesystems:
-                self._filesystems[key] = open_filesystem(self.image, volume_offset, fs_type)
+                if fs_type is not None and apfs.volume_index(fs_type) is not None:
+                    self._filesystems[key] = (apfs.ApfsContainer(self.image, volume_offset),
+                                              fs_type)
+                elif snapshot is None and volume_offset in self._logical_volumes():
+                    source = ExtentImage(self.image, self._logical_volumes()[volume_offset])
+                    self._filesystems[key] = open_filesystem(source, 0, fs_type)  # type: ignore[arg-type]
+                elif snapshot is None and is_bitlocker(self.image, volume_offset):
+                    plain = DecryptedImage(self.image, volume_offset,
+                                           self.image.size - volume_offset)
+                    self._filesystems[key] = open_filesystem(plain, 0, fs_type)  # type: ignore[arg-type]
+                elif snapshot is None:
+                    self._filesystems[key] = open_filesystem(self.image, volume_offset,
+                                                             fs_type)
+                else:
+                    source, fs, name = open_snapshot_filesystem(self.image, volume_offset,
+                                                                snapshot, fs_type)
+                    self._snapshots.append(source)
+                    self._filesystems[key] = (fs, name)
             return self._filesystems[key]
+
+    def _logical_volumes(self) -> dict[int, tuple[tuple[int, int, int], ...]]:
+        """Extents of the image's LVM logical volumes by start (looked up once)."""
+        if self._mapped is None:
+            self._mapped = {v.start: v.extents for v in find_volumes(self.image).volumes
+                            if v.extents}
+        return self._mapped
 
     def _where(self, volume_offset: int, inode: int, stream: str | None) -> str:
         suffix = f":{stream}" if stream else ""
         return f"{self.spec.paths[0]} @ byte {volume_offset}, inode {inode}{suffix}"
 
     def _target(self, volume_offset: int, inode: int, stream: str | None,
-                fs_type: str | None = None) -> tuple[Any, int, tuple]:
+                fs_type: str | None = None,
+                snapshot: Snapshot | None = None) -> tuple[Any, int, tuple]:
         """(pytsk3 File, size, extra read_random args selecting the stream)."""
-        fs, _ = self.filesystem(volume_offset, fs_type)
+        fs, _ = self.filesystem(volume_offset, fs_type, snapshot)
+        index = apfs.volume_index(fs_type or "")
+        if index is not None:  # libfsapfs: the file or one extended attribute
+            target = apfs.ApfsFile(fs, index, inode, stream)
+            return target, target.size, ()
         try:
             file_obj = fs.open_meta(inode=inode)
         except OSError as exc:
@@ -87,12 +125,14 @@ class ContentReader:
     def iter_chunks(
         self, volume_offset: int, inode: int, stream: str | None = None,
         chunk_size: int = DEFAULT_CHUNK, fs_type: str | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Iterator[bytes]:
         """The stream's bytes in order; IngestError naming the location on a read error."""
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         with self._lock:
-            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type)
+            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type,
+                                                 snapshot)
         available = self.image.size - volume_offset
         if size > available:
             raise ImplausibleSizeError(
@@ -120,21 +160,27 @@ class ContentReader:
             yield data
 
     def open_stream(self, volume_offset: int, inode: int, stream: str | None = None,
-                    fs_type: str | None = None) -> io.BufferedReader:
+                    fs_type: str | None = None,
+                    snapshot: Snapshot | None = None) -> io.BufferedReader:
         """A seekable, read-only file object over one stream (containers need random access)."""
         with self._lock:
-            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type)
+            file_obj, size, extra = self._target(volume_offset, inode, stream, fs_type,
+                                                 snapshot)
         where = self._where(volume_offset, inode, stream)
         return io.BufferedReader(_StreamFile(self._lock, file_obj, size, extra, where),
                                  buffer_size=DEFAULT_CHUNK)
 
     def read_all(self, volume_offset: int, inode: int, stream: str | None = None,
-                 fs_type: str | None = None) -> bytes:
-        return b"".join(self.iter_chunks(volume_offset, inode, stream, fs_type=fs_type))
+                 fs_type: str | None = None, snapshot: Snapshot | None = None) -> bytes:
+        return b"".join(self.iter_chunks(volume_offset, inode, stream, fs_type=fs_type,
+                                         snapshot=snapshot))
 
     def close(self) -> None:
         with self._lock:
             self._filesystems.clear()
+            for source in self._snapshots:
+                source.close()
+            self._snapshots.clear()
             self.image.close()
 
 

@@ -77,6 +77,23 @@ class Derivation:
 
 
 @dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A volume shadow copy the entry was read through (the live volume has none).
+
+    ``index`` is the store's position in the volume's VSS catalog (libvshadow's order,
+    what ``vshadowinfo`` numbers from 1 as "Store: index+1"); ``id`` the shadow copy's
+    GUID, so a re-read can prove it reads the same store; ``created`` its creation time.
+    """
+
+    index: int
+    id: str
+    created: str | None = None  # ISO 8601 UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "created": self.created}
+
+
+@dataclass(frozen=True, slots=True)
 class EvidenceLocation:
     """A serializable address of one data stream on one piece of evidence."""
 
@@ -88,13 +105,15 @@ class EvidenceLocation:
     path: str  # "/" + path from the filesystem root, decoded with decode_name
     stream: str | None = None  # NTFS alternate data stream name; None = default
     derivation: tuple[Derivation, ...] = ()  # steps into the stream's content, outermost first
+    snapshot: Snapshot | None = None  # the shadow copy of the volume read; None = live
 
     def key(self) -> str:
         """A compact, stable string form (used in task keys and log lines)."""
         stream = f":{self.stream}" if self.stream else ""
         derived = "".join(step.key() for step in self.derivation)
+        vss = f"~vss{self.snapshot.index}" if self.snapshot is not None else ""
         return (
-            f"{self.evidence_id[:16]}/v{self.volume_index}@{self.volume_offset}"
+            f"{self.evidence_id[:16]}/v{self.volume_index}@{self.volume_offset}{vss}"
             f"/{self.fs_type}/i{self.inode}{self.path}{stream}{derived}"
         )
 
@@ -105,15 +124,20 @@ class EvidenceLocation:
     def to_dict(self) -> dict[str, Any]:
         # Flat fields: a dict comprehension, not ``asdict``'s deep copy (per file). A
         # location with no derivation serialises without the key, as before derivations.
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "derivation"}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("derivation", "snapshot")}
         if self.derivation:
             data["derivation"] = [step.to_dict() for step in self.derivation]
+        if self.snapshot is not None:  # likewise: a live location reads as it always did
+            data["snapshot"] = self.snapshot.to_dict()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvidenceLocation:
         steps = tuple(Derivation(**step) for step in data.get("derivation", ()))
-        return cls(**{**data, "derivation": steps})
+        snap = data.get("snapshot")
+        return cls(**{**data, "derivation": steps,
+                      "snapshot": None if snap is None else Snapshot(**snap)})
 
 
 @dataclass(frozen=True, slots=True)

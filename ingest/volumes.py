@@ -12,7 +12,9 @@ from typing import Literal
 
 import pytsk3
 
+from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers import lvm
 
 PartitionFlag = Literal["allocated", "unallocated", "meta"]
 NO_TABLE_WARNING = "no partition table found; treating the whole image as one volume"
@@ -35,6 +37,8 @@ class Volume:
     length: int  # bytes
     description: str
     flag: PartitionFlag
+    # An LVM logical volume: (logical, image offset, length) runs; ``start`` is its first.
+    extents: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def is_filesystem_candidate(self) -> bool:
@@ -82,7 +86,46 @@ def whole_image_volume(image: EvidenceImage) -> Volume:
 
 
 def find_volumes(image: EvidenceImage) -> VolumeScan:
-    """List every slot of the image's volume system, or the whole image as one volume."""
+    """List every slot of the image's volume system, or the whole image as one volume;
+    an LVM2 physical volume among them adds its logical volumes (``_with_lvm``)."""
+    return _with_lvm(image, _find_volumes(image))
+
+
+def _with_lvm(image: EvidenceImage, scan: VolumeScan) -> VolumeScan:
+    """Each LVM2 physical volume becomes a "meta" slot followed by its logical volumes,
+    numbered after the table's slots; one that cannot be read is said in a warning."""
+    out: list[Volume] = []
+    number = max((v.index for v in scan.volumes), default=0) + 1
+    for volume in scan.volumes:
+        if not volume.is_filesystem_candidate:
+            out.append(volume)
+            continue
+        try:
+            found = lvm.find_logical_volumes(image, volume.start)
+        except IngestError as exc:
+            scan.warnings.append(str(exc))
+            found = None
+        if found is None:
+            out.append(volume)
+            continue
+        vg = found[0].vg if found else "?"
+        out.append(Volume(volume.index, volume.start, volume.length,
+                          f"{volume.description} (LVM2 physical volume of {vg})", "meta"))
+        for lv in found:
+            if lv.unreadable:
+                scan.warnings.append(f"LVM logical volume {lv.vg}/{lv.name} not read: "
+                                     f"{lv.unreadable}")
+                continue
+            if lv.note:
+                scan.warnings.append(f"LVM logical volume {lv.vg}/{lv.name}: {lv.note}")
+            out.append(Volume(number, lv.start, lv.size, f"LVM2 {lv.vg}/{lv.name}",
+                              "allocated", lv.extents))
+            number += 1
+    scan.volumes = out
+    return scan
+
+
+def _find_volumes(image: EvidenceImage) -> VolumeScan:
     try:
         vs = pytsk3.Volume_Info(image)
     except OSError:

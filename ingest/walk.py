@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.location import EvidenceLocation, FileEntry, FileKind, decode_name
+from ingest.layers.bitlocker import DecryptedImage, is_bitlocker
+from ingest.layers.lvm import ExtentImage
+from ingest.layers.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
+from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
 from ingest.volumes import Volume
 
 MAX_DEPTH = 128  # TSK's own limit in tsk_fs_dir_walk
@@ -163,6 +166,37 @@ def open_filesystems(image: EvidenceImage, offset: int) -> list[tuple[Any, str]]
     return found
 
 
+def open_snapshot_filesystem(image: EvidenceImage, offset: int, snapshot: Snapshot,
+                             fs_type: str | None = None) -> tuple[SnapshotImage, Any, str]:
+    """(store image, FS_Info, type) of a shadow copy of the volume at ``offset``.
+
+    pytsk3 turns an exception in our read callback into ``RuntimeError``: a store whose
+    blocks libvshadow cannot read becomes an ``IngestError`` naming the store here.
+    """
+    source = SnapshotImage(image, offset, snapshot)
+    try:
+        fs, name = open_filesystem(source, 0, fs_type)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        source.close()
+        raise IngestError(f"shadow copy store {snapshot.index} ({snapshot.id}) of the volume"
+                          f" at byte offset {offset}: {str(exc).strip()}") from exc
+    except IngestError:
+        source.close()
+        raise
+    return source, fs, name
+
+
+def volume_source(image: EvidenceImage, volume: Volume) -> tuple[Any, int]:
+    """(what TSK reads, byte offset) of a volume: the image at its start, an LVM logical
+    volume's extents mapped from offset 0, or a BitLocker volume decrypted (IngestError
+    without a key that unlocks it)."""
+    if volume.extents:
+        return ExtentImage(image, volume.extents), 0
+    if is_bitlocker(image, volume.start):
+        return DecryptedImage(image, volume.start, volume.length), 0
+    return image, volume.start
+
+
 @dataclass(slots=True)
 class WalkStats:
     """Counts for the ledger's "filesystem walked" entry, filled while iterating."""
@@ -211,12 +245,20 @@ class FilesystemWalker:
     def __init__(
         self, image: EvidenceImage, volume: Volume, evidence_id: str, *,
         fs: Any | None = None, fs_type: str | None = None, max_depth: int = MAX_DEPTH,
-        on_directory: Callable[[str], None] | None = None,
+        on_directory: Callable[[str], None] | None = None, snapshot: Snapshot | None = None,
     ) -> None:
         """``on_directory(path)`` runs before TSK lists each directory, where a hostile
-        image can stall it: a caller streaming entries elsewhere sends what it holds."""
-        if fs is None:
-            fs, fs_type = open_filesystem(image, volume.start, fs_type)
+        image can stall it: a caller streaming entries elsewhere sends what it holds.
+        ``snapshot`` walks that shadow copy of the volume instead of the live volume."""
+        self.image = image
+        self.source: Any = image
+        if snapshot is not None and fs is None:
+            self.source, fs, fs_type = open_snapshot_filesystem(image, volume.start, snapshot,
+                                                                fs_type)
+        elif fs is None:
+            fs, fs_type = open_filesystem(*volume_source(image, volume), fs_type)
+        self.snapshot = snapshot
+        self._live: tuple[Any, frozenset[int]] | None = None  # live FS_Info, saved blocks
         self.fs = fs
         self.fs_type = fs_type or fs_type_name(fs.info.ftype)
         self.volume = volume
@@ -341,7 +383,7 @@ class FilesystemWalker:
         location = EvidenceLocation(
             evidence_id=self.evidence_id, volume_index=self.volume.index,
             volume_offset=self.volume.start, fs_type=self.fs_type, inode=inode,
-            path="/" + path,
+            path="/" + path, snapshot=self.snapshot,
         )
         fields: dict[str, Any] = {"size": 0}
         if meta is not None:
@@ -358,6 +400,8 @@ class FilesystemWalker:
             }
         if in_orphans:
             notes.append("orphan (no parent directory)")
+        if kind == "file" and file_obj is not None and self._unchanged(file_obj, inode, None):
+            notes.append(UNCHANGED_NOTE)
         entry = FileEntry(location=location, name=name, kind=kind, allocated=allocated,
                           notes=tuple(notes), **fields)
         self._count(entry, in_orphans)
@@ -381,17 +425,39 @@ class FilesystemWalker:
             stream = decode_name(raw if isinstance(raw, bytes) else str(raw).encode())
             if stream == "$Data":
                 continue
-            location = EvidenceLocation(**{**entry.location.to_dict(), "stream": stream})
+            location = replace(entry.location, stream=stream)
+            notes = tuple(n for n in entry.notes if n != UNCHANGED_NOTE)
+            if self._unchanged(file_obj, entry.location.inode, stream):
+                notes = (*notes, UNCHANGED_NOTE)
             sub = FileEntry(
                 location=location, name=f"{entry.name}:{stream}", size=int(attr.info.size),
                 kind="file", allocated=entry.allocated, mtime=entry.mtime, atime=entry.atime,
                 ctime=entry.ctime, crtime=entry.crtime, mode=entry.mode, uid=entry.uid,
                 gid=entry.gid, meta_allocated=entry.meta_allocated,
-                notes=(*entry.notes, "alternate data stream"),
+                notes=(*notes, "alternate data stream"),
             )
             self.stats.streams += 1
             out.append(sub)
         return out
+
+    def _unchanged(self, file_obj: Any, inode: int, stream: str | None) -> bool:
+        """In a snapshot walk: whether this stream's bytes are provably the live ones
+        (``ingest.layers.snapshots.unchanged_since``), so it need be analysed only once."""
+        if self.snapshot is None or not inode:
+            return False
+        if self._live is None:
+            live_fs, _ = open_filesystem(self.image, self.volume.start, self.fs_type)
+            self._live = (live_fs, self.source.saved_blocks())
+        live_fs, saved = self._live
+        snap_layout = data_layout(file_obj, stream)
+        if snap_layout is None:
+            return False
+        try:
+            live_file = live_fs.open_meta(inode=inode)
+        except OSError:
+            return False
+        return unchanged_since(data_layout(live_file, stream), snap_layout,
+                               int(self.fs.info.block_size), saved)
 
     def _count(self, entry: FileEntry, in_orphans: bool) -> None:
         if entry.kind == "file":

@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from conftest import require_tool
 from fuzz import media, scenarios
+from fuzz.apfs import build_apfs_base
 from fuzz.harness import CaseOutcome, FuzzHarness, baseline_of, media_image
 from fuzz.images import BaseImage, build_bases, plan_mutation
 from fuzz.vdisks import VdiskBase, VdiskMutation, build_vdisk_bases, plan_vdisk_mutation
+from fuzz.vss import build_vss_base
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,8 @@ IMAGE_CASES = 36
 CLI_EVERY = 12  # every 12th image case through the real CLI
 MEDIA_PER_PACK = 50
 VDISK_CASES = 40
+VSS_CASES = 16
+APFS_CASES = 8
 def fuzz_settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -316,3 +320,60 @@ def test_mutated_virtual_disks(harness: FuzzHarness, vdisk_bases: list[VdiskBase
         seen.append(outcome)
     assert len(seen) >= VDISK_CASES + 23  # 5 missing parts, 18 files cut short
     assert {o.status for o in seen} == {"ok", "documented"}  # some survive, some are refused
+
+
+def test_mutated_shadow_copies(harness: FuzzHarness, workdir: Path) -> None:
+    """An NTFS volume with two stores, clean, then its VSS structures mutated or cut."""
+    base = build_vss_base(workdir / "vss")
+    clean = workdir / "clean-vss"
+    outcome = harness.run_inprocess(base.top, clean, base.name)
+    _check(outcome)
+    assert outcome.status == "ok" and outcome.walk_notes == 0, outcome
+    rows = _rows(clean, "SELECT path, snapshot FROM files WHERE snapshot IS NOT NULL")
+    assert ("/deleted.jpg" in {p for p, _ in rows}), rows
+    baseline = baseline_of(clean)
+    planned = [VdiskMutation(base.name, truncate=(base.top.name, cut), labels=[f"cut to {cut}"])
+               for cut in (base.top.stat().st_size - (1 << 20), 8 << 20)]
+
+    @fuzz_settings(VSS_CASES)
+    @given(rng=st.randoms(use_true_random=False))
+    def draw(rng: random.Random) -> None:
+        planned.append(plan_vdisk_mutation(rng, base))
+
+    draw()
+    statuses = []
+    for i, mutation in enumerate(planned):
+        directory = workdir / f"vss-{i:03d}"
+        top = mutation.apply(base, directory / "evidence")
+        outcome = harness.run_inprocess(top, directory / "case", mutation.describe(), baseline)
+        _check(outcome)
+        # The live volume is never lost to a broken shadow copy: its files stay readable
+        # unless the mutation hit NTFS itself (the header shares its boot sector's block).
+        statuses.append((outcome.status, outcome.walk_notes))
+    assert len(statuses) == VSS_CASES + 2
+    assert any(notes for _, notes in statuses)  # some stores refused, and recorded
+
+
+def test_mutated_apfs_containers(harness: FuzzHarness, workdir: Path) -> None:
+    """mkapfs's container, clean (its volume walked), then its blocks mutated or cut."""
+    require_tool("mkapfs")
+    base = build_apfs_base(workdir / "apfs")
+    outcome = harness.run_inprocess(base.top, workdir / "clean-apfs", base.name)
+    _check(outcome)
+    assert outcome.status == "ok" and outcome.walk_notes == 0, outcome
+    planned = [VdiskMutation(base.name, truncate=(base.top.name, 1 << 20), labels=["cut"])]
+
+    @fuzz_settings(APFS_CASES)
+    @given(rng=st.randoms(use_true_random=False))
+    def draw(rng: random.Random) -> None:
+        planned.append(plan_vdisk_mutation(rng, base))
+
+    draw()
+    seen = []
+    for i, mutation in enumerate(planned):
+        directory = workdir / f"apfs-{i:03d}"
+        top = mutation.apply(base, directory / "evidence")
+        outcome = harness.run_inprocess(top, directory / "case", mutation.describe())
+        _check(outcome)
+        seen.append(outcome.status)
+    assert len(seen) == APFS_CASES + 1

@@ -310,7 +310,7 @@ def test_csv_export_neutralises_formulas(raw_case: dict[str, Any], tmp_path: Pat
 # -- input exhibit cannot read: said first, recorded, non-zero exit ----------------------
 
 UNREADABLE = {  # qemu-img output format or how the input is made -> the kind stated
-    "vdi": "VirtualBox VDI", "apfs": "APFS container", "random": "unknown",
+    "vdi": "VirtualBox VDI", "random": "unknown",  # APFS is read now: tests/test_apfs.py
 }
 
 
@@ -323,10 +323,6 @@ def unreadable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for fmt in ("vdi",):
         made[fmt] = tmp / f"fat.{fmt}"
         run("qemu-img", "convert", "-f", "raw", "-O", fmt, str(made["fat"]), str(made[fmt]))
-    made["apfs"] = tmp / "apfs.img"
-    with made["apfs"].open("wb") as fh:
-        fh.truncate(128 << 20)  # mkapfs's smallest container; sparse
-    run("mkapfs", str(made["apfs"]))
     made["random"] = tmp / "random.dd"
     made["random"].write_bytes(hashlib.shake_256(b"not a disk").digest(3 << 20))
     # An MBR disk whose one partition holds a BitLocker-looking volume (its OEM id).

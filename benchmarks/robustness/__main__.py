@@ -8,7 +8,10 @@ Image cases mutate small images built with the Debian tools (FAT12, FAT16, ext2,
 NTFS, an MBR disk with FAT16 + ext2 in a logical partition) and, with ``--sample``, the
 bundled sample image; virtual-disk cases (``--vdisk-cases``) mutate that MBR disk's
 VMDK/VHD/VHDX/QCOW2 containers and chains (headers, truncated extents, missing parents —
-tests/fuzz/vdisks.py); media cases are hostile JPEG/PNG/TIFF/GIF files packed
+tests/fuzz/vdisks.py); shadow copy cases (``--vss-cases``) mutate an NTFS volume's
+hand-built VSS header, catalog and stores or cut the image into them
+(tests/fuzz/vss.py); APFS cases (``--apfs-cases``) mutate mkapfs's container blocks
+(tests/fuzz/apfs.py); media cases are hostile JPEG/PNG/TIFF/GIF files packed
 ``--media-per-image`` to an ext4 image. Every case runs through ``Triage`` on one shared
 local cluster, and a share (``--cli-share``) through the real ``exhibit triage`` CLI with
 its own cluster. Each case is checked (tests/fuzz/harness.py) and the table printed:
@@ -32,6 +35,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 import psutil  # noqa: E402
 from fuzz import media  # noqa: E402
+from fuzz.apfs import build_apfs_base  # noqa: E402
 from fuzz.harness import CaseOutcome, FuzzHarness, baseline_of, media_image  # noqa: E402
 from fuzz.images import (  # noqa: E402
     BaseImage,
@@ -40,6 +44,7 @@ from fuzz.images import (  # noqa: E402
     plan_mutation,
 )
 from fuzz.vdisks import build_vdisk_bases, plan_vdisk_mutation  # noqa: E402
+from fuzz.vss import build_vss_base  # noqa: E402
 
 
 class Tally:
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media-cases", type=int, default=200)
     parser.add_argument("--vdisk-cases", type=int, default=200,
                         help="mutated virtual-disk containers (needs qemu-img)")
+    parser.add_argument("--vss-cases", type=int, default=50,
+                        help="an NTFS volume's shadow copy structures mutated or cut")
+    parser.add_argument("--apfs-cases", type=int, default=30,
+                        help="mkapfs's container with its blocks mutated or cut")
     parser.add_argument("--media-per-image", type=int, default=50)
     parser.add_argument("--cli-share", type=float, default=0.05,
                         help="share of runs through the real CLI (own cluster each)")
@@ -173,6 +182,27 @@ def main(argv: list[str] | None = None) -> int:
             label = f"vdisk {i} (seed {args.seed}): {vmutation.describe()}"
             outcome = run(top, directory / "case", label, baselines["mbr"])
             note("virtual disks", outcome, directory, 0, len(baselines["mbr"]))
+        vss_base = build_vss_base(args.workdir / "vss") if args.vss_cases else None
+        vss_baseline: set[tuple[str, str]] = set()
+        if vss_base is not None:
+            clean = args.workdir / "clean-vss"
+            if harness.run_inprocess(vss_base.top, clean, "clean shadow copies").ok:
+                vss_baseline = baseline_of(clean)
+        for i in range(args.vss_cases if vss_base is not None else 0):
+            vmutation = plan_vdisk_mutation(rng, vss_base)
+            directory = args.workdir / f"vss-{i:05d}"
+            top = vmutation.apply(vss_base, directory / "evidence")
+            label = f"shadow copies {i} (seed {args.seed}): {vmutation.describe()}"
+            outcome = harness.run_inprocess(top, directory / "case", label, vss_baseline)
+            note("shadow copies", outcome, directory, 0, len(vss_baseline))
+        apfs_base = build_apfs_base(args.workdir / "apfs") if args.apfs_cases else None
+        for i in range(args.apfs_cases if apfs_base is not None else 0):
+            vmutation = plan_vdisk_mutation(rng, apfs_base)
+            directory = args.workdir / f"apfs-{i:05d}"
+            top = vmutation.apply(apfs_base, directory / "evidence")
+            label = f"apfs {i} (seed {args.seed}): {vmutation.describe()}"
+            outcome = harness.run_inprocess(top, directory / "case", label)
+            note("APFS containers", outcome, directory, 0)
         packs = (args.media_cases + args.media_per_image - 1) // args.media_per_image
         for p in range(packs):
             n = min(args.media_per_image, args.media_cases - p * args.media_per_image)

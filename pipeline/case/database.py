@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.location import EvidenceLocation, FileEntry
+from ingest.layers.snapshots import UNCHANGED_NOTE
+from ingest.location import EvidenceLocation, FileEntry, Snapshot
 
 SCHEMA_VERSION = 4  # 2: PDQ columns, known entries, near matches, media groups
 #                    3: volumes keyed by (evidence, index, fs_slot): several filesystems
@@ -201,6 +202,10 @@ _ADDED_COLUMNS = (  # schema 1 -> 2
     # schema 2 -> 3: an entry derived from another's content (archive member, embedded
     # picture …) names its parent and the derivation chain from the filesystem entry.
     ("files", "parent_id", "INTEGER REFERENCES files(id)"), ("files", "derivation", "TEXT"),
+    # Volume shadow copies (issue 16): an entry walked in a snapshot of its volume names
+    # it (JSON {index, id, created}); ``same_as`` is the live entry whose bytes it shares,
+    # proven at walk time, analysed once for both (ingest/layers/snapshots.py).
+    ("files", "snapshot", "TEXT"), ("files", "same_as", "INTEGER REFERENCES files(id)"),
 )
 
 
@@ -221,6 +226,8 @@ def entry_key(location: EvidenceLocation, allocated: bool, duplicate: int = 0) -
         f"{location.evidence_id}:{location.volume_offset}:{location.fs_type}:{location.inode}:"
         f"{int(allocated)}:{location.path}:{stream}"
     )
+    if location.snapshot is not None:  # shadow copy entries: the live keys stay as they were
+        key += f"~vss{location.snapshot.index}:{location.snapshot.id}"
     return key if duplicate == 0 else f"{key}#{duplicate}"
 
 
@@ -240,6 +247,10 @@ def derived_path(parent_path: str, entry: FileEntry) -> str:
     step = entry.location.derivation[-1]
     inner = step.inner.strip("/") if step.inner else ""
     return f"{parent_path}//{inner or entry.name}"
+
+
+def _snapshot(row: sqlite3.Row) -> Snapshot | None:
+    return None if row["snapshot"] is None else Snapshot(**json.loads(row["snapshot"]))
 
 
 class CaseDatabase:
@@ -266,6 +277,8 @@ class CaseDatabase:
             if column not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self.conn.execute("CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS files_by_inode"  # shadow copies
+                          " ON files(evidence_id, volume_offset, inode)")
         if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
             self.set_info("schema_version", str(SCHEMA_VERSION))
 
@@ -385,6 +398,8 @@ class CaseDatabase:
                 entry.ctime, entry.crtime, entry.mode, entry.uid, entry.gid,
                 None if entry.meta_allocated is None else int(entry.meta_allocated),
                 json.dumps(list(entry.notes)),
+                None if loc.snapshot is None else json.dumps(loc.snapshot.to_dict()),
+                self._live_twin(entry),
             )
             # The UNIQUE key, not a dict of every key seen, finds the rare exact repeat:
             # the driver's memory must not grow with the number of files.
@@ -394,8 +409,8 @@ class CaseDatabase:
                     self.conn.execute(
                         "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset,"
                         " fs_type, inode, path, stream, name, size, kind, allocated, mtime, atime,"
-                        " ctime, crtime, mode, uid, gid, meta_allocated, notes)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        " ctime, crtime, mode, uid, gid, meta_allocated, notes, snapshot,"
+                        " same_as) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (entry_key(loc, entry.allocated, dup), *row),
                     )
                     break
@@ -405,6 +420,19 @@ class CaseDatabase:
                     dup += 1
             count += 1
         return count
+
+    def _live_twin(self, entry: FileEntry) -> int | None:
+        """The live entry a snapshot entry proved unchanged shares its bytes with."""
+        loc = entry.location
+        if loc.snapshot is None or UNCHANGED_NOTE not in entry.notes:
+            return None
+        row = self.conn.execute(
+            "SELECT id FROM files WHERE evidence_id = ? AND volume_offset = ? AND inode = ?"
+            " AND fs_type = ? AND coalesce(stream, '') = ? AND snapshot IS NULL"
+            " AND parent_id IS NULL AND kind = 'file' ORDER BY id LIMIT 1",
+            (loc.evidence_id, loc.volume_offset, loc.inode, loc.fs_type,
+             loc.stream or "")).fetchone()
+        return None if row is None else int(row[0])
 
     def add_derived(self, parent_id: int, key: str, entry: FileEntry, path: str) -> int:
         """Insert one entry derived from ``parent_id``'s content; returns its id.
@@ -446,7 +474,7 @@ class CaseDatabase:
         location = EvidenceLocation(
             evidence_id=row["evidence_id"], volume_index=row["volume_index"],
             volume_offset=row["volume_offset"], fs_type=row["fs_type"], inode=row["inode"],
-            path=row["path"], stream=row["stream"],
+            path=row["path"], stream=row["stream"], snapshot=_snapshot(row),
         )
         return FileEntry(
             location=location, name=row["name"], size=row["size"], kind=row["kind"],
@@ -498,14 +526,16 @@ class CaseDatabase:
         self.conn.execute("UPDATE batches SET ledger_seq = ? WHERE id = ?", (seq, batch_id))
 
     def plannable_files(self, evidence_id: str) -> tuple[int, int, Iterator[sqlite3.Row]]:
-        """(count, bytes, rows of id/volume_offset/size) of the regular files, in walk order."""
+        """(count, bytes, rows of id/volume_offset/size) of the regular files, in walk order;
+        a shadow copy's entry sharing a live entry's bytes (``same_as``) is not planned."""
         count, total = self.conn.execute(
             "SELECT count(*), coalesce(sum(max(size, 0)), 0) FROM files"
-            " WHERE evidence_id = ? AND kind = 'file' AND parent_id IS NULL",
-            (evidence_id,)).fetchone()
+            " WHERE evidence_id = ? AND kind = 'file' AND parent_id IS NULL"
+            " AND same_as IS NULL", (evidence_id,)).fetchone()
         rows = self.conn.execute(
             "SELECT id, volume_offset, size FROM files WHERE evidence_id = ? AND kind = 'file'"
-            " AND parent_id IS NULL ORDER BY volume_offset, id", (evidence_id,))
+            " AND parent_id IS NULL AND same_as IS NULL ORDER BY volume_offset, id",
+            (evidence_id,))
         return int(count), int(total), rows
 
     def store_result(self, file_id: int, batch_id: str, leaf_index: int, record: dict[str, Any],

@@ -290,8 +290,25 @@ def _take_run_lock(directory: Path, job: str) -> int:
     return fd
 
 
+SECRET_OPTIONS = ("--volume-password", "--recovery-key")  # their values are never recorded
+
+
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in sys.argv)
+    """The command as typed, with the values of secret options replaced by ``***``."""
+    args: list[str] = []
+    hide = False
+    for arg in sys.argv:
+        if hide:
+            args.append("***")
+            hide = False
+        elif arg in SECRET_OPTIONS:
+            args.append(arg)
+            hide = True
+        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS)):
+            args.append(arg.split("=", 1)[0] + "=***")
+        else:
+            args.append(arg)
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def host() -> str:

@@ -22,6 +22,12 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
             str(v["idx"]): json.loads(v["detail"])["volume_filesystems"] for v in volumes
             if v["fs_slot"] == 0 and "volume_filesystems" in json.loads(v["detail"])},
         "walks_stalled": sum(1 for v in volumes if v["status"] == "stalled"),
+        # APFS volumes by filesystem type, with their names (issue 16), and the entries
+        # walked in volume shadow copies.
+        "apfs_volumes": {v["fs_type"]: json.loads(v["detail"])["apfs_volume"] for v in volumes
+                         if "apfs_volume" in json.loads(v["detail"])},
+        "snapshot_entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"
+                                     " AND snapshot IS NOT NULL", q),
         "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
         "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
         "derived": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"

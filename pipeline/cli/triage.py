@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -89,6 +90,14 @@ def is_disk_full(exc: BaseException) -> bool:
               " member_bytes, ratio, seconds, case_bytes; see the README.")
 @click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
               " could be read (still stated first in the summary and recorded in the ledger).")
+@click.option("--snapshots", type=click.Choice(["all", "none"]), default="all",
+              show_default=True, help="Walk and analyse every volume shadow copy of each NTFS"
+              " volume as its own snapshot (none: the live volumes only).")
+@click.option("--volume-password", envvar="EXHIBIT_VOLUME_PASSWORD", metavar="TEXT",
+              help="Password of encrypted APFS volumes (or the EXHIBIT_VOLUME_PASSWORD"
+              " environment variable); never recorded, only that one was given.")
+@click.option("--recovery-key", envvar="EXHIBIT_RECOVERY_KEY", metavar="TEXT",
+              help="Recovery key of encrypted APFS volumes (or EXHIBIT_RECOVERY_KEY).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
@@ -96,6 +105,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
            worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
+           snapshots: str, volume_password: str | None, recovery_key: str | None,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
@@ -135,8 +145,12 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
-        allow_empty=allow_empty,
+        allow_empty=allow_empty, snapshots=snapshots == "all",
     )
+    for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
+                        ("EXHIBIT_RECOVERY_KEY", recovery_key)):
+        if value:  # the walk's child and the local workers inherit it (ingest/layers/apfs.py)
+            os.environ[name] = value
     try:
         result = Triage(options).run()
     except HashMismatchError as exc:
@@ -207,6 +221,12 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
             f"volume {idx}: {', '.join(types)}"
             for idx, types in summary["volumes_with_several_filesystems"].items())),)
           if summary.get("volumes_with_several_filesystems") else ()),
+        *((("APFS volumes", "\n".join(
+            f"{fs}: {v['name'] or '(no name)'}" + (" (encrypted)" if v["encrypted"] else "")
+            for fs, v in summary["apfs_volumes"].items())),)
+          if summary.get("apfs_volumes") else ()),
+        *((("entries in shadow copies", f"{summary['snapshot_entries']:,}"),)
+          if summary.get("snapshot_entries") else ()),
         *((("filesystem walks stalled (stopped)", str(summary["walks_stalled"])),)
           if summary.get("walks_stalled") else ()),
         ("entries", f"{summary['entries']:,}"),

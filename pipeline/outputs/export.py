@@ -96,8 +96,9 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     query = (
         "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
         " r.phash, r.dhash, " + PDQ_COLUMNS + ", " + video_export.VIDEO_SQL + ","
-        " p.path AS parent_path FROM files f"
-        " LEFT JOIN results r ON r.file_id = f.id LEFT JOIN files p ON p.id = f.parent_id"
+        " p.path AS parent_path, t.path AS twin_path FROM files f"
+        " LEFT JOIN results r ON r.file_id = coalesce(f.same_as, f.id)"
+        " LEFT JOIN files p ON p.id = f.parent_id LEFT JOIN files t ON t.id = f.same_as"
         f" ORDER BY {ENTRY_ORDER}"
     )
     for row in db.conn.execute(query):
@@ -113,6 +114,9 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "stream": row["stream"],
             "derived_from": row["parent_path"],
             "derivation": _last_step(row["derivation"]),
+            "snapshot": json.loads(row["snapshot"]) if row["snapshot"] else None,
+            # a shadow copy's entry analysed once with the live file at this path
+            "same_content_as": row["twin_path"],
             "name": row["name"],
             "size": row["size"],
             "kind": row["kind"],

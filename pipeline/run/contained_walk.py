@@ -33,9 +33,11 @@ from typing import Any, NoReturn
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage, ImageSpec
-from ingest.location import FileEntry
+from ingest.layers import apfs
+from ingest.layers.snapshots import SnapshotScan, find_snapshots
+from ingest.location import FileEntry, Snapshot
 from ingest.volumes import Volume
-from ingest.walk import FilesystemWalker, WalkStats, open_filesystems
+from ingest.walk import FilesystemWalker, WalkStats, open_filesystems, volume_source
 
 DEFAULT_WALK_TIMEOUT = 300.0  # seconds without any progress from The Sleuth Kit
 _CHUNK = 512  # entries per message
@@ -62,6 +64,7 @@ class WalkProcess:
         self.evidence_id = evidence_id
         self.timeout = timeout
         self.stats = WalkStats()  # of the last walk, as far as it got
+        self.described: dict[str, dict[str, Any]] = {}  # fs type -> what it is (APFS names)
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
 
@@ -141,24 +144,38 @@ class WalkProcess:
         """The filesystem types on the volume; IngestError when there is none."""
         doing = f"opening the filesystem at byte offset {volume.start}"
         self._send(("detect", volume), doing)
-        _, types, error = self._receive(doing)
+        _, types, error, described = self._receive(doing)
         if error:
             raise IngestError(error)
+        self.described.update(described)
         return list(types)
 
-    def walk(self, volume: Volume, fs_type: str) -> Iterator[FileEntry]:
-        """The filesystem's entries; ``stats`` fills as they come. A stall or crash
-        raises ``WalkContained`` after the entries that arrived before it."""
+    def snapshots(self, volume: Volume) -> SnapshotScan:
+        """The volume's shadow copy stores (libvshadow runs in the child too)."""
+        doing = f"reading the shadow copy catalog of the volume at byte offset {volume.start}"
+        self._send(("snapshots", volume), doing)
+        _, scan, error = self._receive(doing)
+        if error:
+            raise IngestError(error)
+        return scan  # type: ignore[no-any-return]
+
+    def walk(self, volume: Volume, fs_type: str,
+             snapshot: Snapshot | None = None) -> Iterator[FileEntry]:
+        """The filesystem's entries (of one shadow copy of it, given ``snapshot``);
+        ``stats`` fills as they come. A stall or crash raises ``WalkContained`` after
+        the entries that arrived before it."""
         self.stats = WalkStats()
-        self._send(("walk", volume, fs_type), f"starting the walk of the {fs_type}"
-                   f" filesystem at byte offset {volume.start}")
+        where = "" if snapshot is None else f" (shadow copy {snapshot.index})"
+        self._send(("walk", volume, fs_type, snapshot), f"starting the walk of the {fs_type}"
+                   f" filesystem at byte offset {volume.start}{where}")
         listing = "/"
         done = False
         try:
             while True:
                 message = self._receive(
                     f"listing {listing} of the {fs_type} filesystem at byte offset "
-                    f"{volume.start} (it and the directories not yet listed were not walked)")
+                    f"{volume.start}{where} (it and the directories not yet listed were not"
+                    f" walked)")
                 if message[0] == "end":
                     done = True
                     if message[1]:
@@ -192,23 +209,44 @@ def _serve(conn: Connection) -> None:
                 image = spec.open()
             if request[0] == "detect":
                 volume = request[1]
-                found = open_filesystems(image, volume.start)
-                opened[volume.start] = {name: fs for fs, name in found}
-                conn.send(("detected", [name for _, name in found], None))
+                opened[volume.start], described = _detect(image, volume)
+                conn.send(("detected", list(opened[volume.start]), None, described))
+            elif request[0] == "snapshots":
+                volume = request[1]
+                conn.send(("snapshots", find_snapshots(image, volume.start, volume.length),
+                           None))
             else:
-                _, volume, fs_type = request
-                _stream(image, volume, evidence_id, fs_type,
-                        opened.get(volume.start, {}).get(fs_type), conn)
+                _, volume, fs_type, snapshot = request
+                fs = None if snapshot else opened.get(volume.start, {}).get(fs_type)
+                _stream(image, volume, evidence_id, fs_type, fs, conn, snapshot)
         except IngestError as exc:
-            conn.send(("detected", [], str(exc)) if request[0] == "detect"
-                      else ("end", str(exc)))
+            conn.send({"detect": ("detected", [], str(exc), {}),
+                       "snapshots": ("snapshots", None, str(exc))}.get(
+                           request[0], ("end", str(exc))))
+
+
+def _detect(image: EvidenceImage, volume: Volume
+            ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The filesystems on a volume (TSK's, or each volume of an APFS container) and what
+    the ledger should say of them."""
+    try:
+        return {name: fs for fs, name in open_filesystems(*volume_source(image, volume))}, {}
+    except IngestError:
+        if volume.extents or not apfs.is_container(image, volume.start):
+            raise
+    container = apfs.ApfsContainer(image, volume.start, volume.length)
+    infos = container.volumes()
+    if not infos:
+        raise IngestError(f"the APFS container at byte offset {volume.start} has no volume")
+    return ({apfs.fs_name(v.index): container for v in infos},
+            {apfs.fs_name(v.index): v.to_dict() for v in infos})
 
 
 def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str,
-            fs: Any, conn: Connection) -> None:
+            fs: Any, conn: Connection, snapshot: Snapshot | None = None) -> None:
     chunk: list[FileEntry] = []
     sent_notes = 0
-    walker: FilesystemWalker | None = None
+    walker: FilesystemWalker | apfs.ApfsWalker | None = None
 
     def flush(listing: str | None = None) -> None:
         nonlocal chunk, sent_notes
@@ -220,8 +258,14 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
 
     failure = None
     try:
-        walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
-                                  on_directory=flush)
+        index = apfs.volume_index(fs_type)
+        if index is not None:
+            container = fs if fs is not None else apfs.ApfsContainer(image, volume.start,
+                                                                     volume.length)
+            walker = apfs.ApfsWalker(container, volume, index, evidence_id, on_directory=flush)
+        else:
+            walker = FilesystemWalker(image, volume, evidence_id, fs=fs, fs_type=fs_type,
+                                      on_directory=flush, snapshot=snapshot)
         for entry in walker:
             chunk.append(entry)
             if len(chunk) >= _CHUNK:
@@ -229,6 +273,8 @@ def _stream(image: EvidenceImage, volume: Volume, evidence_id: str, fs_type: str
     except IngestError as exc:
         failure = str(exc)
     flush()
+    if isinstance(walker, FilesystemWalker) and walker.source is not image:
+        walker.source.close()  # a shadow copy store opened for this walk
     conn.send(("end", failure))
 
 

@@ -78,6 +78,7 @@ class TriageOptions:
     expand: bool = True  # open archives, documents, mail and pictures inside files
     limits: Limits = field(default_factory=Limits)
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
+    snapshots: bool = True  # walk NTFS volumes' shadow copies (--snapshots all|none)
 
     @property
     def parallelism(self) -> int:
@@ -139,6 +140,10 @@ class Triage:
             "workers": opts.workers,
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
+            "snapshots": "all" if opts.snapshots else "none",
+            "volume_keys_given": sorted(  # that a key was given, never the key
+                k for k in ("EXHIBIT_VOLUME_PASSWORD", "EXHIBIT_RECOVERY_KEY")
+                if os.environ.get(k)),
             "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
@@ -154,7 +159,8 @@ class Triage:
         try:
             evidence_id, verified = acquisition.register(
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
-            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout)
+            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
+                          opts.snapshots)
             empty = nothing_examined(case.db, image, evidence_id)
         finally:
             image.close()

@@ -6,6 +6,10 @@ resumed run walks again. Each filesystem is walked in a child process with a tim
 remaining entries, not the run. A volume whose auto-detection is ambiguous gets one
 walk per filesystem that opens. The ledger gets the volumes found and one entry per
 filesystem (or per volume not walked).
+
+Each NTFS volume's shadow copies (unless ``snapshots`` is off) are walked after it, each
+store as its own snapshot of the volume: its entries carry the snapshot in their
+location, and the ledger gets the stores found and one walk entry per store.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.location import Snapshot
 from ingest.volumes import Volume, find_volumes
 from pipeline.case.store import Case
 from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT, WalkContained, WalkProcess
@@ -25,7 +30,7 @@ _ACTIONS = {"walked": "filesystem.walked", "no-filesystem": "error", "stalled": 
 
 
 def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: Reporter,
-                  walk_timeout: float = DEFAULT_WALK_TIMEOUT) -> None:
+                  walk_timeout: float = DEFAULT_WALK_TIMEOUT, snapshots: bool = True) -> None:
     """Walk every volume of ``image`` unless a complete walk is already stored."""
     db = case.db
     row = db.evidence(evidence_id)
@@ -37,7 +42,7 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
         db.forget_walk(evidence_id)
         db.set_partition_table(evidence_id, scan.partition_table)
         for volume in scan.volumes:
-            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter))
+            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter, snapshots))
         db.mark_walk_complete(evidence_id)
     several = {s["volume_index"]: d["volume_filesystems"] for s, d in walked
                if "volume_filesystems" in d}
@@ -52,11 +57,14 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
         ],
     })
     for subject, details in walked:
-        case.record(_ACTIONS.get(details.get("status", ""), "volume.skipped"), subject, details)
+        action = details.pop("action", None) or _ACTIONS.get(details.get("status", ""),
+                                                             "volume.skipped")
+        case.record(action, subject, details)
 
 
 def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
-                 reporter: Reporter) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+                 reporter: Reporter, snapshots: bool = True
+                 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Store one volume's filesystems; returns a ledger subject and details for each."""
     db = case.db
     subject = {"evidence_id": evidence_id, "volume_index": volume.index,
@@ -84,22 +92,66 @@ def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volum
                      evidence_id=evidence_id, location=subject)
         return [(subject, detail)]
     several = fs_types if len(fs_types) > 1 else None
-    return [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
-                             reporter)
-            for slot, fs_type in enumerate(fs_types)]
+    out = [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
+                            reporter)
+           for slot, fs_type in enumerate(fs_types)]
+    if snapshots and "ntfs" in fs_types and not volume.extents:  # not inside an LVM LV
+        out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter))
+    return out
+
+
+def _walk_snapshots(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
+                    reporter: Reporter) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Walk each shadow copy store of an NTFS volume; a catalog or store that cannot be
+    read is an error record (the live volume's walk stands)."""
+    db = case.db
+    subject = {"evidence_id": evidence_id, "volume_index": volume.index,
+               "volume_offset": volume.start, "fs_type": "ntfs"}
+    try:
+        scan = child.snapshots(volume)
+    except IngestError as exc:
+        code = exc.code if isinstance(exc, WalkContained) else "SnapshotsUnreadable"
+        db.add_error(stage="walk", error=code, message=str(exc), evidence_id=evidence_id,
+                     location=subject)
+        return [(subject, {"action": "error", "stage": "walk", "error": code,
+                           "message": str(exc)})]
+    for message in scan.errors:
+        db.add_error(stage="walk", error="SnapshotUnreadable", message=message,
+                     evidence_id=evidence_id, location=subject)
+    if not scan.enabled:
+        return []
+    out = [(subject, {"action": "snapshots.found", "method": _method(),
+                      "stores": [s.to_dict() for s in scan.snapshots],
+                      "errors": scan.errors})]
+    for snap in scan.snapshots:
+        out.append(_walk_filesystem(case, child, evidence_id, volume, "ntfs", 0, None, {},
+                                    reporter, snap))
+    return out
+
+
+def _method() -> str:
+    import pyvshadow
+
+    return f"libvshadow {pyvshadow.get_version()}"
 
 
 def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
                      fs_type: str, slot: int, several: list[str] | None, base: dict[str, Any],
-                     reporter: Reporter) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Store one filesystem's entries, keeping those walked before a stall or failure."""
+                     reporter: Reporter, snapshot: Snapshot | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Store one filesystem's entries, keeping those walked before a stall or failure.
+    A shadow copy's walk (``snapshot``) has no volume row: its ledger entry says it all."""
     db = case.db
-    subject = {"evidence_id": evidence_id, "volume_index": volume.index,
-               "volume_offset": volume.start, "fs_type": fs_type}
+    subject: dict[str, Any] = {"evidence_id": evidence_id, "volume_index": volume.index,
+                               "volume_offset": volume.start, "fs_type": fs_type}
+    label = f"Walking volume {volume.index} ({fs_type})"
+    if snapshot is not None:
+        subject["snapshot"] = snapshot.to_dict()
+        label = f"Walking volume {volume.index} shadow copy {snapshot.index}"
     failure: str | None = None
     contained: WalkContained | None = None
-    with reporter.count_task(f"Walking volume {volume.index} ({fs_type})") as advance:
-        entries = _Counting(child.walk(volume, fs_type), advance)
+    with reporter.count_task(label) as advance:
+        entries = _Counting(child.walk(volume, fs_type, snapshot), advance)
         try:
             db.add_files(entries)
         except WalkContained as exc:  # stalled or crashed: the run goes on
@@ -119,12 +171,15 @@ def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: V
                               **stats.to_dict()}
     if several:
         detail["volume_filesystems"] = several
+    if fs_type in child.described:  # an APFS volume: its name, identifier, encryption
+        detail["apfs_volume"] = child.described[fs_type]
     if failure:
         detail["walk_error"] = failure
     if contained:
         detail.update(stage="walk", error=contained.code, message=str(contained))
-    db.add_volume(dict(base, fs_type=fs_type, status=status, fs_slot=slot,
-                       detail=json.dumps(detail)))
+    if snapshot is None:
+        db.add_volume(dict(base, fs_type=fs_type, status=status, fs_slot=slot,
+                           detail=json.dumps(detail)))
     return subject, detail
 
 

@@ -74,11 +74,11 @@ def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) 
         reader = reader_for(task.spec)
         scan = task.limits.scan_bytes if EXPAND in task.analyzers else 0
         tap = Tap(reader.iter_chunks(task.volume_offset, loc.inode, loc.stream, CHUNK_SIZE,
-                                     fs_type=loc.fs_type), scan)
+                                     fs_type=loc.fs_type, snapshot=loc.snapshot), scan)
         findings, errors = analyze_chunks(
             tap, entry, analyzers,
             opener=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream,
-                                              loc.fs_type))
+                                              loc.fs_type, snapshot=loc.snapshot))
     except Exception as exc:  # reading the evidence failed: the file gets an error record
         return {"findings": {}, "errors": [error_record("read", exc)], "tap": None}
     return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors],
@@ -92,7 +92,7 @@ def expand_entry(task: BatchTask, ctx: Context, key: str, entry: FileEntry,
     reader = reader_for(task.spec)
     node = Node(entry=entry, key=key, tap=outcome["tap"], size=max(entry.size, 0),
                 open=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream,
-                                                loc.fs_type),
+                                                loc.fs_type, loc.snapshot),
                 errors=outcome["errors"],
                 sha256=outcome["findings"].get("hashes", {}).get("sha256"))
     children = expand(ctx, node)

@@ -107,8 +107,10 @@ def inspect_case(case_dir: Path, outcome: CaseOutcome,
         outcome.results = one("SELECT COUNT(*) FROM results")
         outcome.lost = one(
             "SELECT COUNT(*) FROM files f WHERE kind = 'file'"
-            " AND NOT EXISTS (SELECT 1 FROM results r WHERE r.file_id = f.id)"
-            " AND NOT EXISTS (SELECT 1 FROM errors e WHERE e.file_id = f.id)")
+            " AND NOT EXISTS (SELECT 1 FROM results r"  # a shadow copy's shared entry:
+            "  WHERE r.file_id = coalesce(f.same_as, f.id))"  # its live twin's result
+            " AND NOT EXISTS (SELECT 1 FROM errors e"
+            "  WHERE e.file_id = coalesce(f.same_as, f.id))")
         outcome.crashed = one(
             "SELECT COUNT(*) FROM errors WHERE error IN ('crashed', 'WalkCrashed')")
         outcome.timed_out = one("SELECT COUNT(*) FROM errors WHERE error IN"

@@ -203,7 +203,7 @@ def plan_vdisk_mutation(rng: random.Random, base: VdiskBase) -> VdiskMutation:
         elif op == "int32":
             at -= (at - region.start) % 4
             value = rng.choice(INTERESTING_32) if rng.random() < 0.8 else rng.getrandbits(32)
-            order = "<" if region.name.startswith(("vmdk", "vhdx")) else ">"
+            order = "<" if region.name.startswith(("vmdk", "vhdx", "vss", "apfs")) else ">"
             m.edits.append((name, at, struct.pack(f"{order}I", value)))
             m.labels.append(f"int32 {value:#x} at {name} {region.name}+{at - region.start}")
         elif op == "zero":

@@ -79,6 +79,8 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     exif_by_id: dict[int, dict[str, Any]] = {}
     perceptual: dict[int, dict[str, Any]] = {}
     derived: dict[int, dict[str, Any]] = {}  # container and derivation chain, by file id
+    snapshots: dict[int, dict[str, Any]] = {}  # shadow copy entries, by file id
+    live_content = _live_content(conn)
     thumbs: dict[int, str] = {}
     gps: list[list[Any]] = []
     by_type: Counter[str] = Counter()
@@ -88,7 +90,8 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         " r.phash, r.dhash, " + PDQ_COLUMNS + ","
         " COALESCE(json_extract(r.record, '$.findings.thumbnail.sha256'),"
         " json_extract(r.record, '$.findings.video.contact_sheet.sha256')) AS thumb,"
-        " p.path AS parent_path FROM files f LEFT JOIN results r ON r.file_id = f.id"
+        " p.path AS parent_path FROM files f"
+        " LEFT JOIN results r ON r.file_id = coalesce(f.same_as, f.id)"
         f" LEFT JOIN files p ON p.id = f.parent_id ORDER BY {ENTRY_ORDER}"
     )
     for row in conn.execute(query):
@@ -119,6 +122,9 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
                   if row[k] is not None}
         if hashes:  # the values the export gives and matching compared
             perceptual[fid] = hashes
+        if row["snapshot"]:
+            snapshots[fid] = dict(json.loads(row["snapshot"]), same_as=row["same_as"],
+                                  only=_only_in_snapshots(row, live_content))
         if row["parent_id"] is not None:
             derived[fid] = {"derived_from": row["parent_path"], "parent_id": row["parent_id"],
                             "chain": json.loads(row["derivation"] or "[]")}
@@ -144,7 +150,8 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "case": _case_info(db, case_dir),
         "evidence": _evidence(db),
         "ledger": _ledger(db, case_dir),
-        "counts": _counts(conn, matches),
+        "counts": dict(_counts(conn, matches), in_snapshots=len(snapshots),
+                       only_in_snapshots=sum(1 for s in snapshots.values() if s["only"])),
         "by_type": dict(sorted(by_type.items())),
         "runs": _runs(case_dir),
         "analyzers": _analyzer_versions(conn),
@@ -156,6 +163,7 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "exif": exif_by_id,
         "perceptual": perceptual,
         "derived": derived,
+        "snapshots": snapshots,
         "matches": matches,
         "groups": groups,
         "errors": errors,
@@ -165,6 +173,26 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
         "timeline": timeline(timeline_times),
         "gps": gps,
     }
+
+
+def _live_content(conn: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+    """SHA-256s of the live volumes' files and their (evidence, path)s."""
+    hashes = {r[0] for r in conn.execute(
+        "SELECT r.sha256 FROM files f JOIN results r ON r.file_id = f.id"
+        " WHERE f.snapshot IS NULL AND r.sha256 IS NOT NULL")}
+    paths = {(r[0], r[1]) for r in conn.execute(
+        "SELECT evidence_id, path FROM files WHERE snapshot IS NULL")}
+    return hashes, paths
+
+
+def _only_in_snapshots(row: sqlite3.Row, live: tuple[set[str], set[tuple[str, str]]]) -> bool:
+    """A shadow copy's file whose content no live file has (a deleted or overwritten
+    picture); without a hash (not analysed), one whose path the live volume lacks."""
+    if row["kind"] != "file":
+        return (row["evidence_id"], row["path"]) not in live[1]
+    if row["sha256"]:
+        return row["sha256"] not in live[0]
+    return (row["evidence_id"], row["path"]) not in live[1]
 
 
 def _finite(value: Any) -> Any:

@@ -92,7 +92,8 @@
       ["deleted entries", k.deleted], ["bytes in files", k.bytes], ["analysed", k.analysed],
       ["images", k.images], ["type mismatches", k.mismatches], ["errors", k.errors],
       ["skipped (size limits)", k.skipped], ["matched files", k.matched_files],
-      ["known-good files", k.known_good_files]];
+      ["known-good files", k.known_good_files], ["in shadow copies", k.in_snapshots],
+      ["only in shadow copies", k.only_in_snapshots]];
     root.append(el("h2", { text: "Counts" }), el("div", { class: "cards" }, cards.map(([l, n]) =>
       el("div", { class: "stat", "data-count": l }, el("div", { class: "n", text: num(n) }),
         el("div", { class: "l", text: l })))));
@@ -275,7 +276,7 @@
 
   // -- all files: filter, search, sort, page -----------------------------------------
   const state = { sort: "id", dir: 1, page: 0, size: 100, text: "", type: "", deleted: "",
-    mismatch: false, gps: false, matched: false, view: null };
+    mismatch: false, gps: false, matched: false, snaponly: false, view: null };
   const typeOf = (row) => {
     const kind = str(row[C.kind]);
     if (kind !== "file") return kind;
@@ -292,6 +293,7 @@
       if (state.mismatch && row[C.mismatch] !== 1) continue;
       if (state.gps && !row[C.gps]) continue;
       if (state.matched && !row[C.matched]) continue;
+      if (state.snaponly && !(D.snapshots[row[C.id]] || {}).only) continue;
       if (state.type && typeOf(row) !== state.type) continue;
       if (text && row[C.path].toLowerCase().indexOf(text) < 0) continue;
       out.push(i);
@@ -338,7 +340,8 @@
       el("label", null, "Deleted ", select("filter-deleted", [["", "any"], ["yes", "deleted only"],
         ["no", "allocated only"]], "deleted")),
       check("filter-mismatch", "extension mismatch", "mismatch"),
-      check("filter-gps", "has GPS", "gps"), check("filter-matched", "matched", "matched")));
+      check("filter-gps", "has GPS", "gps"), check("filter-matched", "matched", "matched"),
+      check("filter-snaponly", "only in shadow copies", "snaponly")));
     const head = el("tr", null, FILE_HEADERS.map(([key, label]) => {
       const th = el("th", { class: "sortable", "data-sort": key, text: label });
       th.addEventListener("click", () => {
@@ -363,7 +366,14 @@
       row[C.mismatch] === 1 ? el("span", { class: "pill mis", text: "mismatch" }) : null,
       row[C.gps] ? el("span", { class: "pill gps", text: "GPS" }) : null,
       row[C.matched] ? el("span", { class: "pill match", text: `matched ×${row[C.matched]}` }) : null,
-      row[C.errors] ? el("span", { class: "pill del", text: `errors ×${row[C.errors]}` }) : null];
+      row[C.errors] ? el("span", { class: "pill del", text: `errors ×${row[C.errors]}` }) : null,
+      snapPill(row[C.id])];
+  }
+  function snapPill(fid) {
+    const snap = D.snapshots[fid];
+    if (!snap) return null;
+    return el("span", { class: snap.only ? "pill del" : "pill",
+      text: `shadow copy ${snap.index}${snap.only ? " only" : ""}` });
   }
   function renderPage() {
     const view = state.view;
@@ -428,6 +438,15 @@
       ["Volume", `#${location.volume_index} at byte ${num(location.volume_offset)}`],
       ["Filesystem", location.fs_type], ["Inode", location.inode], ["Path", location.path, "mono"],
       ["Stream", location.stream], ["Location (JSON)", JSON.stringify(location), "mono"]]));
+    const snap = D.snapshots[fid];
+    if (snap) {
+      parts.push(el("h3", { text: "Shadow copy" }), kv([
+        ["Store", `#${snap.index}`], ["Shadow copy id", snap.id, "mono"],
+        ["Created", snap.created],
+        ["Only in shadow copies", snap.only ? "yes: no live file has this content" : "no"],
+        ["Analysed as", snap.same_as === null ? "itself" :
+          `file ${snap.same_as} (the live file: same data runs, no block saved since)`]]));
+    }
     const derived = D.derived[fid];
     if (derived) {
       parts.push(el("h3", { text: "Inside another file" }), kv([

@@ -1,0 +1,109 @@
+"""Virtual-disk benchmark: ``exhibit triage`` of the photos image as raw and as VMDK.
+
+The photos benchmark image (``benchmarks/speed/generate.py``; ``--scale`` as there) is
+converted with ``qemu-img convert -O vmdk`` (monolithic sparse, the common VMware
+default) and both are triaged back to back, alternating which goes first each round (the
+machine is shared: ratios within one run are what counts). Reported: wall time per run,
+the phases read from each case's ledger (hashing, walk, analysis), the median of each
+format and the VMDK/raw ratio of the medians; the issue's target is 1.10 or less.
+
+Usage: ``python benchmarks/vdisk/run.py [--scale 0.03] [--rounds 2] [--workers 2]
+[--out DIR]`` (also run by ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO / "benchmarks" / "speed"))
+
+from generate import build, cache_root  # noqa: E402
+
+TARGET = 1.10
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def phases(case: Path) -> dict[str, float]:
+    """Seconds between ledger entries: hashing, walking, analysing (from their times)."""
+    entries = [json.loads(line) for line in (case / "ledger.jsonl").read_text().splitlines()]
+    at = {}
+    for entry in entries:
+        at.setdefault(entry["action"], _stamp(entry["time"]))
+    start = at["triage.started"]
+    return {
+        "hash": round(at["acquisition.hashed"] - start, 2),
+        "walk": round(at["volumes.found"] - at["acquisition.hashed"], 2),
+        "analysis": round(at["triage.completed"] - at["batches.planned"], 2),
+    }
+
+
+def triage(image: Path, case: Path, workers: int) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "triage", str(image), "--case",
+                    str(case), "--examiner", "benchmark", "--create-key", "--workers",
+                    str(workers), "--no-progress"], check=True,
+                   env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    return {"wall": round(time.monotonic() - started, 2), **phases(case)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/vdisk/run.py")
+    parser.add_argument("--scale", type=float, default=0.03)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=cache_root() / "results")
+    args = parser.parse_args(argv)
+    if shutil.which("qemu-img") is None:
+        raise SystemExit("qemu-img is required (Debian package qemu-utils)")
+    manifest = build("photos", args.scale)
+    raw = Path(manifest.image_path)
+    runs: dict[str, list[dict[str, float]]] = {"raw": [], "vmdk": []}
+    with tempfile.TemporaryDirectory(prefix="exhibit-vdisk-bench-") as tmp:
+        work = Path(tmp)
+        vmdk = work / "photos.vmdk"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
+                        "subformat=monolithicSparse", str(raw), str(vmdk)], check=True)
+        images = {"raw": raw, "vmdk": vmdk}
+        for r in range(args.rounds):
+            order = ("raw", "vmdk") if r % 2 == 0 else ("vmdk", "raw")
+            for fmt in order:
+                result = triage(images[fmt], work / f"case-{fmt}-{r}", args.workers)
+                runs[fmt].append(result)
+                print(f"round {r + 1} {fmt}: {result}", flush=True)
+    median = {fmt: {k: statistics.median(run[k] for run in rs) for k in rs[0]}
+              for fmt, rs in runs.items()}
+    ratio = round(median["vmdk"]["wall"] / median["raw"]["wall"], 3)
+    report = {"image": manifest.name, "scale": args.scale, "files": manifest.files,
+              "image_bytes": manifest.image_bytes, "workers": args.workers,
+              "rounds": args.rounds, "runs": runs, "median": median,
+              "vmdk_over_raw": ratio, "target": TARGET,
+              "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"vdisk-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["| format | wall s | hash s | walk s | analysis s |", "|---|---|---|---|---|"]
+    for fmt, m in median.items():
+        lines.append(f"| {fmt} | {m['wall']} | {m['hash']} | {m['walk']} | {m['analysis']} |")
+    print("\n".join(lines))
+    print(f"VMDK / raw (median wall time): {ratio} (target ≤ {TARGET}); {args.out / name}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
