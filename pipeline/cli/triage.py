@@ -16,6 +16,7 @@ from rich.text import Text
 from chain_of_custody.errors import LedgerError
 from ingest.derive import Limits
 from ingest.errors import IngestError
+from ingest.remote import is_url, local_path_of
 from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
@@ -41,7 +42,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 @click.command()
-@click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("image", nargs=-1, required=True)
 @click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
               help="Case directory (created if new; an existing case is resumed).")
 @click.option("--examiner", help="Examiner key to sign the ledger with: id, name or key"
@@ -90,7 +91,7 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
               " could be read (still stated first in the summary and recorded in the ledger).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
-def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
+def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
@@ -98,6 +99,10 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
+
+    IMAGE is a path or a URL of an object store (s3://bucket/key, also gs://, az://,
+    https://), read-only with the store's standard configuration (AWS_ENDPOINT_URL,
+    AWS_PROFILE, ~/.aws/credentials).
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
     file, extents); those beside it are found.
@@ -128,7 +133,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
             fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
         expected[algo] = value
     options = TriageOptions(
-        images=list(image), case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
+        images=[p if is_url(p) else Path(local_path_of(p)) for p in image],
+        case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
         workers=workers, scheduler=scheduler, expected_hashes=expected,
         allow_hash_mismatch=allow_hash_mismatch,
         analyzers=analyzer_list.split(",") if analyzer_list else None,

@@ -59,7 +59,7 @@ DEFAULT_BATCH_FILES = 2000
 
 @dataclass
 class TriageOptions:
-    images: list[Path]
+    images: list[Path | str]  # a str: an object named by URL (s3://bucket/key …)
     case_dir: Path
     examiner: str | None = None
     hashsets: list[Path] = field(default_factory=list)
