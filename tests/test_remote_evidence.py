@@ -1,0 +1,193 @@
+"""Evidence in object storage: triage by s3:// URL against a real S3 server on 127.0.0.1.
+
+The server is moto's (``s3_server.py``), with credentials checked, every request's method
+logged, and ranged GETs broken on demand. The oracle is exhibit's own triage of the very
+same files from the local disk: the same media must give the same export, entry for
+entry, and the same evidence SHA-256 (itself checked against ``sha256sum``-style hashing
+of the local file).
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_tool, sha256_file
+from pipeline_helpers import exhibit, export_jsonl, ledger_entries
+from s3_server import BUCKET, S3Server
+
+WRITES = {"PUT", "POST", "DELETE", "PATCH"}
+
+
+@pytest.fixture(scope="module")
+def split_e01(sample_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The sample acquired by ``ewfacquire`` into 16 MiB segments (.E01 … .E04)."""
+    require_tool("ewfacquire")
+    outdir = tmp_path_factory.mktemp("e01split")
+    subprocess.run(["ewfacquire", "-u", "-t", str(outdir / "sample"), "-f", "encase6", "-c",
+                    "none", "-S", "16MiB", "-l", str(outdir / "acquire.log"), str(sample_raw)],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    segments = sorted(outdir.glob("sample.E*"))
+    assert len(segments) > 1, "the test needs a split E01"
+    return segments
+
+
+@pytest.fixture(scope="module")
+def store(sample_raw: Path, sample_split: list[Path], split_e01: list[Path]
+          ) -> Iterator[S3Server]:
+    server = S3Server().start()
+    uploads = {"raw/sample.dd": sample_raw}
+    uploads.update({f"split/{p.name}": p for p in sample_split})
+    uploads.update({f"e01/{p.name}": p for p in split_e01})
+    server.setup(uploads)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_cases(sample_raw: Path, sample_split: list[Path], split_e01: list[Path],
+                tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("local")
+    cases = {}
+    for name, image in (("raw", sample_raw), ("split", sample_split[0]), ("e01", split_e01[0])):
+        cases[name] = root / name
+        exhibit("triage", image, "--case", cases[name], "--workers", "2", "--no-progress")
+    return cases
+
+
+URLS = {"raw": f"s3://{BUCKET}/raw/sample.dd", "split": f"s3://{BUCKET}/split/sample.001",
+        "e01": f"s3://{BUCKET}/e01/sample.E01"}
+
+
+def remote_triage(store: S3Server, url: str, case: Path, tmp: Path, *extra: str,
+                  check: bool = True, secret: str | None = None
+                  ) -> subprocess.CompletedProcess[str]:
+    return exhibit("triage", url, "--case", case, "--workers", "2", "--no-progress", *extra,
+                   check=check, env=store.env(tmp / "aws", secret))
+
+
+def evidence_sha256(case: Path) -> str:
+    return next(e for e in ledger_entries(case)
+                if e["action"] == "acquisition.hashed")["details"]["sha256"]
+
+
+def case_bytes(case: Path) -> bytes:
+    """Every byte the case holds: ledger, database (with its WAL), exports."""
+    return b"".join(p.read_bytes() for p in sorted(case.rglob("*")) if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["raw", "split", "e01"])
+def test_triage_by_url_equals_triage_of_the_local_files(
+        store: S3Server, local_cases: dict[str, Path], sample_raw: Path, tmp_path: Path,
+        kind: str) -> None:
+    case = tmp_path / "case"
+    mark = store.mark()
+    remote_triage(store, URLS[kind], case, tmp_path)
+    assert store.methods_since(mark) <= {"GET", "HEAD"}, "a write call reached the store"
+    assert store.methods_since(mark) & WRITES == set()
+
+    assert evidence_sha256(case) == evidence_sha256(local_cases[kind]) == sha256_file(sample_raw)
+    remote, local = export_jsonl(case), export_jsonl(local_cases[kind])
+    assert len(remote) > 10
+    assert remote == local
+
+    hashed = next(e for e in ledger_entries(case) if e["action"] == "acquisition.hashed")
+    details = hashed["details"]
+    assert details["paths"][0] == URLS[kind]
+    assert all(p.startswith(f"s3://{BUCKET}/") for p in details["paths"])
+    objects = details["objects"]
+    assert [o["url"] for o in objects] == details["paths"]
+    assert all(o["etag"] and o["size"] > 0 for o in objects)
+    assert sum(o["size"] for o in objects) == sum(
+        p.stat().st_size for p in _local_parts(local_cases[kind]))
+    assert details["md5"] and details["sha1"]
+
+
+def _local_parts(case: Path) -> list[Path]:
+    hashed = next(e for e in ledger_entries(case) if e["action"] == "acquisition.hashed")
+    return [Path(p) for p in hashed["details"]["paths"]]
+
+
+def test_the_secret_never_reaches_the_ledger_the_database_or_a_task(
+        store: S3Server, tmp_path: Path) -> None:
+    from ingest.image import image_spec
+    from pipeline.run.worker import BatchTask
+
+    case = tmp_path / "case"
+    remote_triage(store, URLS["split"], case, tmp_path, "--analyzers", "filetype")
+    held = case_bytes(case)
+    assert URLS["split"].encode() in held  # the URL is recorded …
+    assert store.secret.encode() not in held  # … the secret is not
+    assert store.key_id.encode() not in held
+
+    # What a Dask task carries: the spec (URLs and ETags), pickled as Dask pickles it.
+    import os
+
+    saved = dict(os.environ)
+    os.environ.update(store.env(tmp_path / "aws2"))
+    try:
+        spec = image_spec(URLS["split"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    task = pickle.dumps(BatchTask("b1", spec, 0, (), ("filetype",)))
+    assert b"s3://" in task
+    assert store.secret.encode() not in task and store.key_id.encode() not in task
+
+
+def test_a_missing_object_is_a_clear_error(store: S3Server, tmp_path: Path) -> None:
+    proc = remote_triage(store, f"s3://{BUCKET}/raw/nothere.dd", tmp_path / "case", tmp_path,
+                         check=False)
+    assert proc.returncode == 3
+    assert "s3://evidence/raw/nothere.dd: no such object" in proc.stderr
+
+
+def test_wrong_credentials_are_a_clear_error(store: S3Server, tmp_path: Path) -> None:
+    proc = remote_triage(store, URLS["raw"], tmp_path / "case", tmp_path, check=False,
+                         secret="not-the-secret")
+    assert proc.returncode == 3
+    assert "access denied" in proc.stderr and "AWS_PROFILE" in proc.stderr
+
+
+def test_a_dropped_connection_is_retried_to_the_right_hash(
+        store: S3Server, sample_raw: Path, tmp_path: Path) -> None:
+    store.faults.mode, store.faults.remaining = "drop", 3
+    try:
+        remote_triage(store, URLS["raw"], tmp_path / "case", tmp_path, "--analyzers",
+                      "filetype")
+    finally:
+        store.faults.mode = None
+    assert store.faults.remaining == 0, "the faults were not injected"
+    assert evidence_sha256(tmp_path / "case") == sha256_file(sample_raw)
+
+
+@pytest.mark.parametrize("mode", ["drop", "short"])
+def test_a_connection_that_keeps_failing_stops_cleanly_and_resumes(
+        store: S3Server, sample_raw: Path, tmp_path: Path, mode: str) -> None:
+    """Never a wrong hash: no evidence is registered from a failed read; a re-run finishes."""
+    case = tmp_path / "case"
+    store.faults.mode, store.faults.remaining = mode, -1
+    try:
+        proc = remote_triage(store, URLS["raw"], case, tmp_path, "--analyzers", "filetype",
+                             check=False)
+    finally:
+        store.faults.mode = None
+    assert proc.returncode == 3, proc.stderr
+    assert "could not be read after" in proc.stderr and "run the same command" in proc.stderr
+    actions = [e["action"] for e in ledger_entries(case)]
+    assert "acquisition.hashed" not in actions and "evidence.registered" not in actions
+    remote_triage(store, URLS["raw"], case, tmp_path, "--analyzers", "filetype")
+    assert evidence_sha256(case) == sha256_file(sample_raw)
+
+
+def test_file_urls_and_plain_paths_are_the_same_evidence(sample_raw: Path,
+                                                         tmp_path: Path) -> None:
+    from ingest.image import image_spec
+
+    assert image_spec(f"file://{sample_raw}") == image_spec(sample_raw)
+    assert image_spec(str(sample_raw)).paths == (str(sample_raw),)
+    shutil.rmtree(tmp_path, ignore_errors=True)
