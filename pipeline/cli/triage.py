@@ -56,7 +56,16 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes"
               " (default: one per core).")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing Dask scheduler,"
-              " e.g. tcp://10.0.0.5:8786; workers must see the image at the same path.")
+              " e.g. tls://10.0.0.5:8786; workers must see the image at the same path or URL.")
+@click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA"
+              " certificate of the cluster (as for `dask scheduler`); with --tls-cert and"
+              " --tls-key, the scheduler is reached over tls:// with mutual certificates.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="This client's certificate (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="This client's private key (PEM).")
+@click.option("--insecure", is_flag=True, help="Accept a non-local --scheduler without TLS"
+              " (evidence in clear text; the scheduler runs whatever it is sent).")
 @click.option("--expect-md5", help="MD5 stated for the image (e.g. from the acquisition form).")
 @click.option("--expect-sha1", help="SHA-1 stated for the image.")
 @click.option("--expect-sha256", help="SHA-256 stated for the image.")
@@ -93,6 +102,7 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
+           tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, insecure: bool,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
@@ -118,7 +128,13 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
     from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer
     from pipeline.run.acquisition import HashMismatchError
     from pipeline.run.triage import Triage, TriageOptions
+    from pipeline.secure.tls import TlsOptions, cluster_security
 
+    tls = TlsOptions(tls_ca_file, tls_cert, tls_key, insecure)
+    try:
+        cluster_security(scheduler, tls)  # an insecure cluster is refused before anything
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
     except NoExaminerKeyError as exc:
@@ -141,7 +157,7 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
-        allow_empty=allow_empty,
+        allow_empty=allow_empty, tls=tls,
     )
     try:
         result = Triage(options).run()

@@ -78,9 +78,12 @@ class BatchRunner:
     def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
                  in_flight_per_worker: int = 2, worker_memory: str = DEFAULT_WORKER_MEMORY,
                  file_timeout: float = DEFAULT_FILE_TIMEOUT,
-                 task_timeout: float = DEFAULT_TASK_TIMEOUT) -> None:
+                 task_timeout: float = DEFAULT_TASK_TIMEOUT, security: Any = None) -> None:
+        """``security``: a ``distributed.Security`` for a TLS scheduler
+        (``pipeline.secure.tls``)."""
         self.workers = workers or default_workers()
         self.scheduler = scheduler
+        self.security = security
         self.in_flight_per_worker = in_flight_per_worker
         self.worker_memory = worker_memory
         self.file_timeout = file_timeout
@@ -92,7 +95,7 @@ class BatchRunner:
 
     def __enter__(self) -> BatchRunner:
         if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
+            self.client = Client(self.scheduler, timeout="30s", security=self.security)
         else:
             self._start_local()
         return self

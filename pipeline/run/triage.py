@@ -52,6 +52,7 @@ from pipeline.run.progress import Reporter
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask
+from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 DEFAULT_BATCH_BYTES = 256 << 20
 DEFAULT_BATCH_FILES = 2000
@@ -78,6 +79,7 @@ class TriageOptions:
     expand: bool = True  # open archives, documents, mail and pictures inside files
     limits: Limits = field(default_factory=Limits)
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
+    tls: TlsOptions = field(default_factory=TlsOptions)  # for a scheduler elsewhere
 
     @property
     def parallelism(self) -> int:
@@ -130,12 +132,14 @@ class Triage:
     def _run(self, case: Case) -> TriageResult:
         opts = self.options
         analyzers = self._analyzer_names()
+        self.security = cluster_security(opts.scheduler, opts.tls)
         case.record("triage.started", None, {
             "command": command_line(),
             "images": [str(p) for p in opts.images],
             "analyzers": analyzers,
             "hashsets": [str(p) for p in opts.hashsets],
             "scheduler": opts.scheduler or "local",
+            **(describe(self.security, opts.tls) if opts.scheduler else {}),
             "workers": opts.workers,
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
@@ -208,7 +212,8 @@ class Triage:
 
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
-            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
+            security=self.security)
         with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
                 self.reporter.analysis_task(total_files, total_bytes) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
