@@ -79,11 +79,14 @@ test: system-deps-test venv lint
 # physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
 # Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
 # photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
+# Then the scaling benchmark (benchmarks/scaling/): the photos image on 1 and 2 workers,
+# local file vs object storage (moto on 127.0.0.1), and the driver's time per batch.
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/scaling/run.py $(SCALING_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
