@@ -165,14 +165,15 @@ def test_a_dropped_connection_is_retried_to_the_right_hash(
     assert evidence_sha256(tmp_path / "case") == sha256_file(sample_raw)
 
 
-@pytest.mark.parametrize("mode", ["drop", "short"])
+@pytest.mark.parametrize(("kind", "mode"), [("raw", "drop"), ("raw", "short"),
+                                           ("e01", "drop")])
 def test_a_connection_that_keeps_failing_stops_cleanly_and_resumes(
-        store: S3Server, sample_raw: Path, tmp_path: Path, mode: str) -> None:
+        store: S3Server, sample_raw: Path, tmp_path: Path, kind: str, mode: str) -> None:
     """Never a wrong hash: no evidence is registered from a failed read; a re-run finishes."""
     case = tmp_path / "case"
     store.faults.mode, store.faults.remaining = mode, -1
     try:
-        proc = remote_triage(store, URLS["raw"], case, tmp_path, "--analyzers", "filetype",
+        proc = remote_triage(store, URLS[kind], case, tmp_path, "--analyzers", "filetype",
                              check=False)
     finally:
         store.faults.mode = None
@@ -180,8 +181,57 @@ def test_a_connection_that_keeps_failing_stops_cleanly_and_resumes(
     assert "could not be read after" in proc.stderr and "run the same command" in proc.stderr
     actions = [e["action"] for e in ledger_entries(case)]
     assert "acquisition.hashed" not in actions and "evidence.registered" not in actions
-    remote_triage(store, URLS["raw"], case, tmp_path, "--analyzers", "filetype")
+    remote_triage(store, URLS[kind], case, tmp_path, "--analyzers", "filetype")
     assert evidence_sha256(case) == sha256_file(sample_raw)
+    # Run again: the objects are recognised by URL, size and ETag, not hashed again.
+    remote_triage(store, URLS[kind], case, tmp_path, "--analyzers", "filetype")
+    actions = [e["action"] for e in ledger_entries(case)]
+    assert actions.count("acquisition.hashed") == 1 and "evidence.reopened" in actions
+
+
+def test_an_object_replaced_after_registration_is_refused(
+        store: S3Server, sample_raw: Path, tmp_path: Path) -> None:
+    """A worker opening the image checks the ETag it was registered with."""
+    import os
+
+    import boto3
+    from ingest.errors import IngestError
+    from ingest.image import image_spec
+
+    saved = dict(os.environ)
+    os.environ.update(store.env(tmp_path / "aws"))
+    try:
+        s3 = boto3.session.Session().client("s3")  # a fresh session reads the new env
+        s3.upload_file(str(sample_raw), BUCKET, "swap/sample.dd")
+        spec = image_spec(f"s3://{BUCKET}/swap/sample.dd")
+        with spec.open() as image:
+            assert image.size == sample_raw.stat().st_size
+        s3.put_object(Bucket=BUCKET, Key="swap/sample.dd", Body=b"\0" * 4096)
+        with pytest.raises(IngestError, match="changed since it was registered"):
+            spec.open()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_other_fsspec_protocols_take_the_same_path(sample_split: list[Path]) -> None:
+    """fsspec's in-memory filesystem: split raw found by listing, read by ranges."""
+    import fsspec
+    from ingest.acquisition import hash_image
+    from ingest.image import open_image
+
+    from conftest import sha256_file as _sha
+
+    memory = fsspec.filesystem("memory")
+    for part in sample_split:
+        memory.pipe_file(f"/case/{part.name}", part.read_bytes())
+    with open_image("memory://case/sample.001") as image:
+        assert image.format == "split-raw" and len(image.paths) == len(sample_split)
+        digest = hash_image(image)["sha256"]
+    whole = b"".join(p.read_bytes() for p in sample_split)
+    import hashlib
+
+    assert digest == hashlib.sha256(whole).hexdigest() != _sha(sample_split[0])
 
 
 def test_file_urls_and_plain_paths_are_the_same_evidence(sample_raw: Path,

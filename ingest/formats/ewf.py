@@ -50,6 +50,10 @@ class EwfReader:
             try:
                 return self._handle.read_buffer_at_offset(size, offset)
             except OSError as exc:
+                for segment in self._files:  # an object in a store: its own, clearer error
+                    failure = getattr(segment, "failure", None)
+                    if failure is not None:
+                        raise failure from exc
                 raise IngestError(
                     f"EWF read error in {self._name} at media offset {offset}: {exc}"
                 ) from exc

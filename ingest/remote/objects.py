@@ -204,6 +204,7 @@ class RemoteFile(io.RawIOBase):
         self.block_size = block_size
         self.cache_blocks = cache_blocks
         self.stats = FetchStats()
+        self.failure: RemoteError | None = None  # the last read that failed for good
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._pos = 0
@@ -261,10 +262,11 @@ class RemoteFile(io.RawIOBase):
             if len(data) == want:
                 return data
             problem = f"short read: {len(data)} of {want} bytes"
-        raise RemoteReadError(
+        self.failure = RemoteReadError(
             f"{self.url}: bytes {start}-{end - 1} could not be read after {RETRIES} attempts"
             f" ({problem}); nothing from them was used — run the same command again to"
             " resume")
+        raise self.failure
 
     # -- the file protocol libyal and detection use --------------------------------
 
