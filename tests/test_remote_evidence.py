@@ -9,16 +9,25 @@ of the local file).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import fsspec
 import pytest
 from conftest import require_tool, sha256_file
 from pipeline_helpers import exhibit, export_jsonl, ledger_entries
 from s3_server import BUCKET, S3Server
+
+from ingest.acquisition import hash_image
+from ingest.errors import IngestError
+from ingest.image import image_spec, open_image
+from pipeline.run.worker import BatchTask
 
 WRITES = {"PUT", "POST", "DELETE", "PATCH"}
 
@@ -114,9 +123,6 @@ def _local_parts(case: Path) -> list[Path]:
 
 def test_the_secret_never_reaches_the_ledger_the_database_or_a_task(
         store: S3Server, tmp_path: Path) -> None:
-    from ingest.image import image_spec
-    from pipeline.run.worker import BatchTask
-
     case = tmp_path / "case"
     remote_triage(store, URLS["split"], case, tmp_path, "--analyzers", "filetype")
     held = case_bytes(case)
@@ -125,8 +131,6 @@ def test_the_secret_never_reaches_the_ledger_the_database_or_a_task(
     assert store.key_id.encode() not in held
 
     # What a Dask task carries: the spec (URLs and ETags), pickled as Dask pickles it.
-    import os
-
     saved = dict(os.environ)
     os.environ.update(store.env(tmp_path / "aws2"))
     try:
@@ -192,11 +196,6 @@ def test_a_connection_that_keeps_failing_stops_cleanly_and_resumes(
 def test_an_object_replaced_after_registration_is_refused(
         store: S3Server, sample_raw: Path, tmp_path: Path) -> None:
     """A worker opening the image checks the ETag it was registered with."""
-    import os
-
-    import boto3
-    from ingest.errors import IngestError
-    from ingest.image import image_spec
 
     saved = dict(os.environ)
     os.environ.update(store.env(tmp_path / "aws"))
@@ -216,11 +215,6 @@ def test_an_object_replaced_after_registration_is_refused(
 
 def test_other_fsspec_protocols_take_the_same_path(sample_split: list[Path]) -> None:
     """fsspec's in-memory filesystem: split raw found by listing, read by ranges."""
-    import fsspec
-    from ingest.acquisition import hash_image
-    from ingest.image import open_image
-
-    from conftest import sha256_file as _sha
 
     memory = fsspec.filesystem("memory")
     for part in sample_split:
@@ -229,15 +223,34 @@ def test_other_fsspec_protocols_take_the_same_path(sample_split: list[Path]) -> 
         assert image.format == "split-raw" and len(image.paths) == len(sample_split)
         digest = hash_image(image)["sha256"]
     whole = b"".join(p.read_bytes() for p in sample_split)
-    import hashlib
-
-    assert digest == hashlib.sha256(whole).hexdigest() != _sha(sample_split[0])
+    assert digest == hashlib.sha256(whole).hexdigest()
 
 
 def test_file_urls_and_plain_paths_are_the_same_evidence(sample_raw: Path,
                                                          tmp_path: Path) -> None:
-    from ingest.image import image_spec
 
     assert image_spec(f"file://{sample_raw}") == image_spec(sample_raw)
     assert image_spec(str(sample_raw)).paths == (str(sample_raw),)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("fmt", "options"), [
+    ("qcow2", []), ("vpc", []), ("vmdk", ["-o", "subformat=twoGbMaxExtentSparse"])])
+def test_virtual_disks_by_url_read_as_the_local_files(sample_raw: Path, tmp_path: Path,
+                                                      fmt: str, options: list[str]) -> None:
+    """A virtual disk and its extents, found beside it in the store, give the same media."""
+
+    qemu_img = require_tool("qemu-img")
+    local = tmp_path / f"disk.{'vhd' if fmt == 'vpc' else fmt}"
+    subprocess.run([qemu_img, "convert", "-O", fmt, *options, str(sample_raw), str(local)],
+                   check=True)
+    memory = fsspec.filesystem("memory")
+    for part in tmp_path.iterdir():
+        memory.pipe_file(f"/vdisk-{fmt}/{part.name}", part.read_bytes())
+    with open_image(local) as image:
+        expected = (image.format, len(image.paths), hash_image(image)["sha256"])
+    with open_image(f"memory://vdisk-{fmt}/{local.name}") as image:
+        assert all(str(p).startswith("memory://") for p in image.paths)
+        assert (image.format, len(image.paths), hash_image(image)["sha256"]) == expected
+    if fmt == "vmdk":
+        assert expected[1] > 1, "the VMDK's extent was not found beside it"
