@@ -4,7 +4,8 @@ Three measurements, each a ratio within one run (the machine is shared):
 
 1. **Access pattern and block cache.** The reads The Sleuth Kit makes while walking the
    image and while reading every file's content are logged from a local open, then
-   replayed against the object in a real S3 server (moto on 127.0.0.1) through
+   replayed against the object in a real S3 server (moto on 127.0.0.1; its ranged GETs
+   of the image answered from the file, ``S3Server.serve_ranges_directly``) through
    ``RemoteFile`` with several block sizes: GET requests, bytes fetched, seconds. Small
    reads (walk) want a block big enough to bring the neighbouring metadata in one GET;
    large reads (analysis, hashing) bypass the cache.
@@ -95,7 +96,8 @@ def triage(source: str, workers: int, env: dict[str, str], tmp: Path) -> dict[st
     timing = case.with_suffix(".driver.json")
     started = time.monotonic()
     subprocess.run([sys.executable, str(HERE / "driver.py"), str(timing), "triage", source,
-                    "--case", str(case), "--workers", str(workers), "--no-progress"],
+                    "--case", str(case), "--workers", str(workers), "--no-progress",
+                    "--examiner", "benchmark", "--create-key"],
                    check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     total = time.monotonic() - started
     ledger = [json.loads(line) for line in (case / "ledger.jsonl").read_text().splitlines()]
@@ -131,14 +133,20 @@ def main() -> None:
 
     server = S3Server().start()
     server.setup({"photos.ext4": image})
+    server.serve_ranges_directly("photos.ext4", image)
     url = f"s3://{BUCKET}/photos.ext4"
     tmp = Path(tempfile.mkdtemp(prefix="exhibit-scaling-"))
     env = dict(os.environ, **server.env(tmp / "aws"), PYTHONPATH=str(REPO))
     os.environ.update(server.env(tmp / "aws"))
 
     pattern = access_pattern(image)
+    for phase, reads in pattern.items():
+        small = sum(1 for _, size in reads if size < (1 << 20))
+        print(f"{phase}: {len(reads)} reads, {small} under 1 MiB,"
+              f" {sum(s for _, s in reads) / 1e6:.1f} MB", flush=True)
     cache = [dict(phase=phase, **replay(url, reads, size))
              for phase, reads in pattern.items() for size in BLOCK_SIZES]
+    print("replayed", flush=True)
     runs = [triage(src, n, env, tmp) for n in map(int, args.workers.split(","))
             for src in (str(image), url)]
     server.stop()
