@@ -78,8 +78,9 @@ def access_pattern(image_path: Path) -> dict[str, list[tuple[int, int]]]:
 
 
 def replay(url: str, reads: list[tuple[int, int]], block_size: int) -> dict[str, Any]:
-    from ingest.remote.objects import RemoteFile, RemotePath
+    from ingest.remote.objects import RemoteFile, RemotePath, clear_cache
 
+    clear_cache()
     remote = RemoteFile(RemotePath(url), block_size=block_size)
     started = time.perf_counter()
     for offset, size in reads:
