@@ -10,12 +10,15 @@ of the local file).
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import pickle
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import boto3
 import fsspec
@@ -254,3 +257,52 @@ def test_virtual_disks_by_url_read_as_the_local_files(sample_raw: Path, tmp_path
         assert (image.format, len(image.paths), hash_image(image)["sha256"]) == expected
     if fmt == "vmdk":
         assert expected[1] > 1, "the VMDK's extent was not found beside it"
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """A plain web server that answers HEAD and ranged GETs of one file (no S3 at all)."""
+
+    image: ClassVar[Path]
+    methods: ClassVar[list[str]]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _head(self, status: int, length: int, extra: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", '"sample-v1"')
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self.methods.append("HEAD")
+        self._head(200, self.image.stat().st_size, {})
+
+    def do_GET(self) -> None:
+        self.methods.append("GET")
+        size = self.image.stat().st_size
+        first, _, last = self.headers.get("Range", "bytes=0-").removeprefix("bytes=").partition("-")
+        begin, end = int(first), min(int(last) if last else size - 1, size - 1)
+        with self.image.open("rb") as fh:
+            fh.seek(begin)
+            body = fh.read(end - begin + 1)
+        self._head(206, len(body), {"Content-Range": f"bytes {begin}-{end}/{size}"})
+        self.wfile.write(body)
+
+
+def test_an_image_over_http_range_requests(sample_raw: Path) -> None:
+    """https:// (here http:// on 127.0.0.1) goes through the same reader: same SHA-256."""
+    handler = type("Handler", (_RangeHandler,), {"image": sample_raw, "methods": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/sample.dd"
+        with open_image(url) as image:
+            assert image.format == "raw" and image.spec.pins == ("sample-v1",)
+            assert hash_image(image)["sha256"] == sha256_file(sample_raw)
+    finally:
+        server.shutdown()
+    assert set(handler.methods) <= {"HEAD", "GET"} and "GET" in handler.methods
