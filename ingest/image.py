@@ -25,7 +25,7 @@ import pytsk3
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.formats import MediaReader, ewf, raw, virtual
 from ingest.remote import is_url, local_path_of
-from ingest.remote.objects import RemotePath, ewf_segments
+from ingest.remote.objects import RemoteError, RemotePath, ewf_segments
 
 EvidencePath = Path | RemotePath  # a local file, or an object named by URL
 
@@ -79,11 +79,21 @@ class EvidenceImage(pytsk3.Img_Info):
         self.stored_hashes: dict[str, str] = reader.stored_hashes()
         self.metadata: dict[str, str] = reader.metadata()
         self._closed = False
+        # The store's error behind a failed read: The Sleuth Kit turns any exception in
+        # ``read`` into its own OSError, and a caller must tell "the store failed" (stop,
+        # resume later) from "the evidence is damaged" (record it, go on).
+        self.remote_failure: RemoteError | None = None
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     # The two callbacks The Sleuth Kit calls.
     def read(self, offset: int, size: int) -> bytes:
-        return self._reader.read_at(offset, size)
+        if self.remote_failure is not None:  # fail fast: TSK would retry every fs type
+            raise self.remote_failure
+        try:
+            return self._reader.read_at(offset, size)
+        except RemoteError as exc:
+            self.remote_failure = exc
+            raise
 
     def get_size(self) -> int:
         return self.size

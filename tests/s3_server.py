@@ -12,8 +12,10 @@ the access key made here reads; anything else gets AccessDenied.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -176,5 +178,7 @@ def _broken(inner: Any, environ: dict[str, Any], start_response: Any,
                    for k, v in headers]
     start_response(captured["status"], headers)
     yield half
-    if fault == "drop":
+    if fault == "drop":  # the socket itself goes: the client sees the body end early
+        with contextlib.suppress(OSError):
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         raise ConnectionAbortedError("connection dropped by the test server mid-body")

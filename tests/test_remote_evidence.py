@@ -15,7 +15,9 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -24,7 +26,14 @@ import boto3
 import fsspec
 import pytest
 from conftest import require_tool, sha256_file
-from pipeline_helpers import exhibit, export_jsonl, ledger_entries
+from pipeline_helpers import (
+    CONFIG_HOME,
+    EXAMINER,
+    REPO,
+    exhibit,
+    export_jsonl,
+    ledger_entries,
+)
 from s3_server import BUCKET, S3Server
 
 from ingest.acquisition import hash_image
@@ -194,6 +203,38 @@ def test_a_connection_that_keeps_failing_stops_cleanly_and_resumes(
     remote_triage(store, URLS[kind], case, tmp_path, "--analyzers", "filetype")
     actions = [e["action"] for e in ledger_entries(case)]
     assert actions.count("acquisition.hashed") == 1 and "evidence.reopened" in actions
+
+
+def test_a_store_failing_during_analysis_stops_the_run_and_it_resumes(
+        store: S3Server, local_cases: dict[str, Path], tmp_path: Path) -> None:
+    """Workers that cannot read the store stop the run; no file is recorded unreadable."""
+    case = tmp_path / "case"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(CONFIG_HOME), EXHIBIT_EXAMINER=EXAMINER,
+               **store.env(tmp_path / "aws"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "triage", URLS["raw"], "--case", str(case),
+         "--workers", "2", "--no-progress", "--batch-files", "5"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ledger = case / "ledger.jsonl"
+        deadline = time.monotonic() + 240
+        while not (ledger.exists() and '"analysis.started"' in ledger.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.02)
+        store.faults.mode, store.faults.remaining = "drop", -1
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        store.faults.mode = None
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, stderr
+    assert "could not be read after" in stderr and "run the same command" in stderr
+    errors = [e for e in ledger_entries(case) if e["action"] == "error"]
+    assert errors and errors[-1]["details"]["stage"] == "analysis"
+    remote_triage(store, URLS["raw"], case, tmp_path, "--batch-files", "5")
+    actions = [e["action"] for e in ledger_entries(case)]
+    assert actions.count("acquisition.hashed") == 1 and "triage.completed" in actions
+    assert export_jsonl(case) == export_jsonl(local_cases["raw"])
 
 
 def test_an_object_replaced_after_registration_is_refused(

@@ -31,6 +31,7 @@ from distributed import Client, Future, LocalCluster, wait
 
 from analyzers import registry
 from ingest.location import FileEntry
+from ingest.remote.objects import RemoteError
 from pipeline.run.watchdog import EVENT_TOPIC, START_TOPIC
 from pipeline.run.worker import BatchTask, analyze_batch
 
@@ -254,6 +255,8 @@ class BatchRunner:
         return None
 
     def _after_failure(self, job: _Job, exc: BaseException, batch: _Batch) -> list[_Job]:
+        if isinstance(exc, RemoteError):  # the evidence store failed, not this file: stop
+            raise exc  # (the batches done are kept; the same command resumes the rest)
         task = job.task
         hung = self._hung_file(task.key)
         elapsed = self._ran_for(task.key)

@@ -36,6 +36,7 @@ from typing import Any
 from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
+from ingest.remote.objects import RemoteError
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
@@ -220,10 +221,17 @@ class Triage:
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(),
             })
-            for task, outcome in runner.run(tasks(), stop):
-                collect.store_batch(case, task.batch_id, outcome)
-                collect.record_batch(case, task.batch_id)
-                advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            try:
+                for task, outcome in runner.run(tasks(), stop):
+                    collect.store_batch(case, task.batch_id, outcome)
+                    collect.record_batch(case, task.batch_id)
+                    advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            except RemoteError as exc:  # the evidence store failed: finished batches are kept
+                case.record("error", {"evidence_id": evidence_id}, {
+                    "stage": "analysis", "message": str(exc),
+                    "note": "the evidence store failed; no file was recorded from the failed"
+                            " reads; run the same command to resume"})
+                raise
         shutil.rmtree(scratch, ignore_errors=True)
         return stop.is_set()
 
