@@ -116,6 +116,10 @@ class S3Server:
         """The bucket, the objects, an IAM user allowed to read; then credentials are checked."""
         import boto3
 
+        # moto's backends and its authentication switch are per process: a server started
+        # earlier in this process (another test module) left both behind.
+        self._moto_api("reset", b"")
+        self._moto_api("reset-auth", b"inf")
         kwargs = {"endpoint_url": self.endpoint, "region_name": REGION,
                   "aws_access_key_id": "setup", "aws_secret_access_key": "setup"}
         s3 = boto3.client("s3", **kwargs)
@@ -129,7 +133,10 @@ class S3Server:
                 {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName="examiner")["AccessKey"]
         self.key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=b"0",
+        self._moto_api("reset-auth", b"0")
+
+    def _moto_api(self, what: str, body: bytes) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/{what}", data=body,
                                          headers={"Content-Type": "text/plain"}, method="POST")
         urllib.request.urlopen(request, timeout=10).read()
 
