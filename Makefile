@@ -83,15 +83,19 @@ test: system-deps-test venv lint
 # Then the video benchmark (benchmarks/video/): frames hashed per second and real-time
 # factor per core on SD and HD clips. Shorter: make bench VIDEO_BENCH_ARGS="--seconds 10"
 # Then the virtual-disk benchmark (benchmarks/vdisk/): the photos image as raw and as VMDK.
+# Then the scaling benchmark (benchmarks/scaling/): the photos image on 1 and 2 workers,
+# local file vs object storage (moto on 127.0.0.1), and the driver's time per batch.
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
 VIDEO_BENCH_ARGS ?=
 VDISK_BENCH_ARGS ?=
+SCALING_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/video/run.py $(VIDEO_BENCH_ARGS)
 	$(BIN)/python benchmarks/vdisk/run.py $(VDISK_BENCH_ARGS)
+	$(BIN)/python benchmarks/scaling/run.py $(SCALING_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).

@@ -98,7 +98,7 @@ def container_record(fmt: str, paths: Sequence[str | Path],
     for path in paths:
         digest = hashlib.sha256()
         size = 0
-        with open(path, "rb") as fh:
+        with _open_container(path) as fh:
             while chunk := fh.read(DEFAULT_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -107,6 +107,14 @@ def container_record(fmt: str, paths: Sequence[str | Path],
         done += size
         files.append({"path": str(path), "size": size, "sha256": digest.hexdigest()})
     return {"hashed_over": MEDIA_HASH_NOTE, "container_files": files}
+
+
+def _open_container(path: str | Path) -> Any:
+    """A container file, or an object in a store, opened for reading only."""
+    from ingest.remote import is_url
+    from ingest.remote.objects import RemotePath
+
+    return RemotePath(str(path)).open("rb") if is_url(str(path)) else open(path, "rb")
 
 
 def compare_hashes(computed: dict[str, Any], expected: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,10 @@ import pytsk3
 
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.formats import MediaReader, ewf, raw, virtual
+from ingest.remote import is_url, local_path_of
+from ingest.remote.objects import RemoteError, RemotePath, ewf_segments
+
+EvidencePath = Path | RemotePath  # a local file, or an object named by URL
 
 ImageFormat = str  # "raw", "split-raw", "ewf" or a virtual disk (virtual.FORMATS)
 FORMATS: tuple[str, ...] = ("raw", "split-raw", "ewf", *virtual.FORMATS)
@@ -38,6 +42,7 @@ class ImageSpec:
 
     format: str
     paths: tuple[str, ...]
+    pins: tuple[str | None, ...] = ()  # per path: the ETag of an object in a store
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -47,7 +52,16 @@ class ImageSpec:
 
     def open(self) -> EvidenceImage:
         """Re-open the image this spec describes (in a worker process, typically)."""
-        return _open_resolved(self.format, [Path(p) for p in self.paths])
+        pins = self.pins or (None,) * len(self.paths)
+        return _open_resolved(self.format, [as_path(p, pin) for p, pin in
+                                            zip(self.paths, pins, strict=True)])
+
+
+def as_path(text: str | Path | RemotePath, pin: str | None = None) -> EvidencePath:
+    """A local path (``file://`` URLs included) or, for any other URL, a ``RemotePath``."""
+    if isinstance(text, Path | RemotePath):
+        return text
+    return RemotePath(text, pin) if is_url(text) else Path(local_path_of(text))
 
 
 # --------------------------------------------------------------------------- image
@@ -59,17 +73,27 @@ class EvidenceImage(pytsk3.Img_Info):
     def __init__(self, spec: ImageSpec, reader: MediaReader) -> None:
         self.spec = spec
         self.format = spec.format
-        self.paths = tuple(Path(p) for p in spec.paths)
+        self.paths = tuple(as_path(p) for p in spec.paths)
         self._reader = reader
         self.size = reader.size
         self.stored_hashes: dict[str, str] = reader.stored_hashes()
         self.metadata: dict[str, str] = reader.metadata()
         self._closed = False
+        # The store's error behind a failed read: The Sleuth Kit turns any exception in
+        # ``read`` into its own OSError, and a caller must tell "the store failed" (stop,
+        # resume later) from "the evidence is damaged" (record it, go on).
+        self.remote_failure: RemoteError | None = None
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
     # The two callbacks The Sleuth Kit calls.
     def read(self, offset: int, size: int) -> bytes:
-        return self._reader.read_at(offset, size)
+        if self.remote_failure is not None:  # fail fast: TSK would retry every fs type
+            raise self.remote_failure
+        try:
+            return self._reader.read_at(offset, size)
+        except RemoteError as exc:
+            self.remote_failure = exc
+            raise
 
     def get_size(self) -> int:
         return self.size
@@ -104,7 +128,11 @@ def _open_spec(spec: ImageSpec) -> EvidenceImage:
 # --------------------------------------------------------------------------- detection
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: EvidencePath) -> None:
+    if isinstance(path, RemotePath):
+        if path.info()["size"] == 0:
+            raise UnsupportedImageError(f"image object is empty: {path}")
+        return
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -119,7 +147,7 @@ def _check_file(path: Path) -> None:
         raise UnsupportedImageError(f"image file is empty: {path}")
 
 
-def _is_ewf(path: Path) -> bool:
+def _is_ewf(path: EvidencePath) -> bool:
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
@@ -180,18 +208,22 @@ def _check_no_gap(numbered: list[tuple[int, Path]], first: Path) -> list[Path]:
     return [path for _, path in numbered]
 
 
-def _resolve(paths: Sequence[Path]) -> tuple[str, list[Path]]:
-    if isinstance(paths, str | Path):
-        paths = [Path(paths)]
-    paths = [Path(p) for p in paths]
+def _resolve(paths: Sequence[EvidencePath | str]) -> tuple[str, list[EvidencePath]]:
+    if isinstance(paths, str | Path | RemotePath):
+        paths = [paths]
+    paths = [as_path(p) for p in paths]
     if not paths:
         raise ValueError("no image path given")
+    if len({isinstance(p, RemotePath) for p in paths}) > 1:
+        raise UnsupportedImageError("an image's parts are all local files or all objects in"
+                                    " a store, not a mix")
     for path in paths:
         _check_file(path)
     first = paths[0]
     if _is_ewf(first):
         try:
-            segments = [Path(p) for p in pyewf.glob(str(first))]
+            segments = (ewf_segments(first) if isinstance(first, RemotePath)
+                        else [Path(p) for p in pyewf.glob(str(first))])
         except (OSError, ValueError) as exc:
             raise UnsupportedImageError(f"cannot find EWF segments of {first}: {exc}") from exc
         if len(paths) > 1 and sorted(map(str, paths)) != sorted(map(str, segments)):
@@ -217,27 +249,36 @@ def _resolve(paths: Sequence[Path]) -> tuple[str, list[Path]]:
     return "split-raw", _check_no_gap(numbered, numbered[0][1])
 
 
-def detect_format(paths: Sequence[Path] | Path) -> str:
+def detect_format(paths: Sequence[EvidencePath | str] | EvidencePath | str) -> str:
     """Name the container format: one of ``FORMATS``."""
     return _resolve(paths)[0]  # type: ignore[arg-type]
 
 
-def open_image(paths: Sequence[Path] | Path) -> EvidenceImage:
+def open_image(paths: Sequence[EvidencePath | str] | EvidencePath | str) -> EvidenceImage:
     """Open an image given its file, its first segment, or all its segments."""
     fmt, segments = _resolve(paths)  # type: ignore[arg-type]
     return _open_resolved(fmt, segments)
 
 
-def image_spec(paths: Sequence[Path] | Path) -> ImageSpec:
+def image_spec(paths: Sequence[EvidencePath | str] | EvidencePath | str) -> ImageSpec:
     """The picklable description of the image at ``paths`` (no handles kept open)."""
     fmt, segments = _resolve(paths)  # type: ignore[arg-type]
-    return ImageSpec(fmt, tuple(str(p) for p in segments))
-
-
-def _open_resolved(fmt: str, segments: list[Path]) -> EvidenceImage:
     for path in segments:
         _check_file(path)
-    spec = ImageSpec(fmt, tuple(str(p) for p in segments))
+    return _spec(fmt, segments)
+
+
+def _spec(fmt: str, segments: list[EvidencePath]) -> ImageSpec:
+    """Objects in a store are pinned by ETag: a worker refuses one replaced meanwhile."""
+    pins = tuple(p.info()["etag"] if isinstance(p, RemotePath) else None for p in segments)
+    return ImageSpec(fmt, tuple(str(p) for p in segments),
+                     pins if any(pin is not None for pin in pins) else ())
+
+
+def _open_resolved(fmt: str, segments: list[EvidencePath]) -> EvidenceImage:
+    for path in segments:
+        _check_file(path)
+    spec = _spec(fmt, segments)
     reader: MediaReader
     if fmt in virtual.FORMATS:
         reader = virtual.VirtualDiskReader(fmt, segments)

@@ -11,6 +11,7 @@ from typing import Any
 import pyewf
 
 from ingest.errors import IngestError, UnsupportedImageError
+from ingest.remote.objects import RemotePath
 
 SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"LVF\x09\x0d\x0a\xff\x00", b"EVF2\r\n\x81\x00")
 _EWF_HASHES = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
@@ -19,7 +20,7 @@ _EWF_HASHES = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
 class EwfReader:
     """Reads an EnCase image through libewf; the handle is not thread-safe, so lock it."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path | RemotePath]) -> None:
         self._files: list[Any] = []
         self._lock = threading.Lock()
         self._name = str(paths[0])
@@ -27,11 +28,14 @@ class EwfReader:
         try:
             for path in paths:
                 # "rb" only: libewf never gets a writable file object.
-                self._files.append(open(path, "rb"))  # noqa: SIM115 - closed in close()
+                self._files.append(path.open("rb"))
             self._handle.open_file_objects(self._files, "r")
             self.size = int(self._handle.get_media_size())
             # A truncated E01 opens fine and fails on the first chunk: find out now.
             self._handle.read_buffer_at_offset(min(self.size, 512), 0)
+        except IngestError:  # an object in a store that could not be read
+            self.close()
+            raise
         except (OSError, ValueError) as exc:
             self.close()
             raise UnsupportedImageError(f"cannot open EWF image {paths[0]}: {exc}") from exc
@@ -46,6 +50,10 @@ class EwfReader:
             try:
                 return self._handle.read_buffer_at_offset(size, offset)
             except OSError as exc:
+                for segment in self._files:  # an object in a store: its own, clearer error
+                    failure = getattr(segment, "failure", None)
+                    if failure is not None:
+                        raise failure from exc
                 raise IngestError(
                     f"EWF read error in {self._name} at media offset {offset}: {exc}"
                 ) from exc

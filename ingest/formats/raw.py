@@ -8,22 +8,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.errors import IngestError, UnsupportedImageError
+from ingest.remote.objects import RemoteFile, RemotePath
 
 
 class RawReader:
-    """Reads a raw image spread over one or more segment files, strictly read-only."""
+    """Reads a raw image spread over one or more segment files, strictly read-only.
 
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self._fds: list[int] = []
+    A segment is a file descriptor (``pread``) or, for an object in a store, a
+    ``RemoteFile`` (ranged GETs).
+    """
+
+    def __init__(self, paths: Sequence[Path | RemotePath]) -> None:
+        self._fds: list[int | RemoteFile] = []
         self._paths = [str(p) for p in paths]
         self._starts: list[int] = []
         offset = 0
         try:
             for path in paths:
+                self._starts.append(offset)
+                if isinstance(path, RemotePath):
+                    remote = path.open("rb")
+                    self._fds.append(remote)
+                    offset += remote.size
+                    continue
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
                 self._fds.append(fd)
-                self._starts.append(offset)
                 offset += os.fstat(fd).st_size
+        except IngestError:  # an object in a store that cannot be read
+            self.close()
+            raise
         except OSError as exc:
             self.close()
             raise UnsupportedImageError(f"cannot open image segment {exc.filename}: {exc}") from exc
@@ -41,7 +54,9 @@ class RawReader:
             seg = bisect_right(self._starts, pos) - 1
             seg_off = pos - self._starts[seg]
             want = min(end - pos, self._sizes[seg] - seg_off)
-            data = os.pread(self._fds[seg], want, seg_off)
+            source = self._fds[seg]
+            data = (source.read_at(seg_off, want) if isinstance(source, RemoteFile)
+                    else os.pread(source, want, seg_off))
             if not data:
                 raise IngestError(f"short read in {self._paths[seg]} at image offset {pos}")
             parts.append(data)
@@ -56,4 +71,8 @@ class RawReader:
 
     def close(self) -> None:
         while self._fds:
-            os.close(self._fds.pop())
+            source = self._fds.pop()
+            if isinstance(source, RemoteFile):
+                source.close()
+            else:
+                os.close(source)

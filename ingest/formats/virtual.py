@@ -25,6 +25,7 @@ from typing import Any
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.formats import modi, qcow, vhdi, vmdk
 from ingest.formats.layer import Layer
+from ingest.remote.objects import RemotePath
 
 FORMATS: tuple[str, ...] = ("vmdk", "vhd", "vhdx", "qcow", "dmg", "sparseimage")
 MEDIA_HASH_NOTE = (
@@ -63,6 +64,11 @@ def sniff(path: Path) -> str | None:
     return None
 
 
+def _real(path: Path | RemotePath) -> str:
+    """What a file is, for comparing names: its real path, or an object's URL."""
+    return path.url if isinstance(path, RemotePath) else os.path.realpath(path)
+
+
 class _Finder:
     """Finds the files a layer names: among the paths the examiner gave, else beside it."""
 
@@ -75,9 +81,9 @@ class _Finder:
         """A given path that is the very file a candidate names (candidates in order), else
         the first of that name."""
         for candidate in candidates:
-            wanted = os.path.realpath(candidate)
+            wanted = _real(candidate)
             for i, path in enumerate(self.extra):
-                if os.path.realpath(path) == wanted:
+                if _real(path) == wanted:
                     self.used.add(i)
                     return path
         for i, path in enumerate(self.extra):
@@ -93,7 +99,8 @@ class _Finder:
             raise UnsupportedImageError(f"{beside}: the {what} has an empty name")
         tried: list[Path] = []
         if not (stated.startswith("/") or PureWindowsPath(name).drive) and stated != base:
-            tried.append(Path(os.path.normpath(beside.parent / stated)))
+            tried.append(beside.parent / stated if isinstance(beside, RemotePath)
+                         else Path(os.path.normpath(beside.parent / stated)))
         tried.append(beside.parent / base)
         given = self._given(tried, base)
         if given is not None:
@@ -188,8 +195,8 @@ def resolve(fmt: str, first: Path, extra: Sequence[Path] = ()) -> list[Path]:
 class VirtualDiskReader:
     """The media bytes of a virtual disk through libyal; handles are not thread-safe: lock."""
 
-    def __init__(self, fmt: str, paths: Sequence[Path]) -> None:
-        paths = [Path(p) for p in paths]
+    def __init__(self, fmt: str, paths: Sequence[Path | RemotePath]) -> None:
+        paths = [p if isinstance(p, RemotePath) else Path(p) for p in paths]
         self.format = fmt
         self._lock = threading.Lock()
         self._layers = open_chain(fmt, paths[0], paths[1:])

@@ -17,6 +17,7 @@ from rich.text import Text
 from chain_of_custody.errors import LedgerError
 from ingest.derive import Limits
 from ingest.errors import IngestError
+from ingest.remote import is_url, local_path_of
 from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
@@ -42,7 +43,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 @click.command()
-@click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("image", nargs=-1, required=True)
 @click.option("--case", "case_dir", required=True, type=click.Path(path_type=Path),
               help="Case directory (created if new; an existing case is resumed).")
 @click.option("--examiner", help="Examiner key to sign the ledger with: id, name or key"
@@ -56,7 +57,16 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes"
               " (default: one per core).")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing Dask scheduler,"
-              " e.g. tcp://10.0.0.5:8786; workers must see the image at the same path.")
+              " e.g. tls://10.0.0.5:8786; workers must see the image at the same path or URL.")
+@click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), help="CA"
+              " certificate of the cluster (as for `dask scheduler`); with --tls-cert and"
+              " --tls-key, the scheduler is reached over tls:// with mutual certificates.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="This client's certificate (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="This client's private key (PEM).")
+@click.option("--insecure", is_flag=True, help="Accept a non-local --scheduler without TLS"
+              " (evidence in clear text; the scheduler runs whatever it is sent).")
 @click.option("--expect-md5", help="MD5 stated for the image (e.g. from the acquisition form).")
 @click.option("--expect-sha1", help="SHA-1 stated for the image.")
 @click.option("--expect-sha256", help="SHA-256 stated for the image.")
@@ -99,8 +109,9 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--recovery-key", envvar="EXHIBIT_RECOVERY_KEY", metavar="TEXT",
               help="Recovery key of encrypted APFS volumes (or EXHIBIT_RECOVERY_KEY).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
-def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create_key: bool,
+def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
+           tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None, insecure: bool,
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
@@ -108,6 +119,10 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            snapshots: str, volume_password: str | None, recovery_key: str | None,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
+
+    IMAGE is a path or a URL of an object store (s3://bucket/key, also gs://, az://,
+    https://), read-only with the store's standard configuration (AWS_ENDPOINT_URL,
+    AWS_PROFILE, ~/.aws/credentials).
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
     file, extents); those beside it are found.
@@ -123,7 +138,13 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
     from pipeline.case.store import CaseError, NoExaminerKeyError, load_signer
     from pipeline.run.acquisition import HashMismatchError
     from pipeline.run.triage import Triage, TriageOptions
+    from pipeline.secure.tls import TlsOptions, cluster_security
 
+    tls = TlsOptions(tls_ca_file, tls_cert, tls_key, insecure)
+    try:
+        cluster_security(scheduler, tls)  # an insecure cluster is refused before anything
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
     except NoExaminerKeyError as exc:
@@ -138,14 +159,15 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
             fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
         expected[algo] = value
     options = TriageOptions(
-        images=list(image), case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
+        images=[p if is_url(p) else Path(local_path_of(p)) for p in image],
+        case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
         workers=workers, scheduler=scheduler, expected_hashes=expected,
         allow_hash_mismatch=allow_hash_mismatch,
         analyzers=analyzer_list.split(",") if analyzer_list else None,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
-        allow_empty=allow_empty, snapshots=snapshots == "all",
+        allow_empty=allow_empty, snapshots=snapshots == "all", tls=tls,
     )
     for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
                         ("EXHIBIT_RECOVERY_KEY", recovery_key)):

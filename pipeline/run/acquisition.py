@@ -14,6 +14,8 @@ from typing import Any
 from ingest.acquisition import compare_hashes, container_record, hash_image
 from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
 from ingest.image import EvidenceImage
+from ingest.remote import is_url
+from ingest.remote.objects import RemotePath
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
 from pipeline.run.progress import Reporter
@@ -23,10 +25,19 @@ class HashMismatchError(Exception):
     """Computed acquisition hashes differ from what was stated or stored."""
 
 
+def evidence_paths(image: EvidenceImage) -> list[str]:
+    """Absolute paths of the container files; URLs of objects in a store as given."""
+    return [str(p if isinstance(p, RemotePath) else Path(p).resolve()) for p in image.paths]
+
+
 def container_stat(paths: list[str]) -> list[dict[str, Any]]:
-    """Size and mtime of each container file: how a resumed run recognises its evidence."""
+    """Size and mtime of each container file (an object's size, ETag and version id): how a
+    resumed run recognises its evidence."""
     stats = []
     for p in paths:
+        if is_url(p):
+            stats.append(RemotePath(p).info())
+            continue
         st = Path(p).stat()
         stats.append({"path": p, "size": st.st_size, "mtime_ns": str(st.st_mtime_ns)})
     return stats
@@ -35,7 +46,7 @@ def container_stat(paths: list[str]) -> list[dict[str, Any]]:
 def register(case: Case, image: EvidenceImage, expected: dict[str, str],
              allow_mismatch: bool, reporter: Reporter) -> tuple[str, bool]:
     """(evidence id, hashes verified) for ``image``; refuses a mismatch unless allowed."""
-    paths = [str(Path(p).resolve()) for p in image.paths]
+    paths = evidence_paths(image)
     stat = container_stat(paths)
     known = case.db.evidence_by_paths(paths)
     if known is not None and json.loads(known["container_stat"]) == stat:
@@ -54,12 +65,13 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
     containers: dict[str, Any] = {}
     if image.format in VIRTUAL_FORMATS:  # a raw or E01 registration reads its files once
         with reporter.bytes_task("Hashing container files",
-                                 sum(Path(p).stat().st_size for p in paths)) as advance:
+                                 sum(s["size"] for s in stat)) as advance:
             containers = container_record(image.format, paths, progress=advance)
     evidence_id = computed["sha256"]
     subject = {"evidence_id": evidence_id}
     case.record("acquisition.hashed", subject, {
         "format": image.format, "paths": paths, "size": image.size,
+        **({"objects": stat} if any(is_url(p) for p in paths) else {}),
         "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
         "seconds": round(seconds, 3),
         "mb_per_s": round(image.size / 1e6 / seconds, 1) if seconds > 0 else None,

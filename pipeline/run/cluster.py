@@ -31,6 +31,7 @@ from distributed import Client, Future, LocalCluster, wait
 
 from analyzers import registry
 from ingest.location import FileEntry
+from ingest.remote.objects import RemoteError
 from pipeline.run.watchdog import EVENT_TOPIC, START_TOPIC
 from pipeline.run.worker import BatchTask, analyze_batch
 
@@ -78,9 +79,12 @@ class BatchRunner:
     def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
                  in_flight_per_worker: int = 2, worker_memory: str = DEFAULT_WORKER_MEMORY,
                  file_timeout: float = DEFAULT_FILE_TIMEOUT,
-                 task_timeout: float = DEFAULT_TASK_TIMEOUT) -> None:
+                 task_timeout: float = DEFAULT_TASK_TIMEOUT, security: Any = None) -> None:
+        """``security``: a ``distributed.Security`` for a TLS scheduler
+        (``pipeline.secure.tls``)."""
         self.workers = workers or default_workers()
         self.scheduler = scheduler
+        self.security = security
         self.in_flight_per_worker = in_flight_per_worker
         self.worker_memory = worker_memory
         self.file_timeout = file_timeout
@@ -92,7 +96,7 @@ class BatchRunner:
 
     def __enter__(self) -> BatchRunner:
         if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
+            self.client = Client(self.scheduler, timeout="30s", security=self.security)
         else:
             self._start_local()
         return self
@@ -251,6 +255,8 @@ class BatchRunner:
         return None
 
     def _after_failure(self, job: _Job, exc: BaseException, batch: _Batch) -> list[_Job]:
+        if isinstance(exc, RemoteError):  # the evidence store failed, not this file: stop
+            raise exc  # (the batches done are kept; the same command resumes the rest)
         task = job.task
         hung = self._hung_file(task.key)
         elapsed = self._ran_for(task.key)

@@ -36,6 +36,7 @@ from typing import Any
 from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
+from ingest.remote.objects import RemoteError
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
@@ -52,6 +53,7 @@ from pipeline.run.progress import Reporter
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask
+from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 DEFAULT_BATCH_BYTES = 256 << 20
 DEFAULT_BATCH_FILES = 2000
@@ -59,7 +61,7 @@ DEFAULT_BATCH_FILES = 2000
 
 @dataclass
 class TriageOptions:
-    images: list[Path]
+    images: list[Path | str]  # a str: an object named by URL (s3://bucket/key …)
     case_dir: Path
     examiner: str | None = None
     hashsets: list[Path] = field(default_factory=list)
@@ -79,6 +81,7 @@ class TriageOptions:
     limits: Limits = field(default_factory=Limits)
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
     snapshots: bool = True  # walk NTFS volumes' shadow copies (--snapshots all|none)
+    tls: TlsOptions = field(default_factory=TlsOptions)  # for a scheduler elsewhere
 
     @property
     def parallelism(self) -> int:
@@ -131,12 +134,14 @@ class Triage:
     def _run(self, case: Case) -> TriageResult:
         opts = self.options
         analyzers = self._analyzer_names()
+        self.security = cluster_security(opts.scheduler, opts.tls)
         case.record("triage.started", None, {
             "command": command_line(),
             "images": [str(p) for p in opts.images],
             "analyzers": analyzers,
             "hashsets": [str(p) for p in opts.hashsets],
             "scheduler": opts.scheduler or "local",
+            **(describe(self.security, opts.tls) if opts.scheduler else {}),
             "workers": opts.workers,
             "batch_bytes": opts.batch_bytes,
             "batch_files": opts.batch_files,
@@ -214,17 +219,25 @@ class Triage:
 
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
-            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout)
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
+            security=self.security)
         with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
                 self.reporter.analysis_task(total_files, total_bytes) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(),
             })
-            for task, outcome in runner.run(tasks(), stop):
-                collect.store_batch(case, task.batch_id, outcome)
-                collect.record_batch(case, task.batch_id)
-                advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            try:
+                for task, outcome in runner.run(tasks(), stop):
+                    collect.store_batch(case, task.batch_id, outcome)
+                    collect.record_batch(case, task.batch_id)
+                    advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+            except RemoteError as exc:  # the evidence store failed: finished batches are kept
+                case.record("error", {"evidence_id": evidence_id}, {
+                    "stage": "analysis", "message": str(exc),
+                    "note": "the evidence store failed; no file was recorded from the failed"
+                            " reads; run the same command to resume"})
+                raise
         shutil.rmtree(scratch, ignore_errors=True)
         return stop.is_set()
 

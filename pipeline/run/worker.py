@@ -23,6 +23,7 @@ from ingest.content import reader_for
 from ingest.derive import Limits
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
+from ingest.remote.objects import RemoteError
 from pipeline.run.expand import EXPAND, Context, Node, Tap, expand
 from pipeline.run.watchdog import announce_start, watchdog
 from pipeline.versions import library_versions
@@ -68,8 +69,10 @@ def error_record(stage: str, exc: BaseException,
 
 
 def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) -> dict[str, Any]:
-    """Findings and errors for one file (and what expansion needs), never an exception."""
+    """Findings and errors for one file (and what expansion needs); raises only when the
+    evidence store failed (``RemoteError``), which stops the run instead of a file."""
     loc = entry.location
+    reader = None
     try:
         reader = reader_for(task.spec)
         scan = task.limits.scan_bytes if EXPAND in task.analyzers else 0
@@ -79,7 +82,13 @@ def analyze_entry(task: BatchTask, entry: FileEntry, analyzers: list[Analyzer]) 
             tap, entry, analyzers,
             opener=lambda: reader.open_stream(task.volume_offset, loc.inode, loc.stream,
                                               loc.fs_type, snapshot=loc.snapshot))
+    except RemoteError:  # not the evidence but the store failed: the run stops, resumable
+        raise
     except Exception as exc:  # reading the evidence failed: the file gets an error record
+        failure = reader.image.remote_failure if reader is not None else None
+        if failure is not None:  # the store's error behind The Sleuth Kit's: as above
+            reader.image.remote_failure = None
+            raise failure from exc
         return {"findings": {}, "errors": [error_record("read", exc)], "tap": None}
     return {"findings": findings, "errors": [dict(e, stage="analyze") for e in errors],
             "tap": tap}

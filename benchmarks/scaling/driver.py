@@ -1,0 +1,50 @@
+"""``exhibit`` with the driver's per-batch work timed: ``driver.py OUT.json triage …``.
+
+The driver takes each finished batch into the case (``collect.store_batch``) and the
+ledger (``collect.record_batch``); both are wrapped here with a timer, and the sum and
+count are written to OUT.json when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.run import collect
+
+TOTALS = {"seconds": 0.0, "batches": 0}
+
+
+def _timed(func: Any, counts: bool) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            TOTALS["seconds"] += time.perf_counter() - started
+            if counts:
+                TOTALS["batches"] += 1
+    return wrapper
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    collect.store_batch = _timed(collect.store_batch, counts=True)
+    collect.record_batch = _timed(collect.record_batch, counts=False)
+    from pipeline.cli import main as exhibit_main
+
+    sys.argv = ["exhibit", *sys.argv[2:]]
+    try:
+        exhibit_main()
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    finally:
+        out.write_text(json.dumps(TOTALS))
+
+
+if __name__ == "__main__":
+    main()
