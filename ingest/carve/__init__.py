@@ -13,8 +13,8 @@ from ingest.carve.scan import (
     ALIGN,
     MODES,
     VERSION,
-    Carver,
     CarveHit,
+    Carver,
     CarveSummary,
     kinds_for,
 )

@@ -172,6 +172,18 @@ CREATE TABLE IF NOT EXISTS media_groups (
 """
 
 
+# Carving (issue 14): each carve range is a pseudo-entry ``files`` row (kind 'other',
+# path /$Unallocated/…) whose image runs, lookahead included, are kept here for the task.
+# A table of its own, created if missing: an older case gains it without a migration step.
+_CARVE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS carve_ranges (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    runs TEXT NOT NULL,                  -- JSON [[image offset, length], ...] in view order
+    stop INTEGER NOT NULL,               -- view bytes the range owns; the rest is lookahead
+    mode TEXT NOT NULL                   -- pictures | all
+);"""
+
+
 _ADDED_COLUMNS = (  # schema 1 -> 2
     ("results", "pdq", "TEXT"), ("results", "pdq_quality", "INTEGER"),
     ("results", "pdq_dihedral", "TEXT"),
@@ -235,6 +247,7 @@ class CaseDatabase:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        self.conn.executescript(_CARVE_SCHEMA)
         self._migrate()
         self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
 
@@ -559,6 +572,28 @@ class CaseDatabase:
             (evidence_id, file_id, batch_id, stage, analyzer, analyzer_version, error, message,
              traceback, None if location is None else json.dumps(location, sort_keys=True)),
         )
+
+    # -- carving (issue 14) ----------------------------------------------------------
+
+    def add_carve_range(self, file_id: int, runs: list[tuple[int, int]], stop: int,
+                        mode: str) -> None:
+        self.conn.execute("INSERT INTO carve_ranges (file_id, runs, stop, mode) VALUES"
+                          " (?, ?, ?, ?)", (file_id, json.dumps(runs), stop, mode))
+
+    def carve_range(self, file_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM carve_ranges WHERE file_id = ?",
+                                 (file_id,)).fetchone()
+
+    def file_id_by_key(self, key: str) -> int:
+        return int(self.conn.execute("SELECT id FROM files WHERE entry_key = ?",
+                                     (key,)).fetchone()[0])
+
+    def deleted_inodes(self, evidence_id: str, volume_offset: int, fs_type: str) -> list[int]:
+        """Inodes of the walk's deleted files on one filesystem (their runs are known)."""
+        return [int(r[0]) for r in self.conn.execute(
+            "SELECT DISTINCT inode FROM files WHERE evidence_id = ? AND volume_offset = ?"
+            " AND fs_type = ? AND allocated = 0 AND kind = 'file' AND parent_id IS NULL"
+            " AND size > 0", (evidence_id, volume_offset, fs_type))]
 
     def count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         row = self.conn.execute(sql, params).fetchone()

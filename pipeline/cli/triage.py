@@ -87,6 +87,9 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
               help="Change an expansion limit (repeatable): depth, members, container_bytes,"
               " member_bytes, ratio, seconds, case_bytes; see the README.")
+@click.option("--carve", type=click.Choice(["none", "pictures", "all"]), default="pictures",
+              show_default=True, help="Carve unallocated space: pictures and videos, also"
+              " name other file headers found there (all), or not at all (none).")
 @click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
               " could be read (still stated first in the summary and recorded in the ledger).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
@@ -95,8 +98,8 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
-           worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
-           no_progress: bool) -> None:
+           worker_memory: str, expand: bool, limits: tuple[str, ...], carve: str,
+           allow_empty: bool, no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
@@ -135,7 +138,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
-        allow_empty=allow_empty,
+        allow_empty=allow_empty, carve=carve,
     )
     try:
         result = Triage(options).run()

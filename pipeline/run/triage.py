@@ -36,6 +36,7 @@ from typing import Any
 from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
+from pipeline.carving import plan as carving
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
@@ -78,6 +79,8 @@ class TriageOptions:
     expand: bool = True  # open archives, documents, mail and pictures inside files
     limits: Limits = field(default_factory=Limits)
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
+    carve: str = "pictures"  # carve unallocated space: none | pictures (and videos) | all
+    carve_range_bytes: int = carving.RANGE_BYTES
 
     @property
     def parallelism(self) -> int:
@@ -142,6 +145,7 @@ class Triage:
             "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
+            "carve": opts.carve,
         })
         for path in opts.hashsets:
             load_hashset(case, path)
@@ -156,12 +160,13 @@ class Triage:
                 case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
             walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout)
             empty = nothing_examined(case.db, image, evidence_id)
+            if empty is not None:
+                case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                            dict(empty, allowed=opts.allow_empty))
+            plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
+            carving.plan_carving(case, image, evidence_id, opts.carve, opts.carve_range_bytes)
         finally:
             image.close()
-        if empty is not None:
-            case.record("triage.nothing_examined", {"evidence_id": evidence_id},
-                        dict(empty, allowed=opts.allow_empty))
-        plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
         interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
         if not interrupted:
             self._match(case, evidence_id)
@@ -186,7 +191,8 @@ class Triage:
                       if b["status"] == "done" and b["ledger_seq"] is None]
         if unrecorded:
             collect.reconcile_batches(case, unrecorded)
-        todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
+        todo = carving.interleave([b for b in db.batches(evidence_id)
+                                   if b["status"] != "done"])
         if not todo:
             return False
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
@@ -204,7 +210,8 @@ class Triage:
                 budget = max(0, opts.limits.case_bytes - db.derived_bytes(evidence_id))
                 yield BatchTask(batch["id"], spec, batch["volume_offset"], items, names,
                                 limits=replace(opts.limits, case_bytes=budget),
-                                scratch=str(scratch))
+                                scratch=str(scratch),
+                                carve=carving.carve_spec(db, [r["id"] for r in rows]))
 
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
