@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from PIL import Image
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 DELETED_JPEGS = 42
@@ -46,7 +48,7 @@ def _run(*cmd: str | Path, **kwargs: object) -> subprocess.CompletedProcess[byte
                           capture_output=True, **kwargs)  # type: ignore[call-overload]
 
 
-def _draw(size: tuple[int, int], seed: int):  # noqa: ANN202 - a PIL image
+def _draw(size: tuple[int, int], seed: int) -> Image.Image:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_photos",
@@ -137,7 +139,9 @@ def _inode(image: Path, path: str) -> int:
     return int(fs.open(path).info.meta.addr)
 
 
-def build_fat32(image: Path, kept: list[Path], deleted: list[Path]) -> Path:
+def build_fat32(image: Path, kept: list[Path], deleted: list[Path], zero: bool = True) -> Path:
+    """``zero=False``: the folder is only deleted (its entries and start clusters remain,
+    so the walk finds the files as deleted files, and carving must not find them again)."""
     _blank(image)
     _run("mkfs.vfat", "-F", "32", "-s", "1", "-n", "CARD", image)
     env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
@@ -147,6 +151,8 @@ def build_fat32(image: Path, kept: list[Path], deleted: list[Path]) -> Path:
     gone_runs = _runs(image, _inode(image, "/DCIM/101GONE"))
     dcim_runs = _runs(image, _inode(image, "/DCIM"))
     _run("mdeltree", "-i", image, "::/DCIM/101GONE", env=env)
+    if not zero:
+        return image
     for offset, length in gone_runs:  # the folder's entries: no names left
         _zero(image, offset, length)
     with image.open("r+b") as fh:  # its own (now deleted) entry in DCIM, LFN parts too

@@ -90,6 +90,8 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--carve", type=click.Choice(["none", "pictures", "all"]), default="pictures",
               show_default=True, help="Carve unallocated space: pictures and videos, also"
               " name other file headers found there (all), or not at all (none).")
+@click.option("--carve-range-mb", default=64, show_default=True, type=click.IntRange(1),
+              help="Unallocated space per carve task (a picture may run into the next).")
 @click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
               " could be read (still stated first in the summary and recorded in the ledger).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
@@ -99,7 +101,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
            worker_memory: str, expand: bool, limits: tuple[str, ...], carve: str,
-           allow_empty: bool, no_progress: bool) -> None:
+           carve_range_mb: int, allow_empty: bool, no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
     Paths after the first name the image's parts stored elsewhere (a parent, a backing
@@ -138,7 +140,7 @@ def triage(image: tuple[Path, ...], case_dir: Path, examiner: str | None, create
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
-        allow_empty=allow_empty, carve=carve,
+        allow_empty=allow_empty, carve=carve, carve_range_bytes=carve_range_mb << 20,
     )
     try:
         result = Triage(options).run()
