@@ -16,7 +16,7 @@ RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \
-	qpdf dmg2img
+	qpdf dmg2img testdisk
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -79,11 +79,15 @@ test: system-deps-test venv lint
 # physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
 # Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
 # photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
+# Then carving (benchmarks/carving/): a 2 GB wiped card with pictures, exhibit's carve scan
+# vs dd and PhotoRec (testdisk). Smaller: make bench CARVE_BENCH_ARGS="--size 256"
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
+CARVE_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/carving/run.py $(CARVE_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).

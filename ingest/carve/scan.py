@@ -77,6 +77,12 @@ class CarveSummary:
                 "limit": self.limit}
 
 
+def _decodes(stream: io.BufferedReader) -> bool:
+    """Whether the picture decodes; JPEGs at 1/8 scale (every block's entropy-coded data is
+    still decoded, so truncation and damage still fail; only the full IDCT is spared)."""
+    return decodes_stream(stream, draft_jpeg=True)
+
+
 class _BudgetSpent(Exception):
     pass
 
@@ -120,7 +126,7 @@ class Carver:
     """Carve one range of a view; iterate :meth:`scan`, then read :attr:`summary`."""
 
     def __init__(self, view: RunView, kinds: frozenset[str], others: bool = False,
-                 decodes: Callable[[io.BufferedReader], bool] = decodes_stream) -> None:
+                 decodes: Callable[[io.BufferedReader], bool] | None = None) -> None:
         unknown = kinds - PICTURES - VIDEOS
         if unknown:
             raise ValueError(f"cannot carve {sorted(unknown)}")
@@ -128,7 +134,7 @@ class Carver:
         self.kinds = kinds
         self.others = others
         self.summary = CarveSummary()
-        self._decodes = decodes
+        self._decodes = decodes or _decodes
         self._budget = 0
 
     def scan(self, start: int, stop: int) -> Iterator[CarveHit]:

@@ -6,7 +6,7 @@ whole volume where none was recognised) less the runs of the deleted files the w
 found (``ingest.carve.known``: they are analysed as files, a carve would report them
 again); then the space between and after partitions. That space, read as one stream per
 volume, is cut into ranges of :data:`RANGE_BYTES`; each becomes a pseudo-entry
-(``/$Unallocated/NNNNN``, kind ``other``, like Autopsy's ``$Unalloc``) in a batch of its
+(``/$Unallocated/range-NNNNN``, kind ``other``, like Autopsy's ``$Unalloc``) in a batch of its
 own, so the ranges run as Dask tasks beside the file batches, resume like them, and the
 pictures carved from a range are derived entries of it under its batch's Merkle root.
 Each range keeps :data:`LOOKAHEAD` bytes of the following unallocated runs, so a picture
@@ -134,9 +134,9 @@ def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
 
 def _add_range(db: CaseDatabase, evidence_id: str, space: Space, number: int,
                size: int) -> int:
-    name = f"$Unallocated-{number:05d}"
+    name = f"range-{number:05d}"
     location = EvidenceLocation(evidence_id, space.volume_index, space.volume_offset,
-                                space.fs_type, 0, f"/$Unallocated/{number:05d}")
+                                space.fs_type, 0, f"/$Unallocated/{name}")
     entry = FileEntry(location, name, size, "other", allocated=False,
                       notes=("unallocated space: carve range",))
     db.add_files([entry])
