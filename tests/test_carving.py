@@ -283,3 +283,20 @@ def test_a_picture_beginning_in_a_range_is_found_there_only() -> None:
     second = list(Carver(view, kinds_for("pictures")).scan(2 * ALIGN, view.size))
     assert [h.start for h in first] == [ALIGN] and first[0].length == len(picture)
     assert second == []
+
+
+def test_a_wiped_card_without_a_filesystem_is_carved_whole(cards: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    image = tmp_path / "wiped.dd"
+    pictures = [p for p in cards["deleted"] if p.stat().st_size < 200_000][:3]
+    with image.open("wb") as fh:
+        fh.truncate(8 * MIB)
+        for number, path in enumerate(pictures):
+            fh.seek((1 + 2 * number) * MIB + 7 * ALIGN)
+            fh.write(path.read_bytes())
+    image.chmod(0o444)
+    proc = triage(image, tmp_path / "case", "--allow-empty")
+    assert "Nothing examined" in proc.stdout + proc.stderr
+    rows = _carved_rows(export_jsonl(tmp_path / "case"))
+    assert sorted(r["sha256"] for r in rows) == sorted(_sha(p.read_bytes()) for p in pictures)
+    assert all(r["fs_type"] == "none" for r in rows)

@@ -90,6 +90,15 @@ def plan_carving(case: Case, image: EvidenceImage, evidence_id: str, mode: str,
     })
 
 
+def carvable(empty: dict[str, Any] | None) -> bool:
+    """Whether to carve, given ``run.unreadable``'s verdict when no filesystem was walked:
+    raw bytes that look like nothing we can name are carved (a wiped or reformatted card),
+    a container exhibit names but cannot open (VDI, LUKS, APFS …) is not."""
+    if empty is None:
+        return True
+    return empty["kind"] == "unknown" or any(v["kind"] == "unknown" for v in empty["volumes"])
+
+
 def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
                        ) -> tuple[list[Space], list[dict[str, Any]]]:
     """Every volume's carvable space and the partition gaps; problems as error records."""

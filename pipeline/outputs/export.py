@@ -357,7 +357,7 @@ def write_dfxml(db: CaseDatabase, out: IO[str]) -> int:
         walked = [v for v in db.volumes(ev["id"]) if v["status"] in ("walked", "stalled")]
         for ordinal, volume in enumerate(walked + _carved_only(db, ev["id"], walked), start=1):
             out.write(f'  <volume offset="{volume["offset"]}">\n')
-            if volume["offset"] > 0:
+            if volume["offset"] > 0 or isinstance(volume, dict):  # dict: carved space only
                 out.write(f"    {_tag('partition_offset', volume['offset'])}\n")
             out.write(f"    {_tag('ftype_str', volume['fs_type'])}\n")
             count += _dfxml_files(db, out, ev["id"], volume, ordinal)

@@ -164,7 +164,9 @@ class Triage:
                 case.record("triage.nothing_examined", {"evidence_id": evidence_id},
                             dict(empty, allowed=opts.allow_empty))
             plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
-            carving.plan_carving(case, image, evidence_id, opts.carve, opts.carve_range_bytes)
+            if carving.carvable(empty):
+                carving.plan_carving(case, image, evidence_id, opts.carve,
+                                     opts.carve_range_bytes)
         finally:
             image.close()
         interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
