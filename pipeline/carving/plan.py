@@ -96,7 +96,8 @@ def carvable(empty: dict[str, Any] | None) -> bool:
     a container exhibit names but cannot open (VDI, LUKS, APFS …) is not."""
     if empty is None:
         return True
-    return empty["kind"] == "unknown" or any(v["kind"] == "unknown" for v in empty["volumes"])
+    kinds = [empty["kind"], *(v["kind"] for v in empty["volumes"])]
+    return any(kind == "unknown" or kind.startswith("blank") for kind in kinds)
 
 
 def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
