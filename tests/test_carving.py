@@ -223,6 +223,7 @@ def test_a_truncated_jpeg_is_partial_not_a_picture() -> None:
     assert hits == [] and carver.summary.partial_count == 1
     assert carver.summary.partial[0]["kind"] == "jpeg"
     assert carver.summary.partial[0]["offset"] == ALIGN
+    assert (carver.summary.partial[0]["width"], carver.summary.partial[0]["height"]) == (300, 200)
 
 
 def test_an_endless_segment_chain_ends_in_bounded_time() -> None:

@@ -7,7 +7,8 @@ and inside its picture anyway) is not a separate find. Each candidate is walked 
 real end by the structure walkers (:mod:`ingest.derive.picture_ends`,
 :mod:`ingest.carve.formats`) over a :class:`~ingest.carve.view.RunView`, so a picture
 that skips an allocated block is still read whole. Only a picture that decodes counts;
-a plausible header whose structure does not complete is recorded as partial.
+a plausible header whose structure does not complete is recorded as partial, with the
+format and dimensions its header still gives.
 
 A scan covers view offsets ``start .. stop`` but may read past ``stop`` (the lookahead the
 caller gives the view): a picture that begins in the range is found whole even when it
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ingest.carve.formats import OTHER_HEADERS, VIDEO_ENDS, VIDEO_EXTENSIONS, video_brand_ok
 from ingest.carve.view import RunView, ViewStream
@@ -37,6 +39,7 @@ CHUNK = 8 << 20  # bytes per sequential read
 HEAD = 32  # bytes of a block's start the signature checks need
 WALK_BUDGET = 4
 MAX_PARTIALS = 1000
+HEADER_READ = 64 << 10  # bytes a partial find's header is read from
 MAX_OTHER_OFFSETS = 100  # offsets listed per other-header name (all are counted)
 PICTURES = frozenset(ENDS)
 VIDEOS = frozenset(VIDEO_ENDS)
@@ -211,9 +214,11 @@ class Carver:
         self.summary.partial_count += 1
         if len(self.summary.partial) < MAX_PARTIALS:
             runs = self.view.image_runs(where, 1)
-            self.summary.partial.append({"kind": kind, "offset": runs[0][0] if runs else None,
-                                         "reason": "structure incomplete or does not decode"
-                                                   " (truncated, fragmented or damaged)"})
+            found = {"kind": kind, "offset": runs[0][0] if runs else None,
+                     "reason": "structure incomplete or does not decode (truncated,"
+                               " fragmented or damaged)"}
+            self.summary.partial.append(found | _header(self.view, where))
+
 
     def _other(self, name: str, where: int) -> None:
         found = self.summary.other_headers.setdefault(name, {"count": 0, "offsets": []})
@@ -229,3 +234,13 @@ def kinds_for(mode: str) -> frozenset[str]:
     if mode not in MODES:
         raise ValueError(f"--carve must be one of {', '.join(MODES)}, not {mode!r}")
     return frozenset() if mode == "none" else PICTURES | VIDEOS
+
+
+def _header(view: RunView, where: int) -> dict[str, Any]:
+    """What a partial picture's header still says (format and dimensions), if Pillow reads it."""
+    head = view.read_at(where, HEADER_READ)
+    try:
+        with Image.open(io.BytesIO(head)) as image:
+            return {"format": image.format, "width": image.width, "height": image.height}
+    except Exception:  # a header Pillow cannot parse either: the offset is what is known
+        return {}
