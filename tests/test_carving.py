@@ -91,6 +91,7 @@ def test_every_deleted_picture_comes_back_whole_and_no_kept_one_twice(
     kept = {_sha(p.read_bytes()) for p in cards["kept"]}
     assert not kept & set(by_hash)  # the walk's files are not carved again
     assert len(found) == len(by_hash)  # and nothing is reported twice
+    assert len(found) == len(written)  # nor an EXIF thumbnail inside a carved JPEG
     # The location alone re-reads the same bytes from the evidence.
     for digest, path in written.items():
         step = by_hash[digest]["derivation"]
