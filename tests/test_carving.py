@@ -122,6 +122,8 @@ def test_custody_covers_carved_entries_and_resume_adds_nothing(
     derived = sum((b["details"].get("derived") or {}).get("methods", {}).get("carved 1", 0)
                   for b in batches)
     assert derived == len(_carved_rows(result["rows"])) == 46
+    completed = next(e for e in entries if e["action"] == "triage.completed")
+    assert completed["details"]["carved"] == 46
     exhibit("ledger", "verify", result["case"], "-q")
     triage(result["image"], result["case"])  # a second run resumes: same entries
     assert export_jsonl(result["case"]) == result["rows"]

@@ -218,6 +218,7 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("files", f"{summary['files']:,}"),
         ("deleted entries", f"{summary['deleted']:,}"),
         ("derived entries (inside files)", f"{summary.get('derived', 0):,}"),
+        ("  of them carved (unallocated)", f"{summary.get('carved', 0):,}"),
         ("bytes in files", f"{summary['bytes']:,}"),
         ("files analysed", f"{summary['analysed']:,}"),
         ("images", f"{summary['images']:,}"),
