@@ -6,8 +6,8 @@ whole volume where none was recognised) less the runs of the deleted files the w
 found (``ingest.carve.known``: they are analysed as files, a carve would report them
 again); then the space between and after partitions. That space, read as one stream per
 volume, is cut into ranges of :data:`RANGE_BYTES`; each becomes a pseudo-entry
-(``/$Unallocated/range-NNNNN``, kind ``other``, like Autopsy's ``$Unalloc``) in a batch of its
-own, so the ranges run as Dask tasks beside the file batches, resume like them, and the
+(``/$Unallocated/range-NNNNN``, numbered across the evidence, kind ``other``, like
+Autopsy's ``$Unalloc``) in a batch of its own, so the ranges run as Dask tasks beside the file batches, resume like them, and the
 pictures carved from a range are derived entries of it under its batch's Merkle root.
 Each range keeps :data:`LOOKAHEAD` bytes of the following unallocated runs, so a picture
 that begins in it is read whole even when it ends in the next range.
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.carve import ALIGN, VERSION, RunView, files_runs, kinds_for
-from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.location import EvidenceLocation, FileEntry
 from ingest.unallocated import (
@@ -69,10 +68,10 @@ def plan_carving(case: Case, image: EvidenceImage, evidence_id: str, mode: str,
         for space in spaces:
             totals["excluded_deleted_bytes"] += space.excluded
             view = RunView(image, [tuple(r) for r in space.runs])
-            for number, start in enumerate(range(0, view.size, range_bytes)):
+            for start in range(0, view.size, range_bytes):
                 stop = min(start + range_bytes, view.size)
                 runs = view.image_runs(start, min(stop + LOOKAHEAD, view.size) - start)
-                file_id = _add_range(db, evidence_id, space, number, stop - start)
+                file_id = _add_range(db, evidence_id, space, totals["ranges"], stop - start)
                 db.add_carve_range(file_id, runs, stop - start, mode)
                 totals["ranges"] += 1
                 totals["bytes"] += stop - start
@@ -125,7 +124,7 @@ def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
                     evidence_id, volume.start, row["fs_type"]))
                 runs = subtract_runs(free, known)
                 excluded = sum(r.length for r in free) - sum(r.length for r in runs)
-        except IngestError as exc:  # UnallocatedUnsupportedError among them (HFS+, ISO …)
+        except Exception as exc:  # unsupported (HFS+, ISO …) or damaged allocation data
             problems.append({"error": type(exc).__name__, "message": f"not carved: {exc}",
                              "location": location})
             continue
@@ -133,7 +132,7 @@ def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
             spaces.append(Space(volume.index, volume.start, fs_type, runs, excluded))
     try:
         gaps = partition_gaps(image, find_volumes(image))
-    except IngestError as exc:
+    except Exception as exc:  # a damaged partition table: recorded, the run goes on
         problems.append({"error": type(exc).__name__, "message": f"partition gaps not"
                          f" carved: {exc}", "location": {"evidence_id": evidence_id}})
         gaps = []
