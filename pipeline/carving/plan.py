@@ -9,8 +9,9 @@ volume, is cut into ranges of :data:`RANGE_BYTES`; each becomes a pseudo-entry
 (``/$Unallocated/range-NNNNN``, numbered across the evidence, kind ``other``, like
 Autopsy's ``$Unalloc``) in a batch of its own, so the ranges run as Dask tasks beside
 the file batches, resume like them, and the pictures carved from a range are derived
-entries of it under its batch's Merkle root. Each range keeps :data:`LOOKAHEAD` bytes of the following unallocated runs,
-so a picture that begins in it is read whole even when it ends in the next range.
+entries of it under its batch's Merkle root. Each range keeps :data:`LOOKAHEAD` bytes
+of the following unallocated runs, so a picture that begins in it is read whole even
+when it ends in the next range.
 """
 
 from __future__ import annotations
