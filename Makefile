@@ -17,7 +17,8 @@ RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \
-	qpdf dmg2img ffmpeg pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
+	qpdf dmg2img ffmpeg pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev \
+	testdisk
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -85,14 +86,18 @@ test: system-deps-test venv lint
 # Then the virtual-disk benchmark (benchmarks/vdisk/): the photos image as raw and as VMDK.
 # Then the scaling benchmark (benchmarks/scaling/): the photos image on 1 and 2 workers,
 # local file vs object storage (moto on 127.0.0.1), and the driver's time per batch.
+# Then carving (benchmarks/carving/): a 2 GB wiped card with pictures, exhibit's carve scan
+# vs dd and PhotoRec (testdisk). Smaller: make bench CARVE_BENCH_ARGS="--size 256"
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
 VIDEO_BENCH_ARGS ?=
 VDISK_BENCH_ARGS ?=
 SCALING_BENCH_ARGS ?=
+CARVE_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python benchmarks/carving/run.py $(CARVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/video/run.py $(VIDEO_BENCH_ARGS)
 	$(BIN)/python benchmarks/vdisk/run.py $(VDISK_BENCH_ARGS)
 	$(BIN)/python benchmarks/scaling/run.py $(SCALING_BENCH_ARGS)

@@ -66,6 +66,13 @@ class Derivation:
     inner: str | None = None  # member path inside a container
     offset: int | None = None  # byte range in the parent stream, when it is one
     length: int | None = None
+    # Image byte runs ((offset, length), …) when the range is not one contiguous piece of
+    # its parent: a carved picture read across allocated blocks. None: ``offset``/``length``.
+    runs: tuple[tuple[int, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.runs is not None:  # JSON gives lists: keep the record hashable and equal
+            object.__setattr__(self, "runs", tuple((int(o), int(n)) for o, n in self.runs))
 
     def key(self) -> str:
         inner = f":{self.inner}" if self.inner is not None else ""
@@ -73,7 +80,10 @@ class Derivation:
         return f"!{self.method}{inner}{span}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # ``runs`` only where there are some: older records serialise (and hash) as before.
+        return {f.name: ([list(r) for r in value] if f.name == "runs" else value)
+                for f in fields(self)
+                if (value := getattr(self, f.name)) is not None or f.name != "runs"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,8 @@ def test_dfxml_follows_the_schema_and_agrees_with_fiwalk(case: Path, sample_raw:
                 assert found == [digest.text], (key, digest.get("type"))
                 digests += 1
         compared += 1
-    assert compared >= len(ours) - 2, (compared, len(ours))
+    walked = [key for key in ours if not key[2].startswith("$Unallocated/")]  # not fiwalk's
+    assert compared >= len(walked) - 2, (compared, len(walked))
     assert digests >= 40
 
 

@@ -217,9 +217,10 @@ def test_entries_signed_by_a_foreign_key_are_detected(real_case: dict[str, Any])
 FINDING_EDITS: dict[str, Callable[[sqlite3.Connection, int], None]] = {
     "results column edited": lambda db, fid: db.execute(
         "UPDATE results SET sha256 = ? WHERE file_id = ?", ("0" * 64, fid)),
-    "signed record edited": lambda db, fid: db.execute(
-        "UPDATE results SET record = replace(record, '\"md5\":\"', '\"md5\":\"0') "
-        "WHERE file_id = ?", (fid,)),
+    "signed record edited": lambda db, fid: db.execute(  # a carve range has no md5: its bytes
+        "UPDATE results SET record = CASE WHEN instr(record, '\"md5\":\"') > 0 THEN"
+        " replace(record, '\"md5\":\"', '\"md5\":\"0') ELSE"
+        " replace(record, '\"bytes\":', '\"bytes\":1') END WHERE file_id = ?", (fid,)),
     "record and column edited together": lambda db, fid: db.execute(
         "UPDATE results SET record = json_set(record, '$.findings.filetype.mime', 'text/x'),"
         " mime = 'text/x' WHERE file_id = ?", (fid,)),

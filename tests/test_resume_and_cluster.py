@@ -64,8 +64,9 @@ def reference_export(many_files_image: Path, tmp_path_factory: pytest.TempPathFa
     """The export and batch count of an uninterrupted run."""
     reference = tmp_path_factory.mktemp("reference") / "case"
     triage(many_files_image, reference, "--batch-files", "20")
-    total = next(e for e in ledger_entries(reference)
-                 if e["action"] == "batches.planned")["details"]["batches"]
+    entries = ledger_entries(reference)
+    total = next(e for e in entries if e["action"] == "batches.planned")["details"]["batches"]
+    total += next(e for e in entries if e["action"] == "carve.planned")["details"]["ranges"]
     return export_jsonl(reference), total
 
 

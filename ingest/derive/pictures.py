@@ -132,7 +132,7 @@ def decodes(data: bytes) -> bool:
     return decodes_stream(io.BytesIO(data))
 
 
-def decodes_stream(stream: BinaryIO) -> bool:
+def decodes_stream(stream: BinaryIO, draft_jpeg: bool = False) -> bool:
     """As :func:`decodes`, reading from a stream (Pillow reads it as it decodes).
 
     Every pixel's data is decoded, within bounded memory: up to :data:`MAX_FULL_PIXELS`
@@ -148,7 +148,7 @@ def decodes_stream(stream: BinaryIO) -> bool:
                 pixels = image.width * image.height
                 if pixels > MAX_PIXELS:
                     return False
-                if pixels > MAX_FULL_PIXELS:
+                if pixels > MAX_FULL_PIXELS or (draft_jpeg and image.format == "JPEG"):
                     if image.format != "JPEG":
                         return False
                     image.draft(image.mode, (image.width // 8, image.height // 8))

@@ -32,6 +32,9 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
         "derived": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"
                             " AND parent_id IS NOT NULL", q),
+        "carved": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND parent_id"
+                           " IS NOT NULL AND json_extract(derivation, '$[0].method') = 'carved'",
+                           q),
         "deleted": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND allocated = 0",
                             q),
         "bytes": db.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'",

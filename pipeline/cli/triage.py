@@ -98,6 +98,11 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
               help="Change an expansion limit (repeatable): depth, members, container_bytes,"
               " member_bytes, ratio, seconds, case_bytes; see the README.")
+@click.option("--carve", type=click.Choice(["none", "pictures", "all"]), default="pictures",
+              show_default=True, help="Carve unallocated space: pictures and videos, also"
+              " name other file headers found there (all), or not at all (none).")
+@click.option("--carve-range-mb", default=64, show_default=True, type=click.IntRange(1),
+              help="Unallocated space per carve task (a picture may run into the next).")
 @click.option("--allow-empty", is_flag=True, help="Exit 0 even when no volume or filesystem"
               " could be read (still stated first in the summary and recorded in the ledger).")
 @click.option("--snapshots", type=click.Choice(["all", "none"]), default="all",
@@ -115,8 +120,9 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
-           worker_memory: str, expand: bool, limits: tuple[str, ...], allow_empty: bool,
-           snapshots: str, volume_password: str | None, recovery_key: str | None,
+           worker_memory: str, expand: bool, limits: tuple[str, ...], carve: str,
+           carve_range_mb: int, allow_empty: bool, snapshots: str,
+           volume_password: str | None, recovery_key: str | None,
            no_progress: bool) -> None:
     """Ingest IMAGE (raw/dd, split set, E01, VMDK/VHD/VHDX/QCOW/DMG), analyse every file.
 
@@ -168,6 +174,7 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
         allow_empty=allow_empty, snapshots=snapshots == "all", tls=tls,
+        carve=carve, carve_range_bytes=carve_range_mb << 20,
     )
     for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
                         ("EXHIBIT_RECOVERY_KEY", recovery_key)):
@@ -255,6 +262,7 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         ("files", f"{summary['files']:,}"),
         ("deleted entries", f"{summary['deleted']:,}"),
         ("derived entries (inside files)", f"{summary.get('derived', 0):,}"),
+        ("  of them carved (unallocated)", f"{summary.get('carved', 0):,}"),
         ("bytes in files", f"{summary['bytes']:,}"),
         ("files analysed", f"{summary['analysed']:,}"),
         ("images", f"{summary['images']:,}"),

@@ -377,15 +377,25 @@ def write_dfxml(db: CaseDatabase, out: IO[str]) -> int:
     count = 0
     for ev in db.conn.execute("SELECT id FROM evidence ORDER BY registered_at, id").fetchall():
         walked = [v for v in db.volumes(ev["id"]) if v["status"] in ("walked", "stalled")]
-        for ordinal, volume in enumerate(walked, start=1):
+        for ordinal, volume in enumerate(walked + _carved_only(db, ev["id"], walked), start=1):
             out.write(f'  <volume offset="{volume["offset"]}">\n')
-            if volume["offset"] > 0:
+            if volume["offset"] > 0 or isinstance(volume, dict):  # dict: carved space only
                 out.write(f"    {_tag('partition_offset', volume['offset'])}\n")
             out.write(f"    {_tag('ftype_str', volume['fs_type'])}\n")
             count += _dfxml_files(db, out, ev["id"], volume, ordinal)
             out.write("  </volume>\n")
     out.write("</dfxml>\n")
     return count
+
+
+def _carved_only(db: CaseDatabase, evidence_id: str, walked: list[Any]) -> list[dict[str, Any]]:
+    """Carved space outside every walked filesystem (a volume without one, partition gaps)."""
+    known = {(v["offset"], v["fs_type"]) for v in walked}
+    rows = db.conn.execute(
+        "SELECT DISTINCT volume_offset, fs_type FROM files WHERE evidence_id = ? AND"
+        " parent_id IS NULL AND path LIKE '/$Unallocated/%' ORDER BY volume_offset, fs_type",
+        (evidence_id,)).fetchall()
+    return [{"offset": r[0], "fs_type": r[1]} for r in rows if (r[0], r[1]) not in known]
 
 
 def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,

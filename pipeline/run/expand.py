@@ -180,6 +180,12 @@ def expand(ctx: Context, node: Node) -> list[dict[str, Any]]:
     return out
 
 
+def expand_member(ctx: Context, node: Node, reader: ContainerReader, child: Child, key: str,
+                  copied_here: int, out: list[dict[str, Any]]) -> int:
+    """:func:`_member` for a child its caller found itself (a carved picture)."""
+    return _member(ctx, node, reader, child, key, copied_here, out)
+
+
 def _member(ctx: Context, node: Node, reader: ContainerReader, child: Child, key: str,
             copied_here: int, out: list[dict[str, Any]]) -> int:
     """Copy out, analyse and expand one member; returns the bytes copied out."""

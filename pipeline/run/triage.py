@@ -37,6 +37,7 @@ from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
 from ingest.remote.objects import RemoteError
+from pipeline.carving import plan as carving
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
 from pipeline.matching.hashsets import load_hashset
@@ -82,6 +83,8 @@ class TriageOptions:
     allow_empty: bool = False  # nothing examined is then accepted (still recorded)
     snapshots: bool = True  # walk NTFS volumes' shadow copies (--snapshots all|none)
     tls: TlsOptions = field(default_factory=TlsOptions)  # for a scheduler elsewhere
+    carve: str = "pictures"  # carve unallocated space: none | pictures (and videos) | all
+    carve_range_bytes: int = carving.RANGE_BYTES
 
     @property
     def parallelism(self) -> int:
@@ -152,6 +155,7 @@ class Triage:
             "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
+            "carve": opts.carve,
         })
         for path in opts.hashsets:
             load_hashset(case, path)
@@ -167,12 +171,15 @@ class Triage:
             walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
                           opts.snapshots)
             empty = nothing_examined(case.db, image, evidence_id)
+            if empty is not None:
+                case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                            dict(empty, allowed=opts.allow_empty))
+            plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
+            if carving.carvable(empty):
+                carving.plan_carving(case, image, evidence_id, opts.carve,
+                                     opts.carve_range_bytes)
         finally:
             image.close()
-        if empty is not None:
-            case.record("triage.nothing_examined", {"evidence_id": evidence_id},
-                        dict(empty, allowed=opts.allow_empty))
-        plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
         interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
         if not interrupted:
             self._match(case, evidence_id)
@@ -197,7 +204,8 @@ class Triage:
                       if b["status"] == "done" and b["ledger_seq"] is None]
         if unrecorded:
             collect.reconcile_batches(case, unrecorded)
-        todo = [b for b in db.batches(evidence_id) if b["status"] != "done"]
+        todo = carving.interleave([b for b in db.batches(evidence_id)
+                                   if b["status"] != "done"])
         if not todo:
             return False
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
@@ -215,7 +223,8 @@ class Triage:
                 budget = max(0, opts.limits.case_bytes - db.derived_bytes(evidence_id))
                 yield BatchTask(batch["id"], spec, batch["volume_offset"], items, names,
                                 limits=replace(opts.limits, case_bytes=budget),
-                                scratch=str(scratch))
+                                scratch=str(scratch),
+                                carve=carving.carve_spec(db, [r["id"] for r in rows]))
 
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,

@@ -24,6 +24,7 @@ from ingest.derive import Limits
 from ingest.image import ImageSpec
 from ingest.location import FileEntry
 from ingest.remote.objects import RemoteError
+from pipeline.carving.task import carve_range
 from pipeline.run.expand import EXPAND, Context, Node, Tap, expand
 from pipeline.run.watchdog import announce_start, watchdog
 from pipeline.versions import library_versions
@@ -47,6 +48,7 @@ class BatchTask:
     key: str = ""  # the Dask key of this submission (named in timeout events)
     limits: Limits = field(default_factory=Limits)  # when ``expand`` is among the analyzers
     scratch: str | None = None  # the case's folder for members too large for memory
+    carve: dict[str, Any] | None = None  # a carve range (pipeline.carving): runs, stop, mode
 
 
 def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
@@ -133,7 +135,13 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
     announce_start(task.key)
     records = []
     try:
-        for file_id, key, entry_dict in task.items:
+        if task.carve is not None:  # one range of unallocated space, not files
+            def watch_range() -> Any:
+                return guard.watch(task_key=task.key, file_id=task.items[0][0],
+                                   limit=task.file_timeout, grace=task.timeout_grace)
+
+            records.append(carve_range(task, analyzers, versions, watch_range, detach_blobs))
+        for file_id, key, entry_dict in () if task.carve is not None else task.items:
             entry = FileEntry.from_dict(entry_dict)
 
             def watch(file_id: int = file_id) -> Any:

@@ -104,7 +104,8 @@ def inspect_case(case_dir: Path, outcome: CaseOutcome,
     try:
         one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         outcome.files = one("SELECT COUNT(*) FROM files WHERE kind = 'file'")
-        outcome.results = one("SELECT COUNT(*) FROM results")
+        outcome.results = one("SELECT COUNT(*) FROM results WHERE file_id NOT IN"
+                              " (SELECT file_id FROM carve_ranges)")  # carving's own records
         outcome.lost = one(
             "SELECT COUNT(*) FROM files f WHERE kind = 'file'"
             " AND NOT EXISTS (SELECT 1 FROM results r"  # a shadow copy's shared entry:
