@@ -14,6 +14,7 @@ path specifications, so any derived byte range can be re-read from the evidence 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
@@ -189,3 +190,18 @@ class FileEntry:
         data["location"] = EvidenceLocation.from_dict(data["location"])
         data["notes"] = tuple(data.get("notes", ()))
         return cls(**data)
+
+
+def iso_utc(seconds: int, nanos: int = 0) -> str | None:
+    """A filesystem timestamp as ISO 8601 UTC with its nanoseconds, ``None`` for unset or
+    unrepresentable (every walker writes times this one way, so exports compare)."""
+    if not seconds and not nanos:
+        return None
+    try:
+        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        text += f".{nanos:09d}"
+    return text + "Z"

@@ -24,6 +24,10 @@ class RandomAccessStream(io.RawIOBase):
         """At least one and at most ``length`` bytes from ``offset`` (never past the end)."""
         raise NotImplementedError
 
+    def get_size(self) -> int:
+        """The libyal libraries' file-object protocol asks for the size this way."""
+        return self._size
+
     def readable(self) -> bool:
         return True
 

@@ -9,7 +9,6 @@ counted and noted rather than silently dropped.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,7 +20,14 @@ from ingest.image import EvidenceImage
 from ingest.layers.bitlocker import DecryptedImage, is_bitlocker
 from ingest.layers.lvm import ExtentImage
 from ingest.layers.snapshots import UNCHANGED_NOTE, SnapshotImage, data_layout, unchanged_since
-from ingest.location import EvidenceLocation, FileEntry, FileKind, Snapshot, decode_name
+from ingest.location import (
+    EvidenceLocation,
+    FileEntry,
+    FileKind,
+    Snapshot,
+    decode_name,
+    iso_utc,
+)
 from ingest.volumes import Volume
 
 MAX_DEPTH = 128  # TSK's own limit in tsk_fs_dir_walk
@@ -222,21 +228,8 @@ class WalkStats:
         }
 
 
-def _iso(seconds: int, nanos: int) -> str | None:
-    if not seconds and not nanos:
-        return None
-    try:
-        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-    if nanos:
-        text += f".{nanos:09d}"
-    return text + "Z"
-
-
 def _meta_time(meta: Any, name: str) -> str | None:
-    return _iso(int(getattr(meta, name, 0) or 0), int(getattr(meta, f"{name}_nano", 0) or 0))
+    return iso_utc(int(getattr(meta, name, 0) or 0), int(getattr(meta, f"{name}_nano", 0) or 0))
 
 
 class FilesystemWalker:

@@ -42,6 +42,17 @@ def require_tool(name: str) -> str:
     return path
 
 
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """Terminate servers a test started (newest first), killing any that will not stop."""
+    for proc in reversed(procs):
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

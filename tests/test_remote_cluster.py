@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import sha256_file
+from conftest import sha256_file, stop_processes
 from pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries
 from s3_server import BUCKET, S3Server
 
@@ -124,13 +124,7 @@ def tls_cluster(store: S3Server, certs: dict[str, Path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO))
         yield address
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
 
 
 def test_triage_by_url_on_a_tls_cluster(store: S3Server, tls_cluster: str,
@@ -227,13 +221,7 @@ def test_a_non_local_scheduler_without_tls_is_refused_unless_insecure(
         assert started["details"]["tls"] is False
         assert started["details"]["insecure_accepted"] is True
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
 
 
 @pytest.mark.parametrize(("address", "local"), [

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool, sha256_file
+from conftest import require_tool, sha256_file, stop_processes
 from pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries, triage
 
 
@@ -136,13 +136,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.5)
         yield address
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 def test_triage_on_existing_dask_scheduler(dask_cluster: str, sample_raw: Path,

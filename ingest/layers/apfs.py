@@ -13,7 +13,6 @@ password or recovery key the examiner gives.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import pyfsapfs
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.layers.snapshots import VolumeFile
-from ingest.location import EvidenceLocation, FileEntry, FileKind
+from ingest.location import EvidenceLocation, FileEntry, FileKind, iso_utc
 from ingest.volumes import Volume
 
 SIGNATURE_OFFSET = 32
@@ -126,15 +125,7 @@ class ApfsContainer:
 
 
 def _iso(nanos: int | None) -> str | None:
-    if not nanos:
-        return None
-    seconds, rest = divmod(int(nanos), 1_000_000_000)
-    try:
-        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{rest:09d}" if rest else "") + "Z"
+    return iso_utc(*divmod(int(nanos), 1_000_000_000)) if nanos else None
 
 
 def _time(entry: Any, name: str) -> str | None:

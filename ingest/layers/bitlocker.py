@@ -17,6 +17,7 @@ import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers import LayerImage
 from ingest.layers.snapshots import VolumeFile
 
 OEM_ID = b"-FVE-FS-"
@@ -28,7 +29,7 @@ def is_bitlocker(image: EvidenceImage, start: int) -> bool:
     return image.read_at(start + 3, len(OEM_ID)) == OEM_ID
 
 
-class DecryptedImage(pytsk3.Img_Info):
+class DecryptedImage(LayerImage):
     """The plaintext of one BitLocker volume, for The Sleuth Kit."""
 
     def __init__(self, image: EvidenceImage, start: int, length: int) -> None:
@@ -64,12 +65,6 @@ class DecryptedImage(pytsk3.Img_Info):
             self._volume.close()
             raise
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self.read_at(offset, size)
-
-    def get_size(self) -> int:
-        return self.size
 
     def read_at(self, offset: int, size: int) -> bytes:
         size = max(0, min(size, self.size - offset))

@@ -26,6 +26,7 @@ import pyvslvm
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers import LayerImage
 from ingest.layers.snapshots import VolumeFile
 
 LABEL = b"LABELONE"
@@ -260,7 +261,7 @@ def _compare(image: EvidenceImage, ours: LogicalVolume, lv: Any) -> LogicalVolum
     return LogicalVolume(ours.vg, ours.name, ours.id, ours.size, (), reason)
 
 
-class ExtentImage(pytsk3.Img_Info):
+class ExtentImage(LayerImage):
     """A logical volume's bytes, mapped onto the image, for The Sleuth Kit (offset 0)."""
 
     def __init__(self, image: EvidenceImage, extents: tuple[tuple[int, int, int], ...]) -> None:
@@ -269,12 +270,6 @@ class ExtentImage(pytsk3.Img_Info):
         self.extents = extents
         self.size = sum(length for _, _, length in extents)
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self.read_at(offset, size)
-
-    def get_size(self) -> int:
-        return self.size
 
     def read_at(self, offset: int, size: int) -> bytes:
         out = bytearray()

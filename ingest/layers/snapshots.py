@@ -14,9 +14,6 @@ that cannot be opened, is an ``IngestError`` the caller records.
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-import os
 from dataclasses import dataclass, field
 
 import pytsk3
@@ -24,7 +21,9 @@ import pyvshadow
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.location import Snapshot
+from ingest.layers import LayerImage
+from ingest.location import Snapshot, iso_utc
+from ingest.streams import RandomAccessStream
 
 HEADER_OFFSET = 0x1E00  # the VSS volume header sits in NTFS's boot code area
 STORE_BLOCK = 0x4000  # the copy-on-write unit of the Microsoft software provider
@@ -36,47 +35,16 @@ VSS_IDENTIFIER = bytes.fromhex("6b87083876c1484eb7ae04046e6cc752")
 FILETIME_EPOCH = 116444736000000000
 
 
-class VolumeFile(io.RawIOBase):
+class VolumeFile(RandomAccessStream):
     """One volume of the evidence as a read-only file object (what libvshadow reads)."""
 
     def __init__(self, image: EvidenceImage, start: int, length: int) -> None:
-        super().__init__()
+        super().__init__(max(0, min(length, image.size - start)))
         self._image = image
         self._start = start
-        self._length = max(0, min(length, image.size - start))
-        self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def get_size(self) -> int:
-        return self._length
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._length}[whence]
-        if base + offset < 0:
-            raise OSError(f"seek to {base + offset} before the volume start")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._length - self._pos
-        size = max(0, min(size, self._length - self._pos))
-        if not size:
-            return b""
-        data = self._image.read_at(self._start + self._pos, size)
-        self._pos += len(data)
-        return data
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._image.read_at(self._start + offset, length)
 
 
 @dataclass(slots=True)
@@ -96,12 +64,7 @@ def _created(store: object) -> str | None:
     if value <= FILETIME_EPOCH:
         return None
     seconds, rest = divmod(value - FILETIME_EPOCH, 10_000_000)
-    try:
-        stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{rest * 100:09d}" if rest else "") + "Z"
+    return iso_utc(seconds, rest * 100)
 
 
 def has_vss_header(image: EvidenceImage, start: int) -> bool:
@@ -154,7 +117,7 @@ def find_snapshots(image: EvidenceImage, start: int, length: int) -> SnapshotSca
     return scan
 
 
-class SnapshotImage(pytsk3.Img_Info):
+class SnapshotImage(LayerImage):
     """One store's view of the whole volume, for The Sleuth Kit (filesystem at offset 0)."""
 
     def __init__(self, image: EvidenceImage, start: int, snapshot: Snapshot) -> None:
@@ -183,12 +146,6 @@ class SnapshotImage(pytsk3.Img_Info):
                               f"offset {start} is {ident}, not {snapshot.id}: the catalog "
                               f"changed since the walk")
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self.read_at(offset, size)
-
-    def get_size(self) -> int:
-        return self.size
 
     def read_at(self, offset: int, size: int) -> bytes:
         size = max(0, min(size, self.size - offset))

@@ -20,7 +20,6 @@ refused when a worker opens it.
 
 from __future__ import annotations
 
-import io
 import stat as stat_module
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from ingest.errors import IngestError, UnsupportedImageError
 from ingest.remote import url_protocol
+from ingest.streams import RandomAccessStream
 
 # 4 MiB blocks: on the photos image the walk needs 6 GETs instead of 19 (1 MiB) or 158
 # (64 KiB), the analysis 41 instead of 207 or 382, for 1.1-2.4x the bytes asked (README).
@@ -208,21 +208,20 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
-class RemoteFile(io.RawIOBase):
+class RemoteFile(RandomAccessStream):
     """A read-only, seekable file over one object, for libyal libraries and the raw reader."""
 
     def __init__(self, path: RemotePath, block_size: int = BLOCK_SIZE,
                  cache_blocks: int = CACHE_BLOCKS) -> None:
-        super().__init__()
+        self.size = path.info()["size"]
+        super().__init__(self.size)
         self.path = path
         self.url = path.url
-        self.size = path.info()["size"]
         self.block_size = block_size
         self.cache_blocks = cache_blocks
         self.stats = FetchStats()
         self.failure: RemoteError | None = None  # the last read that failed for good
         self._identity = (self.url, path.info()["etag"], block_size)
-        self._pos = 0
 
     # -- ranged reads --------------------------------------------------------------
 
@@ -285,41 +284,15 @@ class RemoteFile(io.RawIOBase):
             " resume")
         raise self.failure
 
-    # -- the file protocol libyal and detection use --------------------------------
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
+    # -- the file protocol (the rest is RandomAccessStream's) -------------------------
 
     def read(self, size: int = -1) -> bytes:
+        """One ranged read for the whole request (a large read is one GET, not many)."""
         if size is None or size < 0:
             size = self.size - self._pos
         data = self.read_at(self._pos, size)
         self._pos += len(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"seek before the start of {self.url}")
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def get_size(self) -> int:
-        return self.size
 
     def get_offset(self) -> int:
         return self._pos
