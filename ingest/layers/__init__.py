@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import pytsk3
 
+# The examiner's keys for encrypted volumes (APFS, BitLocker) reach the walk child and the
+# workers through the environment only: never in a task graph, the ledger or the database.
+PASSWORD_ENV = "EXHIBIT_VOLUME_PASSWORD"
+RECOVERY_KEY_ENV = "EXHIBIT_RECOVERY_KEY"
+
 
 class LayerImage(pytsk3.Img_Info):
     """Decoded bytes of a layer as The Sleuth Kit reads an image: a subclass sets ``size``,

@@ -23,6 +23,7 @@ import pyfsapfs
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
+from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.layers.snapshots import VolumeFile
 from ingest.location import EvidenceLocation, FileEntry, FileKind, iso_utc
 from ingest.volumes import Volume
@@ -34,8 +35,6 @@ MAX_DEPTH = 128
 # The examiner's keys reach the walk's child process and every worker through the
 # environment (``exhibit triage --volume-password/--recovery-key`` set them), never
 # through task arguments, the case database or the ledger.
-PASSWORD_ENV = "EXHIBIT_VOLUME_PASSWORD"
-RECOVERY_KEY_ENV = "EXHIBIT_RECOVERY_KEY"
 
 
 def is_container(image: EvidenceImage, start: int) -> bool:

@@ -17,12 +17,10 @@ import pytsk3
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.layers import LayerImage
+from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV, LayerImage
 from ingest.layers.snapshots import VolumeFile
 
 OEM_ID = b"-FVE-FS-"
-PASSWORD_ENV = "EXHIBIT_VOLUME_PASSWORD"
-RECOVERY_KEY_ENV = "EXHIBIT_RECOVERY_KEY"
 
 
 def is_bitlocker(image: EvidenceImage, start: int) -> bool:

@@ -109,10 +109,11 @@ def is_disk_full(exc: BaseException) -> bool:
               show_default=True, help="Walk and analyse every volume shadow copy of each NTFS"
               " volume as its own snapshot (none: the live volumes only).")
 @click.option("--volume-password", envvar="EXHIBIT_VOLUME_PASSWORD", metavar="TEXT",
-              help="Password of encrypted APFS volumes (or the EXHIBIT_VOLUME_PASSWORD"
+              help="Password of encrypted APFS or BitLocker volumes (or the EXHIBIT_VOLUME_PASSWORD"
               " environment variable); never recorded, only that one was given.")
 @click.option("--recovery-key", envvar="EXHIBIT_RECOVERY_KEY", metavar="TEXT",
-              help="Recovery key of encrypted APFS volumes (or EXHIBIT_RECOVERY_KEY).")
+              help="Recovery key (APFS) or recovery password (BitLocker) of encrypted"
+              " volumes (or EXHIBIT_RECOVERY_KEY).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
 def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_key: bool,
            hashsets: tuple[Path, ...], workers: int | None, scheduler: str | None,
