@@ -29,7 +29,7 @@ class CrashingDecoderAnalyzer(Analyzer):
     max_size = 64 * 1024 * 1024
 
     def applies_to(self, entry: FileEntry, findings: dict[str, Findings]) -> bool:
-        return is_video(findings.get("filetype", {}).get("mime") or "")
+        return is_video(findings.get("filetype", {}).get("mime") or "", entry.extension)
 
     def analyze(self, data: bytes, entry: FileEntry, findings: dict[str, Findings]) -> Findings:
         if CRASH in data:

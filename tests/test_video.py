@@ -25,6 +25,7 @@ from conftest import require_tool, sha256_file
 from fault_video import CRASH
 from pipeline_helpers import REPO, exhibit, export_jsonl, ledger_entries
 from video_clips import (
+    CONTAINERS,
     EDITS,
     UNRELATED,
     ffmpeg,
@@ -77,6 +78,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     clips["android.mp4"] = folder / "android.mp4"
     ffmpeg("-i", clips["trimmed"], "-c", "copy", "-metadata", "location=+37.7749-122.4194/",
            clips["android.mp4"])
+    for name, args in CONTAINERS.items():
+        clips[name] = folder / name
+        ffmpeg("-i", clips["trimmed"], *args, clips[name])
     data = clips["source"].read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) * 2 // 5])
     (folder / "garbage.mp4").write_bytes(data[:32] + os.urandom(40_000))
@@ -246,8 +250,10 @@ def test_duration_and_size_agree_with_ffprobe(triaged: dict[str, Any],
         assert video["duration"] == pytest.approx(float(probe["format"]["duration"]),
                                                   abs=0.002), path
         assert video["codec"] == stream["codec_name"], path
+        if path.name != "huge.avi":  # frames over the budget's size are not decoded
+            assert triaged["records"][path.name]["vpdq"], path  # sampled and hashed
         checked += 1
-    assert checked >= len(EDITS) + len(UNRELATED) + 4
+    assert checked >= len(EDITS) + len(UNRELATED) + len(CONTAINERS) + 4
 
 
 def _exiftool(path: Path) -> dict[str, Any]:

@@ -33,6 +33,15 @@ EDITS = {
     "large_logo": ("large_logo.mp4",
                    ["-vf", "drawbox=x=20:y=20:w=280:h=200:color=red@1:t=fill", *X264]),
 }
+# The other containers the analyzer reads, each a copy of the trimmed clip (file: ffmpeg
+# arguments after "-i trimmed.mp4"): ASF/WMV, FLV, MPEG-TS, 3GP (H.263) and animated GIF.
+CONTAINERS = {
+    "trimmed.wmv": ["-c:v", "wmv2", "-b:v", "400k"],
+    "trimmed.flv": ["-c:v", "flv1"],
+    "trimmed.ts": ["-c:v", "mpeg2video"],
+    "trimmed.3gp": ["-vf", "scale=176:144", "-c:v", "h263"],
+    "animated.gif": ["-vf", "fps=5,scale=160:-1"],
+}
 UNRELATED = {
     "life": ("life.webm", "life=s=320x240:mold=10:r=25:ratio=0.1:death_color=#C83232"
                          ":life_color=#00ff00,format=yuv420p"),

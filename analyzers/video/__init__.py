@@ -44,13 +44,21 @@ VIDEO_MIMES = frozenset({
 })
 
 
-def is_video(mime: str) -> bool:
-    """Types we try: every ``video/*`` and the few containers libmagic names otherwise."""
+# MPEG transport streams have no magic number libmagic knows (a 0x47 sync byte every 188
+# bytes): a file libmagic cannot name is tried when its name says it is one.
+TRANSPORT_STREAM_EXTENSIONS = frozenset({"ts", "mts", "m2ts", "m2t", "tod"})
+
+
+def is_video(mime: str, extension: str = "") -> bool:
+    """Types we try: every ``video/*``, the few containers libmagic names otherwise, and
+    unnamed data whose extension is a transport stream's."""
+    if mime == "application/octet-stream":
+        return extension in TRANSPORT_STREAM_EXTENSIONS
     return mime.startswith("video/") or mime in VIDEO_MIMES
 
 
 class VideoAnalyzer(Analyzer):
-    """Metadata, vPDQ and a contact sheet of every video, from the bytes in memory."""
+    """Metadata, vPDQ and a contact sheet of every video, read by seeking in the evidence."""
 
     name = "video"
     version = "1.0.0"
@@ -62,7 +70,7 @@ class VideoAnalyzer(Analyzer):
 
     def applies_to(self, entry: FileEntry, findings: dict[str, Findings]) -> bool:
         mime = findings.get("filetype", {}).get("mime") or ""
-        return entry.kind == "file" and is_video(mime)
+        return entry.kind == "file" and is_video(mime, entry.extension)
 
     def analyze_file(self, source: BinaryIO, entry: FileEntry,
                      findings: dict[str, Findings]) -> Findings:

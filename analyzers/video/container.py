@@ -87,7 +87,7 @@ def describe(container: Any) -> dict[str, Any]:
     if video is not None:
         ctx = video.codec_context
         info.update(width=ctx.width or None, height=ctx.height or None,
-                    codec=(ctx.name or "")[:MAX_TAG] or None,
+                    codec=(ctx.codec.canonical_name or "")[:MAX_TAG] or None,  # as ffprobe
                     pixel_format=ctx.pix_fmt[:MAX_TAG] if ctx.pix_fmt else None)
         rate = video.average_rate or video.base_rate
         info["fps"] = round(float(rate), 3) if rate else None
