@@ -22,6 +22,7 @@ analyzer's name, version and the file's evidence location; the run goes on.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, BinaryIO, ClassVar, Literal
 
 from ingest.location import FileEntry
@@ -74,3 +75,12 @@ class Analyzer(ABC):
     def library_versions(cls) -> dict[str, str]:
         """Versions of the libraries whose behaviour shapes this analyzer's findings."""
         return {}
+
+    @classmethod
+    def configured(cls, settings: Mapping[str, str]) -> Analyzer:
+        """An instance with the examiner's settings (``--setting NAME.KEY=VALUE``); the
+        default analyzer takes none, so a setting it does not know is an error, not ignored."""
+        if settings:
+            raise ValueError(f"analyzer {cls.name} takes no settings"
+                             f" (given: {', '.join(sorted(settings))})")
+        return cls()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 
 from analyzers.base import Analyzer
 
@@ -56,8 +57,10 @@ def registered() -> dict[str, type[Analyzer]]:
     return dict(_REGISTRY)
 
 
-def create(names: list[str] | None = None) -> list[Analyzer]:
-    """Instances of the named analyzers (all when ``names`` is None), in run order.
+def create(names: list[str] | None = None,
+           settings: Mapping[str, Mapping[str, str]] | None = None) -> list[Analyzer]:
+    """Instances of the named analyzers (all when ``names`` is None), in run order, each
+    configured with its ``settings`` (by analyzer name).
 
     Run order is by input kind: head analyzers first (their findings decide which content
     analyzers apply), then stream, then content; by name within a kind.
@@ -67,6 +70,10 @@ def create(names: list[str] | None = None) -> list[Analyzer]:
     unknown = [n for n in chosen if n not in available]
     if unknown:
         raise ValueError(f"unknown analyzer(s): {', '.join(unknown)}; known: {sorted(available)}")
+    settings = settings or {}
+    stray = sorted(set(settings) - set(chosen))
+    if stray:
+        raise ValueError(f"settings for analyzer(s) not run: {', '.join(stray)}")
     order = {"head": 0, "stream": 1, "content": 2, "random": 3}
     classes = sorted((available[n] for n in chosen), key=lambda c: (order[c.input], c.name))
-    return [cls() for cls in classes]
+    return [cls.configured(settings.get(cls.name, {})) for cls in classes]

@@ -403,3 +403,32 @@ def test_the_video_analyzer_reads_through_a_seekable_stream(media: dict[str, Pat
     assert len(opened) == 1 and opened[0].closed
     assert streamed.errors == in_memory.errors == []
     assert streamed.findings["video"] == in_memory.findings["video"]
+
+
+def test_sampling_interval_is_the_examiners_setting(
+        media: dict[str, Path], tools: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--setting video.seconds_per_hash=2`` reaches the workers: the frames hashed are
+    the reference hasher's at ``-s 2``; a setting no analyzer knows is refused (exit 2)."""
+    folder = tmp_path / "content"
+    folder.mkdir()
+    shutil.copy(media["trimmed"], folder / "clip.mp4")
+    image = tmp_path / "clip.img"
+    subprocess.run([require_tool("mke2fs"), "-q", "-t", "ext4", "-d", str(folder), str(image),
+                    "8M"], check=True)
+    refused = exhibit("triage", image, "--case", tmp_path / "refused", "--no-progress",
+                      "--setting", "video.frames_per_minute=3", check=False)
+    assert refused.returncode == 2 and "frames_per_minute" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    case = tmp_path / "case"
+    exhibit("triage", image, "--case", case, "--workers", "1", "--no-progress", "--no-expand",
+            "--carve", "none", "--analyzers", "filetype,video",
+            "--setting", "video.seconds_per_hash=2")
+    (record,) = [r for r in export_jsonl(case) if r["name"] == "clip.mp4"]
+    reference = reference_hash(tools[0], media["trimmed"], tmp_path / "ref.txt",
+                               seconds_per_hash=2)
+    expected = [float(line.split(",")[3]) for line in reference.read_text().splitlines()
+                if line.strip()]
+    assert [parse_compact(s).timestamp for s in record["vpdq"]] == pytest.approx(expected)
+    assert len(expected) < 6  # fewer frames than the 1 s default would hash
+    started = next(e for e in ledger_entries(case) if e["action"] == "triage.started")
+    assert started["details"]["analyzer_settings"] == {"video": {"seconds_per_hash": "2"}}

@@ -101,9 +101,9 @@ def vpdq_tools(folder: Path) -> tuple[Path, Path]:
     return tools[0], tools[1]
 
 
-def reference_hash(hasher: Path, video: Path, out: Path) -> Path:
-    subprocess.run([str(hasher), "-i", str(video), "-o", str(out), "-r", "1"], check=True,
-                   capture_output=True)
+def reference_hash(hasher: Path, video: Path, out: Path, seconds_per_hash: float = 1) -> Path:
+    subprocess.run([str(hasher), "-i", str(video), "-o", str(out), "-r", str(seconds_per_hash)],
+                   check=True, capture_output=True)
     return out
 
 

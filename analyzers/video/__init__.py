@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 import numpy
@@ -67,6 +68,11 @@ class VideoAnalyzer(Analyzer):
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
+
+    @classmethod
+    def configured(cls, settings: Mapping[str, str]) -> VideoAnalyzer:
+        """``--setting video.seconds_per_hash=0.5`` and the other ``Budget`` fields."""
+        return cls(Budget.from_settings(settings))
 
     def applies_to(self, entry: FileEntry, findings: dict[str, Findings]) -> bool:
         mime = findings.get("filetype", {}).get("mime") or ""

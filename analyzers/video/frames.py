@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy
@@ -52,6 +53,22 @@ class Budget:
     max_seconds: float = 90.0  # wall time decoding and hashing
     sheet_frames: int = 8
     sheet_height: int = 90
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> Budget:
+        """A budget from the examiner's text settings, each checked against its field."""
+        kinds = {f.name: (float if f.type in ("float", float) else int) for f in fields(cls)}
+        unknown = sorted(set(settings) - set(kinds))
+        if unknown:
+            raise ValueError(f"unknown video setting(s) {', '.join(unknown)};"
+                             f" known: {', '.join(kinds)}")
+        values: dict[str, float | int] = {}
+        for key, text in settings.items():
+            try:
+                values[key] = kinds[key](text)
+            except ValueError:
+                raise ValueError(f"video setting {key} must be a number, got {text!r}") from None
+        return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         if self.seconds_per_hash < 0:

@@ -98,6 +98,9 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
               help="Change an expansion limit (repeatable): depth, members, container_bytes,"
               " member_bytes, ratio, seconds, case_bytes; see the README.")
+@click.option("--setting", "settings", multiple=True, metavar="ANALYZER.KEY=VALUE",
+              help="Change an analyzer's setting (repeatable), e.g. video.seconds_per_hash=2"
+              " or video.max_seconds=300; see the README.")
 @click.option("--carve", type=click.Choice(["none", "pictures", "all"]), default="pictures",
               show_default=True, help="Carve unallocated space: pictures and videos, also"
               " name other file headers found there (all), or not at all (none).")
@@ -121,7 +124,8 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
            expect_md5: str | None, expect_sha1: str | None, expect_sha256: str | None,
            allow_hash_mismatch: bool, analyzer_list: str | None, batch_mb: int,
            batch_files: int, file_timeout: float, task_timeout: float, walk_timeout: float,
-           worker_memory: str, expand: bool, limits: tuple[str, ...], carve: str,
+           worker_memory: str, expand: bool, limits: tuple[str, ...],
+           settings: tuple[str, ...], carve: str,
            carve_range_mb: int, allow_empty: bool, snapshots: str,
            volume_password: str | None, recovery_key: str | None,
            no_progress: bool) -> None:
@@ -165,17 +169,19 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
         if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
             fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
         expected[algo] = value
+    analyzers = analyzer_list.split(",") if analyzer_list else None
     options = TriageOptions(
         images=[p if is_url(p) else Path(local_path_of(p)) for p in image],
         case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
         workers=workers, scheduler=scheduler, expected_hashes=expected,
         allow_hash_mismatch=allow_hash_mismatch,
-        analyzers=analyzer_list.split(",") if analyzer_list else None,
+        analyzers=analyzers,
         batch_bytes=batch_mb << 20, batch_files=batch_files, progress=not no_progress,
         file_timeout=file_timeout, task_timeout=task_timeout, worker_memory=worker_memory,
         walk_timeout=walk_timeout, expand=expand, limits=parse_limits(limits),
         allow_empty=allow_empty, snapshots=snapshots == "all", tls=tls,
         carve=carve, carve_range_bytes=carve_range_mb << 20,
+        settings=parse_settings(settings, analyzers),
     )
     for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
                         ("EXHIBIT_RECOVERY_KEY", recovery_key)):
@@ -230,6 +236,25 @@ def parse_limits(given: tuple[str, ...]) -> Limits:
             fail(f"--limit {item!r}: must not be negative", EXIT_USAGE)
         values[name] = value
     return Limits(**values)
+
+
+def parse_settings(given: tuple[str, ...],
+                   analyzers: list[str] | None) -> dict[str, dict[str, str]]:
+    """``--setting ANALYZER.KEY=VALUE`` options, checked by the analyzers they are for."""
+    from analyzers import registry
+
+    settings: dict[str, dict[str, str]] = {}
+    for item in given:
+        name, _, text = item.partition("=")
+        analyzer, _, key = name.strip().partition(".")
+        if not analyzer or not key or not text:
+            fail(f"--setting {item!r}: expected ANALYZER.KEY=VALUE", EXIT_USAGE)
+        settings.setdefault(analyzer, {})[key] = text.strip()
+    try:
+        registry.create(analyzers, settings)
+    except ValueError as exc:
+        fail(f"--setting: {exc}", EXIT_USAGE)
+    return settings
 
 
 def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> None:

@@ -53,7 +53,7 @@ from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
 from pipeline.run.progress import Reporter
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
-from pipeline.run.worker import BatchTask
+from pipeline.run.worker import BatchTask, frozen_settings
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 DEFAULT_BATCH_BYTES = 256 << 20
@@ -84,6 +84,7 @@ class TriageOptions:
     snapshots: bool = True  # walk NTFS volumes' shadow copies (--snapshots all|none)
     tls: TlsOptions = field(default_factory=TlsOptions)  # for a scheduler elsewhere
     carve: str = "pictures"  # carve unallocated space: none | pictures (and videos) | all
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)  # analyzer: key: value
     carve_range_bytes: int = carving.RANGE_BYTES
 
     @property
@@ -156,6 +157,7 @@ class Triage:
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
             "carve": opts.carve,
+            "analyzer_settings": opts.settings,
         })
         for path in opts.hashsets:
             load_hashset(case, path)
@@ -194,7 +196,7 @@ class Triage:
     def _analyzer_names(self) -> list[str]:
         from analyzers import registry
 
-        return [a.name for a in registry.create(self.options.analyzers)]
+        return [a.name for a in registry.create(self.options.analyzers, self.options.settings)]
 
     def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
                  analyzers: list[str]) -> bool:
@@ -224,7 +226,8 @@ class Triage:
                 yield BatchTask(batch["id"], spec, batch["volume_offset"], items, names,
                                 limits=replace(opts.limits, case_bytes=budget),
                                 scratch=str(scratch),
-                                carve=carving.carve_spec(db, [r["id"] for r in rows]))
+                                carve=carving.carve_spec(db, [r["id"] for r in rows]),
+                                settings=frozen_settings(opts.settings))
 
         runner = self.runner or BatchRunner(
             opts.workers, opts.scheduler, worker_memory=opts.worker_memory,

@@ -31,7 +31,17 @@ from pipeline.versions import library_versions
 
 CHUNK_SIZE = 1 << 20
 
-_ANALYZERS: dict[tuple[str, ...], list[Analyzer]] = {}
+# Analyzer settings in a hashable form: ((analyzer, ((key, value), ...)), ...), sorted.
+Settings = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def frozen_settings(settings: dict[str, dict[str, str]]) -> Settings:
+    """``{"video": {"seconds_per_hash": "2"}}`` as a task carries it (and caches by it)."""
+    return tuple(sorted((name, tuple(sorted(values.items())))
+                        for name, values in settings.items()))
+
+
+_ANALYZERS: dict[tuple[tuple[str, ...], Settings], list[Analyzer]] = {}
 
 
 @dataclass(frozen=True)
@@ -49,12 +59,16 @@ class BatchTask:
     limits: Limits = field(default_factory=Limits)  # when ``expand`` is among the analyzers
     scratch: str | None = None  # the case's folder for members too large for memory
     carve: dict[str, Any] | None = None  # a carve range (pipeline.carving): runs, stop, mode
+    settings: Settings = ()  # the examiner's analyzer settings (--setting NAME.KEY=VALUE)
 
 
-def _analyzers(names: tuple[str, ...]) -> list[Analyzer]:
-    if names not in _ANALYZERS:
-        _ANALYZERS[names] = registry.create([n for n in names if n != EXPAND])
-    return _ANALYZERS[names]
+
+def _analyzers(names: tuple[str, ...], settings: Settings = ()) -> list[Analyzer]:
+    if (names, settings) not in _ANALYZERS:
+        chosen = [n for n in names if n != EXPAND]
+        _ANALYZERS[names, settings] = registry.create(
+            chosen, {name: dict(values) for name, values in settings if name in chosen})
+    return _ANALYZERS[names, settings]
 
 
 def error_record(stage: str, exc: BaseException,
@@ -129,7 +143,7 @@ def detach_blobs(findings: dict[str, Any]) -> dict[str, bytes]:
 
 def analyze_batch(task: BatchTask) -> dict[str, Any]:
     """Run every analyzer over every file of the batch; one record per file, in order."""
-    analyzers = _analyzers(task.analyzers)
+    analyzers = _analyzers(task.analyzers, task.settings)
     versions = {a.name: a.version for a in analyzers}
     guard = watchdog()
     announce_start(task.key)
