@@ -8,8 +8,8 @@ length) so the carver can read it in large sequential reads (``iter_unallocated`
 pytsk3 does not expose ``tsk_fs_block_walk`` (``FS_Info`` opens files and directories,
 nothing else), and a per-block callback would cost minutes on a large disk anyway. So we
 read each filesystem's own allocation structures (the FAT, the exFAT and NTFS bitmaps,
-the ext block bitmaps, the HFS+ allocation file) and turn them into runs with numpy; ``blkls`` is the oracle the
-tests hold every filesystem type to.
+the ext block bitmaps, the HFS+ allocation file) and turn them into runs with numpy;
+``blkls`` is the oracle the tests hold every filesystem type to.
 """
 
 from __future__ import annotations
