@@ -266,8 +266,8 @@ def test_no_partition_table_has_no_gaps(images: dict[str, Path]) -> None:
 def test_unsupported_filesystem_says_so(images: dict[str, Path]) -> None:
     with open_image(images["fat12"]) as image:
         fs, _ = open_filesystem(image, 0)
-        with pytest.raises(UnallocatedUnsupportedError, match="hfs"):
-            filesystem_unallocated(image, 0, fs, "hfs")
+        with pytest.raises(UnallocatedUnsupportedError, match="iso9660"):
+            filesystem_unallocated(image, 0, fs, "iso9660")
 
 
 def test_run_arithmetic() -> None:
