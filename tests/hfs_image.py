@@ -109,12 +109,14 @@ def _header_node(nodes: int, depth: int, root: int, leaf_records: int, leaf: int
 
 def build_hfs(path: Path, files: list[tuple[str, bytes]], deleted: list[bytes] = (),
               *, block_size: int = 4096, total_blocks: int = 512, hfsx: bool = False,
-              volume_name: str = "EXHIBIT") -> HfsLayout:
+              volume_name: str = "EXHIBIT", alloc_fragments: int = 1) -> HfsLayout:
     """Write an HFS+ volume with ``files`` in its root folder and ``deleted`` data freed.
 
     Blocks: 0 boot + header, then the allocation file, the extents B-tree (4 nodes), the
     catalog B-tree (8 nodes), files in order each after a one-block gap, the deleted data,
     and the last block (alternate header). Only the gaps and the deleted data are free.
+    ``alloc_fragments`` (at most 8) splits the allocation file into that many extents,
+    each after a free block, as on a volume that grew.
     """
     per_node = NODE // block_size
     bitmap_bytes = (total_blocks + 7) // 8
@@ -131,7 +133,15 @@ def build_hfs(path: Path, files: list[tuple[str, bytes]], deleted: list[bytes] =
 
     first_block = -(-(HEADER_END) // block_size)  # boot blocks and the header
     take(0, first_block)
-    nxt = take(first_block, alloc_blocks) + alloc_blocks
+    if not 0 < alloc_fragments <= min(8, alloc_blocks):
+        raise ValueError(f"cannot split {alloc_blocks} bitmap blocks in {alloc_fragments}")
+    alloc_extents: list[tuple[int, int]] = []
+    nxt = first_block
+    for k in range(alloc_fragments):
+        count = alloc_blocks // alloc_fragments + (k < alloc_blocks % alloc_fragments)
+        nxt += bool(k)  # a free block between fragments
+        alloc_extents.append((take(nxt, count), count))
+        nxt += count
     layout.alloc_start = first_block
     ext_start, ext_nodes = nxt, 4
     nxt = take(ext_start, ext_nodes * per_node) + ext_nodes * per_node
@@ -179,7 +189,7 @@ def build_hfs(path: Path, files: list[tuple[str, bytes]], deleted: list[bytes] =
     header += struct.pack(">IIIIIIIIIIQ", len(files), 0, block_size, total_blocks, free,
                           nxt, block_size, block_size, FIRST_USER_ID + len(files), 1, 1)
     header += bytes(32)  # Finder info
-    header += _fork(len(bits), [(first_block, alloc_blocks)], block_size)
+    header += _fork(len(bits), alloc_extents, block_size)
     header += _fork(ext_nodes * NODE, [(ext_start, ext_nodes * per_node)], block_size)
     header += _fork(cat_nodes * NODE, [(cat_start, cat_nodes * per_node)], block_size)
     header += bytes(160)  # no attributes file, no startup file
@@ -189,13 +199,23 @@ def build_hfs(path: Path, files: list[tuple[str, bytes]], deleted: list[bytes] =
     with path.open("wb") as fh:
         fh.truncate(size)
         for offset, chunk in ((1024, header), (size - 1024, header),
-                              (first_block * block_size, bytes(bits)),
+                              *_pieces(bits, alloc_extents, block_size),
                               (ext_start * block_size, extents),
                               (cat_start * block_size, catalog),
                               *((b * block_size, c) for b, c in data.items())):
             fh.seek(offset)
             fh.write(chunk)
     return layout
+
+
+def _pieces(data: bytes, extents: list[tuple[int, int]], block_size: int
+            ) -> list[tuple[int, bytes]]:
+    """(byte offset, bytes) of ``data`` laid over ``extents`` in order."""
+    out, pos = [], 0
+    for start, count in extents:
+        out.append((start * block_size, data[pos:pos + count * block_size]))
+        pos += count * block_size
+    return out
 
 
 HEADER_END = 1536  # the boot blocks (1 KiB) and the 512-byte volume header

@@ -42,11 +42,12 @@ FILES = [("alpha.bin", os.urandom(10_000)), ("Beta.txt", b"beta\n" * 300),
          ("gamma.bin", os.urandom(4096 * 3)), ("delta.bin", os.urandom(1))]
 DELETED = [os.urandom(9_000), os.urandom(20_000)]
 
-VARIANTS = {  # name: (block size, total blocks, HFSX)
-    "hfsplus-4k": (4096, 512, False),
-    "hfsx-4k": (4096, 300, True),
-    "hfsplus-512": (512, 3001, False),  # header inside block 2, nodes span 8 blocks
-    "hfsplus-1k-wide": (1024, 70_000, False),  # a bitmap of nine blocks
+VARIANTS = {  # name: (block size, total blocks, HFSX, allocation file extents)
+    "hfsplus-4k": (4096, 512, False, 1),
+    "hfsx-4k": (4096, 300, True, 1),
+    "hfsplus-512": (512, 3001, False, 1),  # header inside block 2, nodes span 8 blocks
+    "hfsplus-1k-wide": (1024, 70_000, False, 1),  # a bitmap of nine blocks
+    "hfsplus-512-fragmented": (512, 20_000, False, 5),  # a bitmap in five extents
 }
 
 
@@ -54,10 +55,11 @@ VARIANTS = {  # name: (block size, total blocks, HFSX)
 def volumes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, HfsLayout]]:
     folder = tmp_path_factory.mktemp("hfs")
     out = {}
-    for name, (block_size, total, hfsx) in VARIANTS.items():
+    for name, (block_size, total, hfsx, fragments) in VARIANTS.items():
         path = folder / f"{name}.img"
         out[name] = path, build_hfs(path, FILES, DELETED, block_size=block_size,
-                                    total_blocks=total, hfsx=hfsx)
+                                    total_blocks=total, hfsx=hfsx,
+                                    alloc_fragments=fragments)
     return out
 
 
