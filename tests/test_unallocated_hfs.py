@@ -8,14 +8,18 @@ for run. Damaged headers must end in a clear error, never a wrong answer.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+from carve_images import _draw
 from conftest import require_tool, sha256_file
 from hfs_image import HfsLayout, build_hfs
+from pipeline_helpers import export_jsonl, ledger_entries, triage
 
 from ingest.errors import IngestError
 from ingest.image import open_image
@@ -174,3 +178,32 @@ def test_truncated_image_is_an_error(volumes: dict[str, tuple[Path, HfsLayout]],
     cut.write_bytes(img.read_bytes()[:layout.alloc_start * layout.block_size + 3000])
     with pytest.raises(IngestError, match="truncated"):
         unallocated_of(cut, tsk_view=img)
+
+
+def _jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    _draw((800, 600), seed).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_picture_in_freed_blocks_is_carved(tmp_path: Path) -> None:
+    """Triage carves the JPEG left in freed HFS+ blocks, and not the kept one again."""
+    kept, gone = _jpeg(1), _jpeg(2)
+    img = tmp_path / "hfs-card.img"
+    layout = build_hfs(img, [("kept.jpg", kept), ("notes.txt", b"notes\n" * 900)], [gone],
+                       total_blocks=1024)
+    img.chmod(0o444)
+    before = sha256_file(img)
+    case = tmp_path / "case"
+    triage(img, case)
+    rows = export_jsonl(case)
+    carved = [r for r in rows if (r["derivation"] or {}).get("method") == "carved"]
+    assert [r["sha256"] for r in carved] == [hashlib.sha256(gone).hexdigest()]
+    step = carved[0]["derivation"]
+    assert step["offset"] == layout.deleted[0].start * layout.block_size
+    assert step["length"] == len(gone) and carved[0]["mime"] == "image/jpeg"
+    walked = {r["path"].rsplit("/", 1)[-1]: r for r in rows if r not in carved}
+    assert walked["kept.jpg"]["sha256"] == hashlib.sha256(kept).hexdigest()
+    planned = next(e for e in ledger_entries(case) if e["action"] == "carve.planned")
+    assert planned["details"]["mode"] == "pictures"
+    assert sha256_file(img) == before
