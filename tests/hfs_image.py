@@ -7,6 +7,11 @@ thread), file data forks at known blocks, and the alternate volume header 1024 b
 the end. A "deleted" file is data left in blocks the bitmap calls free, with no catalog
 record: what a file system leaves after a delete. The Sleuth Kit is the judge that the
 result is real HFS+ (``fsstat``, ``fls``, ``icat``, ``blkls`` all read it).
+
+Debian's ``hfsplus`` tools (``hpmount``/``hpcopy``) were tried for adding the files: on
+this 64-bit Debian 12 ``hpmount`` refuses every volume ("This is not a HFS+ volume"),
+and, opened read-write, rewrote the volume header it had just refused; the kernel here
+has no hfsplus driver to loop-mount with. So the builder writes the file records too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+HEADER_END = 1536  # the boot blocks (1 KiB) and the 512-byte volume header
 NODE = 4096          # B-tree node size (TN1150: catalog nodes are at least 4 KiB)
 MAC_EPOCH = 2082844800  # seconds from 1904-01-01 (HFS+ time) to 1970-01-01
 STAMP = MAC_EPOCH + 1_700_000_000  # a fixed time: the builder is deterministic
@@ -131,7 +137,7 @@ def build_hfs(path: Path, files: list[tuple[str, bytes]], deleted: list[bytes] =
             used[start:start + count] = b"\1" * count
         return start
 
-    first_block = -(-(HEADER_END) // block_size)  # boot blocks and the header
+    first_block = -(-HEADER_END // block_size)  # boot blocks and the header
     take(0, first_block)
     if not 0 < alloc_fragments <= min(8, alloc_blocks):
         raise ValueError(f"cannot split {alloc_blocks} bitmap blocks in {alloc_fragments}")
@@ -217,5 +223,3 @@ def _pieces(data: bytes, extents: list[tuple[int, int]], block_size: int
         pos += count * block_size
     return out
 
-
-HEADER_END = 1536  # the boot blocks (1 KiB) and the 512-byte volume header

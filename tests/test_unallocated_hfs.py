@@ -29,7 +29,9 @@ from ingest.unallocated import (
     filesystem_unallocated,
     iter_unallocated,
     merge_runs,
+    volume_unallocated,
 )
+from ingest.volumes import find_volumes
 from ingest.walk import open_filesystem
 
 HEADER = 1024
@@ -112,6 +114,30 @@ def test_runs_equal_blkls(volumes: dict[str, tuple[Path, HfsLayout]], name: str)
         assert not any(r.offset < start + kept.blocks * layout.block_size and start < r.end
                        for r in runs)
     assert sha256_file(img) == before, "evidence is only read"
+
+
+def test_volume_in_a_partition(volumes: dict[str, tuple[Path, HfsLayout]],
+                               tmp_path: Path) -> None:
+    """At a partition's offset, with slack after it: ``blkls -o`` plus the slack."""
+    img, layout = volumes["hfsplus-4k"]
+    fs_bytes = layout.total_blocks * layout.block_size
+    disk = tmp_path / "disk.img"
+    with disk.open("wb") as fh:
+        fh.truncate(8 << 20)
+    sectors = fs_bytes // 512 + 512  # 256 KiB of volume slack after the filesystem
+    subprocess.run([require_tool("sfdisk"), "-q", str(disk)], check=True, capture_output=True,
+                   input=f"label: dos\nstart=2048, size={sectors}, type=af\n".encode())
+    slack = os.urandom(256 << 10)
+    with disk.open("r+b") as fh:
+        fh.seek(2048 * 512)
+        fh.write(img.read_bytes() + slack)
+    with open_image(disk) as image:
+        (volume,) = find_volumes(image).candidates
+        assert volume.start == 2048 * 512
+        runs = volume_unallocated(image, volume, open_filesystem(image, volume.start))
+        data = b"".join(chunk for _, chunk in iter_unallocated(image, runs))
+    assert data == run("blkls", "-o", "2048", disk) + slack
+    assert runs[-1].end == volume.start + volume.length
 
 
 def mutated(src: Path, dst: Path, offset: int, fmt: str, value: int) -> Path:
