@@ -29,6 +29,7 @@ from ingest.unallocated import (
     volume_slack,
     volume_unallocated,
 )
+from ingest.unallocated.runs import RunList
 from ingest.volumes import find_volumes
 from ingest.walk import open_filesystem
 
@@ -274,6 +275,12 @@ def test_run_arithmetic() -> None:
     assert merge_runs([(10, 5), (0, 10), (30, 0), (14, 4)]) == [ByteRun(0, 18)]
     assert subtract_runs([ByteRun(0, 100)], [ByteRun(10, 10), ByteRun(90, 20)]) == [
         ByteRun(0, 10), ByteRun(20, 70)]
+    blocks = RunList()
+    blocks.add(5, 3)
+    blocks.add(20, 1)
+    assert [blocks.any_free(s, n) for s, n in ((0, 5), (0, 6), (7, 13), (8, 12), (8, 13),
+                                               (21, 9), (6, 0))] == [
+        False, True, True, False, True, False, False]
 
 
 def test_e01_reads_the_same_bytes(images: dict[str, Path], tmp_path: Path) -> None:

@@ -197,6 +197,27 @@ def test_damaged_header_is_an_error(volumes: dict[str, tuple[Path, HfsLayout]],
         unallocated_of(bad, tsk_view=img)
 
 
+@pytest.mark.parametrize("value", [
+    69_900,  # the bitmap "moved" to zeroed blocks
+    40,  # into the catalog (blocks 27-58)
+])
+def test_damage_tsk_accepts_is_refused(volumes: dict[str, tuple[Path, HfsLayout]],
+                                       tmp_path: Path, value: int) -> None:
+    """TSK opens these volumes and ``blkls`` answers; the bitmap it reads is not one.
+
+    TN1150 has the bitmap mark the header's and its own blocks used; where it does not,
+    the answer would be wrong (``blkls`` calls such a volume almost wholly free).
+    """
+    img, layout = volumes["hfsplus-1k-wide"]
+    bad = mutated(img, tmp_path / "bad.img", ALLOC_FORK + 16, ">I", value)
+    with open_image(bad) as image:
+        fs, fs_type = open_filesystem(image, 0)
+        with pytest.raises(IngestError, match=r"blocks .* free: its volume header or bitmap"):
+            filesystem_unallocated(image, 0, fs, fs_type)
+    freed = len(run("blkls", bad)) // int(fs.info.block_size)
+    assert freed > layout.total_blocks // 2
+
+
 def test_truncated_image_is_an_error(volumes: dict[str, tuple[Path, HfsLayout]],
                                      tmp_path: Path) -> None:
     img, layout = volumes["hfsplus-1k-wide"]

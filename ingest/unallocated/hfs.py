@@ -6,6 +6,11 @@ most significant bit first, 1 = in use; ``blkls`` (TSK's ``hfs_block_getflags``)
 same bits, so a clear bit is an unallocated block. Only a volume whose allocation file
 has more than eight extents keeps the rest in the extents-overflow B-tree; we do not walk
 that tree and say so rather than read a partial bitmap.
+
+TN1150 requires the bitmap to mark the volume header's block and the allocation,
+extents-overflow and catalog files' blocks in use. A bitmap that calls them free was read
+from the wrong place (a damaged block size or extent): ``blkls`` would call the whole
+volume free; we report the damage instead of a wrong answer.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from ingest.unallocated.runs import RunList
 HEADER_OFFSET = 1024
 _SIGNATURES = {b"H+": 4, b"HX": 5}
 _ALLOC_FORK = 112  # the allocation file's HFSPlusForkData in the volume header
+_STRUCTURE_FORKS = (("extents-overflow file", 192), ("catalog file", 272))
 _SLICE = 16 << 20  # bitmap bytes per read: 128 Mi blocks
 
 
@@ -87,4 +93,23 @@ def hfs_runs(image: EvidenceImage, base: int, fs: Any) -> RunList:
     if done < wanted:
         raise IngestError(f"HFS+ allocation file extents at byte {base} cover {done} of the "
                           f"{wanted} bitmap bytes")
+    _check_structure(runs, header, base, extents)
     return runs
+
+
+def _check_structure(runs: RunList, header: bytes, base: int,
+                     alloc_extents: list[tuple[int, int]]) -> None:
+    """Raise if the bitmap calls the volume's own structures free (see the module doc)."""
+    block_size, total_blocks = struct.unpack_from(">II", header, 40)
+    owned = [("volume header", HEADER_OFFSET // block_size, 1)]
+    owned += [("allocation file", start, count) for start, count in alloc_extents]
+    for name, fork in _STRUCTURE_FORKS:
+        for i in range(8):
+            start, count = struct.unpack_from(">II", header, fork + 16 + 8 * i)
+            if count:
+                owned.append((name, start, min(count, max(0, total_blocks - start))))
+    for name, start, count in owned:
+        if runs.any_free(start, count):
+            raise IngestError(f"the HFS+ allocation bitmap at byte {base} marks the {name}'s "
+                              f"blocks ({start}+{count}) free: its volume header or bitmap is "
+                              "damaged")
