@@ -254,3 +254,22 @@ def test_picture_in_freed_blocks_is_carved(tmp_path: Path) -> None:
     planned = next(e for e in ledger_entries(case) if e["action"] == "carve.planned")
     assert planned["details"]["mode"] == "pictures"
     assert sha256_file(img) == before
+
+
+def test_triage_records_an_unreadable_bitmap_and_goes_on(tmp_path: Path) -> None:
+    """An allocation file past eight extents: not carved, said in the ledger, files walked."""
+    img = tmp_path / "hfs-overflow.img"
+    build_hfs(img, [("kept.jpg", _jpeg(3))], [_jpeg(4)], total_blocks=1024)
+    with img.open("r+b") as fh:
+        fh.seek(ALLOC_FORK + 12)
+        fh.write(struct.pack(">I", 9))  # nine blocks, one in its extents
+    case = tmp_path / "case"
+    triage(img, case)
+    rows = export_jsonl(case)
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows if r["path"].endswith(".jpg")] == [
+        "kept.jpg"]
+    assert not [r for r in rows if (r["derivation"] or {}).get("method") == "carved"]
+    planned = next(e for e in ledger_entries(case) if e["action"] == "carve.planned")
+    (problem,) = planned["details"]["not_carved"]
+    assert problem["error"] == "UnallocatedUnsupportedError"
+    assert "extents-overflow" in problem["message"] and problem["location"]["fs_type"] == "hfs"
