@@ -29,6 +29,7 @@ from ingest.unallocated import (
     volume_slack,
     volume_unallocated,
 )
+from ingest.unallocated.runs import RunList
 from ingest.volumes import find_volumes
 from ingest.walk import open_filesystem
 
@@ -266,14 +267,20 @@ def test_no_partition_table_has_no_gaps(images: dict[str, Path]) -> None:
 def test_unsupported_filesystem_says_so(images: dict[str, Path]) -> None:
     with open_image(images["fat12"]) as image:
         fs, _ = open_filesystem(image, 0)
-        with pytest.raises(UnallocatedUnsupportedError, match="hfs"):
-            filesystem_unallocated(image, 0, fs, "hfs")
+        with pytest.raises(UnallocatedUnsupportedError, match="iso9660"):
+            filesystem_unallocated(image, 0, fs, "iso9660")
 
 
 def test_run_arithmetic() -> None:
     assert merge_runs([(10, 5), (0, 10), (30, 0), (14, 4)]) == [ByteRun(0, 18)]
     assert subtract_runs([ByteRun(0, 100)], [ByteRun(10, 10), ByteRun(90, 20)]) == [
         ByteRun(0, 10), ByteRun(20, 70)]
+    blocks = RunList()
+    blocks.add(5, 3)
+    blocks.add(20, 1)
+    assert [blocks.any_free(s, n) for s, n in ((0, 5), (0, 6), (7, 13), (8, 12), (8, 13),
+                                               (21, 9), (6, 0))] == [
+        False, True, True, False, True, False, False]
 
 
 def test_e01_reads_the_same_bytes(images: dict[str, Path], tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ length) so the carver can read it in large sequential reads (``iter_unallocated`
 pytsk3 does not expose ``tsk_fs_block_walk`` (``FS_Info`` opens files and directories,
 nothing else), and a per-block callback would cost minutes on a large disk anyway. So we
 read each filesystem's own allocation structures (the FAT, the exFAT and NTFS bitmaps,
-the ext block bitmaps) and turn them into runs with numpy; ``blkls`` is the oracle the
-tests hold every filesystem type to.
+the ext block bitmaps, the HFS+ allocation file) and turn them into runs with numpy;
+``blkls`` is the oracle the tests hold every filesystem type to.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ingest.errors import IngestError
 from ingest.image import EvidenceImage
 from ingest.unallocated.ext import ext_runs
 from ingest.unallocated.fat import exfat_runs, fat_runs
+from ingest.unallocated.hfs import HfsUnsupportedError, hfs_runs
 from ingest.unallocated.ntfs import ntfs_runs
 from ingest.unallocated.runs import (
     DEFAULT_CHUNK,
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 SUPPORTED_FS_TYPES: tuple[str, ...] = (
-    "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2", "ext3", "ext4",
+    "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2", "ext3", "ext4", "hfs",
 )
 
 
@@ -56,6 +57,11 @@ def _block_runs(image: EvidenceImage, offset: int, fs: Any, fs_type: str) -> Run
         return ntfs_runs(fs)
     if fs_type in ("ext2", "ext3", "ext4"):
         return ext_runs(image, offset, fs)
+    if fs_type == "hfs":  # TSK's name for HFS+ and HFSX
+        try:
+            return hfs_runs(image, offset, fs)
+        except HfsUnsupportedError as exc:
+            raise UnallocatedUnsupportedError(str(exc)) from exc
     raise UnallocatedUnsupportedError(
         f"unallocated space of a {fs_type} filesystem is not read yet (supported: "
         f"{', '.join(SUPPORTED_FS_TYPES)})"

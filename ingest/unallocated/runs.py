@@ -6,6 +6,7 @@ Bitmaps are turned into runs with numpy a slice at a time, so a terabyte volume'
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Literal, NamedTuple, Protocol
 
@@ -66,6 +67,11 @@ class RunList:
         ends = np.flatnonzero(edges == -1)
         for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
             self.add(first_block + start, end - start)
+
+    def any_free(self, start: int, count: int) -> bool:
+        """Whether any block of ``start`` .. ``start + count - 1`` lies in a run."""
+        i = bisect_right(self._starts, start + count - 1) - 1
+        return count > 0 and i >= 0 and self._ends[i] > start
 
     def to_bytes(self, base: int, block_size: int) -> list[ByteRun]:
         """The runs in image bytes, for blocks of ``block_size`` starting at ``base``."""
