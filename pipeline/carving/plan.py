@@ -125,7 +125,7 @@ def unallocated_spaces(db: CaseDatabase, image: EvidenceImage, evidence_id: str
                     evidence_id, volume.start, row["fs_type"]))
                 runs = subtract_runs(free, known)
                 excluded = sum(r.length for r in free) - sum(r.length for r in runs)
-        except Exception as exc:  # unsupported (HFS+, ISO …) or damaged allocation data
+        except Exception as exc:  # unsupported (ISO, APFS …) or damaged allocation data
             problems.append({"error": type(exc).__name__, "message": f"not carved: {exc}",
                              "location": location})
             continue
