@@ -117,6 +117,30 @@ def _open_container(path: str | Path) -> Any:
     return RemotePath(str(path)).open("rb") if is_url(str(path)) else open(path, "rb")
 
 
+def evidence_paths(image: Any) -> list[str]:
+    """Absolute paths of the container files; URLs of objects in a store as given: how
+    the ledger and the case name the evidence (``image``: an ``ingest.image.EvidenceImage``)."""
+    from ingest.remote.objects import RemotePath
+
+    return [str(p if isinstance(p, RemotePath) else Path(p).resolve()) for p in image.paths]
+
+
+def container_stat(paths: list[str]) -> list[dict[str, Any]]:
+    """Size and mtime of each container file (an object's size, ETag and version id): how a
+    resumed run recognises its evidence."""
+    from ingest.remote import is_url
+    from ingest.remote.objects import RemotePath
+
+    stats = []
+    for p in paths:
+        if is_url(p):
+            stats.append(RemotePath(p).info())
+            continue
+        st = Path(p).stat()
+        stats.append({"path": p, "size": st.st_size, "mtime_ns": str(st.st_mtime_ns)})
+    return stats
+
+
 def compare_hashes(computed: dict[str, Any], expected: dict[str, Any]) -> list[dict[str, Any]]:
     """Per algorithm stated in ``expected``: match, mismatch, or not computed."""
     rows: list[dict[str, Any]] = []

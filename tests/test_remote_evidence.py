@@ -347,3 +347,26 @@ def test_an_image_over_http_range_requests(sample_raw: Path) -> None:
     finally:
         server.shutdown()
     assert set(handler.methods) <= {"HEAD", "GET"} and "GET" in handler.methods
+
+
+def test_evidence_registered_and_verified_by_url(store: S3Server, sample_raw: Path,
+                                                 tmp_path: Path) -> None:
+    """The custody commands take the same URLs as triage: the split E01 in the store is
+    registered (its media hash equals the raw file's) and re-verified, without a write."""
+    case = tmp_path / "case"
+    env = store.env(tmp_path / "aws")
+    mark = store.mark()
+    exhibit("evidence", "register", case, URLS["e01"], "--exhibit-number", "S3-1",
+            "--description", "split E01 kept in the evidence store",
+            "--expect-sha256", sha256_file(sample_raw), env=env)
+    exhibit("evidence", "verify", case, env=env)
+    assert store.methods_since(mark) & WRITES == set()
+    entries = ledger_entries(case)
+    registered = next(e for e in entries if e["action"] == "evidence.registered")
+    acquisition = registered["details"]["acquisition"]
+    assert acquisition["paths"][0] == URLS["e01"] and len(acquisition["paths"]) > 1
+    assert acquisition["sha256"] == sha256_file(sample_raw)
+    assert acquisition["result"] == "match"
+    verified = next(e for e in entries if e["action"] == "evidence.verified")
+    assert verified["details"]["result"] == "same"
+    assert verified["details"]["paths"] == acquisition["paths"]

@@ -31,8 +31,15 @@ from chain_of_custody.keys import load_key_records, read_key_dir
 from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import merkle_root
 from chain_of_custody.verify import VerificationReport, verify_ledger
-from ingest.acquisition import compare_hashes, container_record, hash_image
+from ingest.acquisition import (
+    compare_hashes,
+    container_record,
+    container_stat,
+    evidence_paths,
+    hash_image,
+)
 from ingest.image import open_image
+from ingest.remote import is_url
 from pipeline.case.database import CaseDatabase, utc_now
 from pipeline.case.store import DB_NAME, KEYS_DIR, LEDGER_NAME, Case, read_head
 
@@ -103,7 +110,7 @@ def _is_me(case: Case, who: str | None) -> bool:
                       case.signer.fingerprint}
 
 
-def register_evidence(case: Case, images: list[Path], *, exhibit_number: str,
+def register_evidence(case: Case, images: list[Path | str], *, exhibit_number: str,
                       description: str, seal: str | None = None, authority: str | None = None,
                       seized_from: str | None = None, seized_at: str | None = None,
                       location: str | None = None, expected: dict[str, str] | None = None,
@@ -124,7 +131,7 @@ def register_evidence(case: Case, images: list[Path], *, exhibit_number: str,
         started = time.monotonic()
         computed = hash_image(image, progress=progress)
         seconds = time.monotonic() - started
-        paths = [str(Path(p).resolve()) for p in image.paths]
+        paths = evidence_paths(image)
         comparisons = (
             [dict(c, source="examiner") for c in compare_hashes(computed, expected or {})]
             + [dict(c, source="container") for c in compare_hashes(computed,
@@ -133,8 +140,7 @@ def register_evidence(case: Case, images: list[Path], *, exhibit_number: str,
         verified = all(c["status"] == "match" for c in comparisons)
         evidence_id = computed["sha256"]
         if case.db.evidence(evidence_id) is None:
-            stat = [{"path": p, "size": Path(p).stat().st_size,
-                     "mtime_ns": str(Path(p).stat().st_mtime_ns)} for p in paths]
+            stat = container_stat(paths)
             case.db.add_evidence({
                 "id": evidence_id, "format": image.format, "paths": json.dumps(paths),
                 "size": image.size, "md5": computed["md5"], "sha1": computed["sha1"],
@@ -292,7 +298,7 @@ def verify_evidence(case: Case, progress: Callable[[str, int, int], None] | None
             subject["exhibit_numbers"] = numbers
         recorded = {"md5": row["md5"], "sha1": row["sha1"], "sha256": row["sha256"]}
         try:
-            image = open_image([Path(p) for p in paths])
+            image = open_image([p if is_url(p) else Path(p) for p in paths])
             try:
                 started = time.monotonic()
                 report = None

@@ -30,6 +30,27 @@ EXIT_INTERRUPTED = 130  # Ctrl-C; the run can be resumed
 HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 
 
+def evidence_arguments(given: tuple[str, ...]) -> list[Path | str]:
+    """IMAGE arguments: local paths (``file://`` too) as paths, object-store URLs as given
+    (``click.Path`` would fold ``s3://b/k`` into ``s3:/b/k``)."""
+    from ingest.remote import is_url, local_path_of
+
+    return [p if is_url(p) else Path(local_path_of(p)) for p in given]
+
+
+def expected_hashes(md5: str | None, sha1: str | None, sha256: str | None) -> dict[str, str]:
+    """The ``--expect-*`` digests, normalised; a malformed one stops the command (exit 2)."""
+    expected: dict[str, str] = {}
+    for algo, value in (("md5", md5), ("sha1", sha1), ("sha256", sha256)):
+        if value is None:
+            continue
+        value = value.strip().lower()
+        if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
+            fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
+        expected[algo] = value
+    return expected
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Say what went wrong on stderr, in one line, and exit with ``code``."""
     click.echo(f"exhibit: error: {message}", err=True)

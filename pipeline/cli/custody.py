@@ -29,7 +29,8 @@ from pipeline.cli.common import (
     EXIT_EVIDENCE,
     EXIT_MISMATCH,
     EXIT_USAGE,
-    HEX_LENGTHS,
+    evidence_arguments,
+    expected_hashes,
     fail,
 )
 
@@ -131,7 +132,7 @@ def evidence() -> None:
 
 @evidence.command("register")
 @_case_argument
-@click.argument("image", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("image", nargs=-1, required=True)
 @click.option("--exhibit-number", required=True, help="The exhibit's label, unique in the case.")
 @click.option("--description", required=True, help="What the item is (make, model, serial…).")
 @click.option("--seal", help="Seal or bag number(s).")
@@ -145,27 +146,20 @@ def evidence() -> None:
 @_examiner_option
 @click.option("--create-key", is_flag=True, help="Create the examiner key (named --examiner)"
               " if it does not exist yet.")
-def evidence_register(case_dir: Path, image: tuple[Path, ...], exhibit_number: str,
+def evidence_register(case_dir: Path, image: tuple[str, ...], exhibit_number: str,
                       description: str, seal: str | None, authority: str | None,
                       seized_from: str | None, seized_at: str | None, location: str | None,
                       expect_md5: str | None, expect_sha1: str | None,
                       expect_sha256: str | None, examiner: str | None,
                       create_key: bool) -> None:
-    """Register IMAGE as exhibit --exhibit-number of CASE (created if new); hashes it."""
+    """Register IMAGE (a path or an object-store URL, as for triage) as exhibit
+    --exhibit-number of CASE (created if new); hashes it."""
     from pipeline.case.custody import register_evidence
 
-    expected: dict[str, str] = {}
-    for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
-        if value is not None:
-            value = value.strip().lower()
-            if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef"
-                                                       for c in value):
-                fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest",
-                      EXIT_USAGE)
-            expected[algo] = value
+    expected = expected_hashes(expect_md5, expect_sha1, expect_sha256)
     with _open_case(case_dir, examiner, create=True, create_key=create_key) as case:
         done = register_evidence(
-            case, list(image), exhibit_number=exhibit_number, description=description,
+            case, evidence_arguments(image), exhibit_number=exhibit_number, description=description,
             seal=seal, authority=authority, seized_from=seized_from, seized_at=seized_at,
             location=location, expected=expected)
     acq = done["acquisition"]

@@ -17,7 +17,6 @@ from rich.text import Text
 from chain_of_custody.errors import LedgerError
 from ingest.derive import Limits
 from ingest.errors import IngestError
-from ingest.remote import is_url, local_path_of
 from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
@@ -26,7 +25,8 @@ from pipeline.cli.common import (
     EXIT_NO_SPACE,
     EXIT_NOTHING_EXAMINED,
     EXIT_USAGE,
-    HEX_LENGTHS,
+    evidence_arguments,
+    expected_hashes,
     fail,
 )
 
@@ -161,17 +161,10 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
     except NoExaminerKeyError as exc:
         fail(str(exc), EXIT_USAGE)
 
-    expected: dict[str, str] = {}
-    for algo, value in (("md5", expect_md5), ("sha1", expect_sha1), ("sha256", expect_sha256)):
-        if value is None:
-            continue
-        value = value.strip().lower()
-        if len(value) != HEX_LENGTHS[algo] or any(c not in "0123456789abcdef" for c in value):
-            fail(f"--expect-{algo} is not a {HEX_LENGTHS[algo]}-digit hex digest", EXIT_USAGE)
-        expected[algo] = value
+    expected = expected_hashes(expect_md5, expect_sha1, expect_sha256)
     analyzers = analyzer_list.split(",") if analyzer_list else None
     options = TriageOptions(
-        images=[p if is_url(p) else Path(local_path_of(p)) for p in image],
+        images=evidence_arguments(image),
         case_dir=case_dir, examiner=examiner, hashsets=list(hashsets),
         workers=workers, scheduler=scheduler, expected_hashes=expected,
         allow_hash_mismatch=allow_hash_mismatch,

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from ingest.acquisition import compare_hashes, container_record, hash_image
+from ingest.acquisition import (
+    compare_hashes,
+    container_record,
+    container_stat,
+    evidence_paths,
+    hash_image,
+)
 from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
 from ingest.image import EvidenceImage
 from ingest.remote import is_url
-from ingest.remote.objects import RemotePath
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
 from pipeline.run.progress import Reporter
@@ -23,24 +27,6 @@ from pipeline.run.progress import Reporter
 
 class HashMismatchError(Exception):
     """Computed acquisition hashes differ from what was stated or stored."""
-
-
-def evidence_paths(image: EvidenceImage) -> list[str]:
-    """Absolute paths of the container files; URLs of objects in a store as given."""
-    return [str(p if isinstance(p, RemotePath) else Path(p).resolve()) for p in image.paths]
-
-
-def container_stat(paths: list[str]) -> list[dict[str, Any]]:
-    """Size and mtime of each container file (an object's size, ETag and version id): how a
-    resumed run recognises its evidence."""
-    stats = []
-    for p in paths:
-        if is_url(p):
-            stats.append(RemotePath(p).info())
-            continue
-        st = Path(p).stat()
-        stats.append({"path": p, "size": st.st_size, "mtime_ns": str(st.st_mtime_ns)})
-    return stats
 
 
 def register(case: Case, image: EvidenceImage, expected: dict[str, str],
