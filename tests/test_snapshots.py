@@ -10,6 +10,7 @@ itself is anchored to what was written.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import struct
 import subprocess
@@ -332,3 +333,27 @@ def test_report_shows_what_only_snapshots_hold(shadow_case: Path,
         page.click("header nav [data-tab=files]")
         page.check("#filter-snaponly")
         assert sorted(visible_rows(page)) == only
+
+
+def test_csv_and_bodyfile_tell_snapshot_rows_from_live_ones(shadow_case: Path) -> None:
+    """The same path in the live volume and in a store are two entries in every export:
+    CSV has the store in its ``snapshot`` column, the body file after the name."""
+    rows = export_jsonl(shadow_case)
+    out = shadow_case / "rows.csv"
+    exhibit("export", shadow_case, "--format", "csv", "-o", out)
+    with out.open(encoding="utf-8", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == len(rows)
+    for row, line in zip(rows, table, strict=True):
+        snap = row["snapshot"]
+        assert line["path"] == row["path"]
+        assert line["snapshot"] == ("" if snap is None else
+                                    f"{snap['index']}:{snap['id']}:{snap['created']}")
+    body = shadow_case / "rows.body"
+    exhibit("export", shadow_case, "--format", "bodyfile", "-o", body)
+    names = [line.split("|")[1] for line in body.read_text(encoding="utf-8",
+                                                          errors="surrogateescape").splitlines()]
+    gone = [n for n in names if n.startswith("/gone.jpg")]
+    assert gone == ["/gone.jpg (shadow copy 0)"]
+    notes = sorted(n for n in names if n.startswith("/note.txt"))
+    assert notes == ["/note.txt", "/note.txt (shadow copy 0)", "/note.txt (shadow copy 1)"]

@@ -46,7 +46,7 @@ EXIF_KEYS = (
 
 COLUMNS = (
     "evidence_sha256", "volume_index", "volume_offset", "fs_type", "inode", "path", "stream",
-    "derived_from", "derivation",
+    "snapshot", "derived_from", "derivation",
     "name", "size", "kind", "allocated", "mtime", "atime", "ctime", "crtime", "mode", "uid",
     "gid", "md5", "sha1", "sha256", "mime", "magic", "extension_mismatch", "exif", "phash",
     "dhash", "pdq", "pdq_quality", "video", "vpdq", "matches", "errors",
@@ -197,6 +197,9 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
                                    else "")
                 + (f"@{value['offset']}+{value['length']}" if value.get("offset") is not None
                    else ""))
+        elif key == "snapshot":  # a volume shadow copy's entry: store index, id, created
+            flat[key] = None if value is None else (
+                f"{value['index']}:{value['id']}:{value.get('created') or ''}")
         elif key == "errors":
             flat[key] = ";".join(f"{e['stage']}/{e['analyzer'] or '-'}: {e['message']}"
                                  for e in value)
@@ -306,14 +309,17 @@ def write_bodyfile(db: CaseDatabase, out: IO[str]) -> int:
     count = 0
     for row in db.conn.execute(
         "SELECT f.path, f.stream, f.inode, f.kind, f.mode, f.uid, f.gid, f.size, f.allocated,"
-        " f.meta_allocated, f.atime, f.mtime, f.ctime, f.crtime, r.md5"
+        " f.meta_allocated, f.atime, f.mtime, f.ctime, f.crtime, f.snapshot, r.md5"
         f" FROM files f LEFT JOIN results r ON r.file_id = f.id ORDER BY {ENTRY_ORDER}"
     ):
         times = [row["atime"], row["mtime"], row["ctime"], row["crtime"]]
         meta_allocated = None if row["meta_allocated"] is None else bool(row["meta_allocated"])
+        name = body_name(row["path"], row["stream"], bool(row["allocated"]), meta_allocated)
+        if row["snapshot"]:  # the same path in a shadow copy is another entry: say which
+            name += f" (shadow copy {json.loads(row['snapshot'])['index']})"
         fields = [
             row["md5"] or "0",
-            body_name(row["path"], row["stream"], bool(row["allocated"]), meta_allocated),
+            name,
             str(row["inode"]),
             body_mode(row["kind"], row["mode"], row["path"], any(times)),
             str(row["uid"] or 0), str(row["gid"] or 0), str(max(0, row["size"])),
