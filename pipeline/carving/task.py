@@ -19,6 +19,7 @@ from ingest.carve import VERSION, CarveHit, Carver, RunView, ViewStream, kinds_f
 from ingest.content import reader_for
 from ingest.derive import Child, LimitExceeded
 from ingest.location import Derivation, FileEntry
+from ingest.remote.objects import RemoteError
 from pipeline.run.expand import Context, Node, Tap, expand_member
 
 METHOD = "carved"
@@ -47,6 +48,7 @@ def carve_range(task: Any, analyzers: list[Analyzer], versions: dict[str, str],
     errors: list[dict[str, Any]] = []
     children: list[dict[str, Any]] = []
     findings: dict[str, Any] = {}
+    image = None
     try:
         image = reader_for(task.spec).image
         view = RunView(image, spec["runs"])
@@ -75,10 +77,15 @@ def carve_range(task: Any, analyzers: list[Analyzer], versions: dict[str, str],
             errors.append({"stage": "carve", "analyzer": METHOD, "version": VERSION,
                            "error": "LimitExceeded", "limit": "carve-walk-bytes",
                            "message": carver.summary.limit, "traceback": None})
+    except RemoteError:  # not the evidence but its store failed: the run stops, resumable
+        raise
     except Exception as exc:  # the range could not be read: an error record, the run goes on
         errors.append({"stage": "read", "analyzer": METHOD, "version": VERSION,
                        "error": type(exc).__name__, "message": str(exc) or type(exc).__name__,
                        "traceback": "".join(traceback.format_exception(exc))})
+    if image is not None and image.remote_failure is not None:  # inside a carved find: as above
+        failure, image.remote_failure = image.remote_failure, None
+        raise failure
     for child_record in children:
         blobs = detach(child_record["record"]["findings"])
         if blobs:
