@@ -340,21 +340,10 @@ def test_mutated_shadow_copies(harness: FuzzHarness, workdir: Path) -> None:
     planned = [VdiskMutation(base.name, truncate=(base.top.name, cut), labels=[f"cut to {cut}"])
                for cut in (base.top.stat().st_size - (1 << 20), 8 << 20)]
 
-    @fuzz_settings(VSS_CASES)
-    @given(rng=st.randoms(use_true_random=False))
-    def draw(rng: random.Random) -> None:
-        planned.append(plan_vdisk_mutation(rng, base))
-
-    draw()
-    statuses = []
-    for i, mutation in enumerate(planned):
-        directory = workdir / f"vss-{i:03d}"
-        top = mutation.apply(base, directory / "evidence")
-        outcome = harness.run_inprocess(top, directory / "case", mutation.describe(), baseline)
-        _check(outcome)
-        # The live volume is never lost to a broken shadow copy: its files stay readable
-        # unless the mutation hit NTFS itself (the header shares its boot sector's block).
-        statuses.append((outcome.status, outcome.walk_notes))
+    # The live volume is never lost to a broken shadow copy: its files stay readable
+    # unless the mutation hit NTFS itself (the header shares its boot sector's block).
+    outcomes = _mutated_runs(harness, base, planned, VSS_CASES, workdir, baseline)
+    statuses = [(o.status, o.walk_notes) for o in outcomes]
     assert len(statuses) == VSS_CASES + 2
     assert any(notes for _, notes in statuses)  # some stores refused, and recorded
 
@@ -368,19 +357,7 @@ def test_mutated_apfs_containers(harness: FuzzHarness, workdir: Path) -> None:
     assert outcome.status == "ok" and outcome.walk_notes == 0, outcome
     planned = [VdiskMutation(base.name, truncate=(base.top.name, 1 << 20), labels=["cut"])]
 
-    @fuzz_settings(APFS_CASES)
-    @given(rng=st.randoms(use_true_random=False))
-    def draw(rng: random.Random) -> None:
-        planned.append(plan_vdisk_mutation(rng, base))
-
-    draw()
-    seen = []
-    for i, mutation in enumerate(planned):
-        directory = workdir / f"apfs-{i:03d}"
-        top = mutation.apply(base, directory / "evidence")
-        outcome = harness.run_inprocess(top, directory / "case", mutation.describe())
-        _check(outcome)
-        seen.append(outcome.status)
+    seen = [o.status for o in _mutated_runs(harness, base, planned, APFS_CASES, workdir)]
     assert len(seen) == APFS_CASES + 1
 
 
@@ -393,18 +370,28 @@ def test_mutated_lvm_volume_groups(harness: FuzzHarness, workdir: Path) -> None:
     assert outcome.status == "ok" and outcome.files > 10 and outcome.walk_notes == 0, outcome
     planned = [VdiskMutation(base.name, truncate=(base.top.name, 6 << 20), labels=["cut"])]
 
-    @fuzz_settings(LVM_CASES)
+    outcomes = _mutated_runs(harness, base, planned, LVM_CASES, workdir)
+    noted = sum(o.walk_notes + o.read_errors for o in outcomes)
+    assert len(outcomes) == LVM_CASES + 1
+    assert noted > 0  # damage was met and recorded, not silently absorbed
+
+
+def _mutated_runs(harness: FuzzHarness, base: VdiskBase, planned: list[VdiskMutation],
+                  cases: int, workdir: Path,
+                  baseline: set[tuple[str, str]] | None = None) -> list[CaseOutcome]:
+    """``planned`` plus ``cases`` drawn mutations of ``base``, each triaged and checked."""
+
+    @fuzz_settings(cases)
     @given(rng=st.randoms(use_true_random=False))
     def draw(rng: random.Random) -> None:
         planned.append(plan_vdisk_mutation(rng, base))
 
     draw()
-    noted = 0
+    outcomes = []
     for i, mutation in enumerate(planned):
-        directory = workdir / f"lvm-{i:03d}"
+        directory = workdir / f"{base.name}-{i:03d}"
         top = mutation.apply(base, directory / "evidence")
-        outcome = harness.run_inprocess(top, directory / "case", mutation.describe())
+        outcome = harness.run_inprocess(top, directory / "case", mutation.describe(), baseline)
         _check(outcome)
-        noted += outcome.walk_notes + outcome.read_errors
-    assert len(planned) == LVM_CASES + 1
-    assert noted > 0  # damage was met and recorded, not silently absorbed
+        outcomes.append(outcome)
+    return outcomes

@@ -17,6 +17,7 @@ from rich.text import Text
 from chain_of_custody.errors import LedgerError
 from ingest.derive import Limits
 from ingest.errors import IngestError
+from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from pipeline.cli.common import (
     EXIT_CASE,
     EXIT_EVIDENCE,
@@ -111,10 +112,10 @@ def is_disk_full(exc: BaseException) -> bool:
 @click.option("--snapshots", type=click.Choice(["all", "none"]), default="all",
               show_default=True, help="Walk and analyse every volume shadow copy of each NTFS"
               " volume as its own snapshot (none: the live volumes only).")
-@click.option("--volume-password", envvar="EXHIBIT_VOLUME_PASSWORD", metavar="TEXT",
+@click.option("--volume-password", envvar=PASSWORD_ENV, metavar="TEXT",
               help="Password of encrypted APFS or BitLocker volumes (or the EXHIBIT_VOLUME_PASSWORD"
               " environment variable); never recorded, only that one was given.")
-@click.option("--recovery-key", envvar="EXHIBIT_RECOVERY_KEY", metavar="TEXT",
+@click.option("--recovery-key", envvar=RECOVERY_KEY_ENV, metavar="TEXT",
               help="Recovery key (APFS) or recovery password (BitLocker) of encrypted"
               " volumes (or EXHIBIT_RECOVERY_KEY).")
 @click.option("--no-progress", is_flag=True, help="Do not draw progress bars.")
@@ -176,8 +177,7 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
         carve=carve, carve_range_bytes=carve_range_mb << 20,
         settings=parse_settings(settings, analyzers),
     )
-    for name, value in (("EXHIBIT_VOLUME_PASSWORD", volume_password),
-                        ("EXHIBIT_RECOVERY_KEY", recovery_key)):
+    for name, value in ((PASSWORD_ENV, volume_password), (RECOVERY_KEY_ENV, recovery_key)):
         if value:  # the walk's child and the local workers inherit it (ingest/layers/apfs.py)
             os.environ[name] = value
     try:

@@ -36,6 +36,7 @@ from typing import Any
 from ingest.derive import Limits
 from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
+from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.remote.objects import RemoteError
 from pipeline.carving import plan as carving
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
@@ -151,8 +152,7 @@ class Triage:
             "batch_files": opts.batch_files,
             "snapshots": "all" if opts.snapshots else "none",
             "volume_keys_given": sorted(  # that a key was given, never the key
-                k for k in ("EXHIBIT_VOLUME_PASSWORD", "EXHIBIT_RECOVERY_KEY")
-                if os.environ.get(k)),
+                k for k in (PASSWORD_ENV, RECOVERY_KEY_ENV) if os.environ.get(k)),
             "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
