@@ -9,6 +9,7 @@ same three digests updated one after another in one thread.
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -18,6 +19,10 @@ from typing import Any, Protocol
 
 ALGORITHMS: tuple[str, ...] = ("md5", "sha1", "sha256")
 DEFAULT_CHUNK = 8 << 20
+
+
+class HashCancelled(Exception):
+    """The acquisition hash was stopped before the end of the media (no digest exists)."""
 
 
 class _Readable(Protocol):
@@ -31,8 +36,12 @@ def hash_image(
     progress: Callable[[int], None] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     read_ahead: int = 4,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """{"md5", "sha1", "sha256", "size"} of the image's media data."""
+    """{"md5", "sha1", "sha256", "size"} of the image's media data.
+
+    ``cancel``: set from another thread to stop early (raises :class:`HashCancelled`); the
+    hash runs beside the analysis, which may be interrupted first."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     digests = {name: hashlib.new(name) for name in ALGORITHMS}
@@ -43,6 +52,8 @@ def hash_image(
         offset = 0
         try:
             while offset < image.size and not stop.is_set():
+                if cancel is not None and cancel.is_set():
+                    raise HashCancelled(f"stopped at byte {offset} of {image.size}")
                 data = image.read_at(offset, min(chunk_size, image.size - offset))
                 if not data:
                     raise OSError(f"image ended early at byte {offset} of {image.size}")
@@ -123,6 +134,18 @@ def evidence_paths(image: Any) -> list[str]:
     from ingest.remote.objects import RemotePath
 
     return [str(p if isinstance(p, RemotePath) else Path(p).resolve()) for p in image.paths]
+
+
+def evidence_id_for(fmt: str, paths: list[str]) -> str:
+    """The case's name for the evidence, known before its media hash: ``ev-`` and 24 hex
+    digits of the SHA-256 of its format and container paths.
+
+    The acquisition hash runs beside the analysis, so every record must name the evidence
+    before that hash exists; the paths are what the examiner gave, and the media hashes
+    are recorded against this name (``acquisition.hashed``) when they are known.
+    """
+    named = json.dumps([fmt, list(paths)], ensure_ascii=False, separators=(",", ":"))
+    return "ev-" + hashlib.sha256(named.encode("utf-8")).hexdigest()[:24]
 
 
 def container_stat(paths: list[str]) -> list[dict[str, Any]]:

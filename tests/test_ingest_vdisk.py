@@ -313,12 +313,12 @@ def test_triage_of_a_chain_reads_only_and_resumes(qcow_chain: tuple[Path, Path],
     triage(child, case)
     entries = ledger_entries(case)
     registered = next(e for e in entries if e["action"] == "evidence.registered")
-    details = registered["details"]
-    assert details["format"] == "qcow"
+    assert registered["details"]["format"] == "qcow"
+    hashed = next(e for e in entries if e["action"] == "acquisition.hashed")
+    details = hashed["details"]  # the container files are hashed with the media
     assert "virtual disk's media bytes" in details["hashed_over"]
     assert [(Path(f["path"]).name, f["sha256"]) for f in details["container_files"]] == [
         (p.name, before[p]) for p in files]
-    hashed = next(e for e in entries if e["action"] == "acquisition.hashed")
     assert hashed["details"]["sha256"] == sha256_file(vd.to_raw(child, tmp_path / "o.raw"))
     assert {p: sha256_file(p) for p in files} == before
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes

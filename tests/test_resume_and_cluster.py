@@ -62,7 +62,7 @@ def _batches_done(case: Path, action: str = "batch.analysed") -> int:
 
 # Where to kill: before the walk is recorded, right after planning, and at 20 points in
 # the analysis drawn once from a fixed seed (the reference run has 60 batches).
-KILL_POINTS = [("acquisition.hashed", 1), ("batches.planned", 1)] + [
+KILL_POINTS = [("acquisition.started", 1), ("acquisition.hashed", 1), ("batches.planned", 1)] + [
     ("batch.analysed", n) for n in sorted(random.Random(20261128).sample(range(1, 56), 20))]
 
 

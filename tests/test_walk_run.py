@@ -76,7 +76,7 @@ def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
 
     db = CaseDatabase(path)
     try:
-        assert db.info("schema_version") == str(SCHEMA_VERSION) == "4"
+        assert db.info("schema_version") == str(SCHEMA_VERSION) == "5"
         rows = [dict(r) for r in db.volumes(EVIDENCE_ID)]
         assert rows == [{"evidence_id": EVIDENCE_ID, "idx": 2, "offset": 1048576,
                          "length": 4096, "description": "FAT32", "allocated": 1,
@@ -88,3 +88,41 @@ def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
     finally:
         db.close()
     CaseDatabase(path).close()  # opening a migrated case again changes nothing
+
+
+def test_schema4_evidence_takes_a_hash_not_yet_known(tmp_path: Path) -> None:
+    """Schema 4 -> 5: the evidence table's hash columns accept NULL (the hash runs beside
+    the analysis); the rows and the volumes referring to them are unchanged."""
+    path = tmp_path / "case.sqlite"
+    db = CaseDatabase(path)
+    row = {"id": EVIDENCE_ID, "format": "raw", "paths": "[]", "size": 1, "md5": "m",
+           "sha1": "s", "sha256": "x", "stored_hashes": "{}", "expected_hashes": "{}",
+           "verification": "[]", "verified": 1, "container_stat": "{}",
+           "registered_at": "2024-01-01T00:00:00Z"}
+    db.add_evidence(row)
+    db.add_volume({"evidence_id": EVIDENCE_ID, "idx": 0, "offset": 0, "length": 1,
+                   "description": "d", "allocated": 1, "fs_type": None, "status": "walked",
+                   "detail": "{}", "fs_slot": 0})
+    db.close()
+    conn = sqlite3.connect(path)  # the schema-4 table: every hash column NOT NULL
+    conn.executescript(
+        "PRAGMA foreign_keys=OFF;"
+        " CREATE TABLE e4 (id TEXT PRIMARY KEY, format TEXT NOT NULL, paths TEXT NOT NULL,"
+        " size INTEGER NOT NULL, md5 TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL,"
+        " stored_hashes TEXT NOT NULL, expected_hashes TEXT NOT NULL,"
+        " verification TEXT NOT NULL, verified INTEGER NOT NULL, container_stat TEXT NOT NULL,"
+        " registered_at TEXT NOT NULL, walk_complete INTEGER NOT NULL DEFAULT 0,"
+        " partition_table TEXT);"
+        " INSERT INTO e4 SELECT * FROM evidence; DROP TABLE evidence;"
+        " ALTER TABLE e4 RENAME TO evidence;"
+        " UPDATE case_info SET value = '4' WHERE key = 'schema_version';")
+    conn.close()
+    db = CaseDatabase(path)
+    try:
+        assert db.info("schema_version") == "5"
+        assert {k: db.evidence(EVIDENCE_ID)[k] for k in row} == row
+        db.add_evidence(dict(row, id="ev-new", md5=None, sha1=None, sha256=None, verified=None))
+        assert db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert [r["evidence_id"] for r in db.volumes(EVIDENCE_ID)] == [EVIDENCE_ID]
+    finally:
+        db.close()

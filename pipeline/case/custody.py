@@ -35,6 +35,7 @@ from ingest.acquisition import (
     compare_hashes,
     container_record,
     container_stat,
+    evidence_id_for,
     evidence_paths,
     hash_image,
 )
@@ -138,8 +139,9 @@ def register_evidence(case: Case, images: list[Path | str], *, exhibit_number: s
                                                                    image.stored_hashes)]
         )
         verified = all(c["status"] == "match" for c in comparisons)
-        evidence_id = computed["sha256"]
-        if case.db.evidence(evidence_id) is None:
+        evidence_id = evidence_id_for(image.format, paths)
+        known = case.db.evidence(evidence_id)
+        if known is None:
             stat = container_stat(paths)
             case.db.add_evidence({
                 "id": evidence_id, "format": image.format, "paths": json.dumps(paths),
@@ -149,6 +151,12 @@ def register_evidence(case: Case, images: list[Path | str], *, exhibit_number: s
                 "verification": json.dumps(comparisons), "verified": int(verified),
                 "container_stat": json.dumps(stat), "registered_at": utc_now(),
             })
+        elif not known["sha256"]:  # a triage registered it; its hash did not finish
+            case.db.conn.execute(
+                "UPDATE evidence SET md5 = ?, sha1 = ?, sha256 = ?, verification = ?,"
+                " verified = ?, container_stat = ? WHERE id = ?",
+                (computed["md5"], computed["sha1"], computed["sha256"], json.dumps(comparisons),
+                 int(verified), json.dumps(container_stat(paths)), evidence_id))
         acquisition = {
             "format": image.format, "paths": paths, "size": image.size,
             "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],

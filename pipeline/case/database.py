@@ -21,13 +21,18 @@ from ingest.location import EvidenceLocation, FileEntry, Snapshot
 from pipeline.case.schema import (
     ADDED_COLUMNS,
     CARVE_SCHEMA,
+    EVIDENCE_TABLE,
     SCHEMA,
     SCHEMA_VERSION,
     VIDEO_SCHEMA,
     VOLUMES_TABLE,
 )
 
-__all__ = ["SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key", "utc_now"]
+# A file row's media SHA-256 (evidence is named before its hash: ``evidence_id_for``).
+EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS evidence_sha256"
+
+__all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key",
+           "utc_now"]
 
 
 def utc_now() -> str:
@@ -94,6 +99,9 @@ class CaseDatabase:
         """Add the columns a case made by an older exhibit lacks; re-key ``volumes``."""
         if "fs_slot" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(volumes)")}:
             self._rekey_volumes()
+        if any(r["name"] == "sha256" and r["notnull"]
+               for r in self.conn.execute("PRAGMA table_info(evidence)")):
+            self._relax_evidence()
         for table, column, decl in ADDED_COLUMNS:
             have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -118,6 +126,24 @@ class CaseDatabase:
                 " fs_type, status, detail, fs_slot) SELECT evidence_id, idx, offset, length,"
                 " description, allocated, fs_type, status, detail, 0 FROM volumes_schema2")
             self.conn.execute("DROP TABLE volumes_schema2")
+
+    def _relax_evidence(self) -> None:
+        """Schema 4 -> 5: evidence is registered before its hash is known, so the hash
+        columns take NULL. The rows move unchanged to the new table; references to
+        ``evidence`` are by name, so foreign keys are off while the table is replaced."""
+        self.conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with self.atomic():
+                self.conn.execute(EVIDENCE_TABLE.replace("TABLE IF NOT EXISTS evidence",
+                                                         "TABLE evidence_schema5", 1))
+                cols = ", ".join(r["name"] for r in
+                                 self.conn.execute("PRAGMA table_info(evidence)"))
+                self.conn.execute(f"INSERT INTO evidence_schema5 ({cols}) SELECT {cols}"
+                                  " FROM evidence")
+                self.conn.execute("DROP TABLE evidence")
+                self.conn.execute("ALTER TABLE evidence_schema5 RENAME TO evidence")
+        finally:
+            self.conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         self.conn.close()

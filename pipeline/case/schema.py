@@ -5,9 +5,27 @@ place: the core tables, the feature tables a case of any age gets on open (video
 carve ranges), and the columns added since schema 1.
 """
 
-SCHEMA_VERSION = 4  # 2: PDQ columns, known entries, near matches, media groups
+SCHEMA_VERSION = 5  # 2: PDQ columns, known entries, near matches, media groups
 #                    3: volumes keyed by (evidence, index, fs_slot): several filesystems
 #                    4: derived entries (files.parent_id, files.derivation)
+#                    5: evidence named before its hash (hash columns NULL until known)
+
+EVIDENCE_TABLE = """
+CREATE TABLE IF NOT EXISTS evidence (
+    id TEXT PRIMARY KEY,                 -- ev- + hash of format and paths (schema < 5: SHA-256)
+    format TEXT NOT NULL,
+    paths TEXT NOT NULL,                 -- JSON list of the container's files
+    size INTEGER NOT NULL,
+    md5 TEXT, sha1 TEXT, sha256 TEXT,    -- the media's; NULL while the hash still runs
+    stored_hashes TEXT NOT NULL,         -- JSON: hashes the container itself records (E01)
+    expected_hashes TEXT NOT NULL,       -- JSON: hashes the examiner stated
+    verification TEXT NOT NULL,          -- JSON list of comparisons
+    verified INTEGER,                    -- 1 when every comparison matched; NULL: not yet
+    container_stat TEXT NOT NULL,        -- JSON: size and mtime of each container file
+    registered_at TEXT NOT NULL,
+    walk_complete INTEGER NOT NULL DEFAULT 0,
+    partition_table TEXT
+);"""
 
 VOLUMES_TABLE = """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -29,21 +47,7 @@ CREATE TABLE IF NOT EXISTS case_info (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS evidence (
-    id TEXT PRIMARY KEY,                 -- SHA-256 of the media data
-    format TEXT NOT NULL,
-    paths TEXT NOT NULL,                 -- JSON list of the container's files
-    size INTEGER NOT NULL,
-    md5 TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL,
-    stored_hashes TEXT NOT NULL,         -- JSON: hashes the container itself records (E01)
-    expected_hashes TEXT NOT NULL,       -- JSON: hashes the examiner stated
-    verification TEXT NOT NULL,          -- JSON list of comparisons
-    verified INTEGER NOT NULL,           -- 1 when every comparison matched
-    container_stat TEXT NOT NULL,        -- JSON: size and mtime of each container file
-    registered_at TEXT NOT NULL,
-    walk_complete INTEGER NOT NULL DEFAULT 0,
-    partition_table TEXT
-);
+""" + EVIDENCE_TABLE + """
 """ + VOLUMES_TABLE + """
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,

@@ -12,8 +12,10 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     """The counts an examiner reads first (also the ``triage.completed`` details)."""
     q = (evidence_id,)
     volumes = db.volumes(evidence_id)
+    evidence = db.evidence(evidence_id)
     return {
         "evidence_id": evidence_id,
+        "evidence_sha256": evidence["sha256"] if evidence is not None else None,
         "volumes": len({v["idx"] for v in volumes}),
         "filesystems": sorted({v["fs_type"] for v in volumes if v["fs_type"]}),
         "filesystems_walked": sum(1 for v in volumes if v["status"] == "walked"),

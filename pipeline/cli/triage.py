@@ -260,8 +260,11 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
         rows.append(("NOTHING EXAMINED", Text(empty["statement"].removeprefix(
             "Nothing examined: "), style="bold red")))
     rows += [
-        ("evidence (SHA-256)", summary["evidence_id"]),
-        ("acquisition hashes", "verified" if verified else "NOT VERIFIED (mismatch allowed)"),
+        ("evidence", summary["evidence_id"]),
+        ("media SHA-256", summary["evidence_sha256"] or "not finished (interrupted)"),
+        ("acquisition hashes", "verified" if verified else
+         "not compared (interrupted)" if not summary["evidence_sha256"] else
+         "NOT VERIFIED (mismatch allowed)"),
         ("volumes", str(summary["volumes"])),
         ("filesystems", f"{summary['filesystems_walked']} walked: "
                         f"{', '.join(summary['filesystems']) or '-'}"),

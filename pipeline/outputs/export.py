@@ -32,7 +32,7 @@ from typing import IO, Any
 from xml.sax.saxutils import escape as xml_escape
 
 from ingest.location import encode_name
-from pipeline.case.database import ENTRY_ORDER, CaseDatabase
+from pipeline.case.database import ENTRY_ORDER, EVIDENCE_SHA256_SQL, CaseDatabase
 from pipeline.outputs import video_export
 from pipeline.versions import TOOL_NAME, library_versions, tool_version
 
@@ -94,7 +94,8 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "message": row["message"],
         })
     query = (
-        "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
+        "SELECT f.*, " + EVIDENCE_SHA256_SQL + ","
+        " r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
         " r.phash, r.dhash, " + PDQ_COLUMNS + ", " + video_export.VIDEO_SQL + ","
         " p.path AS parent_path, t.path AS twin_path FROM files f"
         " LEFT JOIN results r ON r.file_id = coalesce(f.same_as, f.id)"
@@ -105,7 +106,7 @@ def iter_records(db: CaseDatabase) -> Iterator[dict[str, Any]]:
         exif = json.loads(row["exif"]) if row["exif"] else None
         video, vpdq = video_export.video_view(row["video"])
         yield {
-            "evidence_sha256": row["evidence_id"],
+            "evidence_sha256": row["evidence_sha256"],
             "volume_index": row["volume_index"],
             "volume_offset": row["volume_offset"],
             "fs_type": row["fs_type"],
@@ -456,8 +457,9 @@ def _dfxml_files(db: CaseDatabase, out: IO[str], evidence_id: str, volume: Any,
 def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     """Every analysed file whose EXIF holds a GPS position, in walk order; then videos."""
     for row in db.conn.execute(
-        "SELECT f.id, f.evidence_id, f.volume_index, f.volume_offset, f.fs_type, f.inode,"
-        " f.path, f.stream, f.name, f.allocated, f.mtime, r.sha256, r.mime, r.exif"
+        "SELECT f.id, " + EVIDENCE_SHA256_SQL + ","
+        " f.volume_index, f.volume_offset, f.fs_type, f.inode, f.path, f.stream, f.name,"
+        " f.allocated, f.mtime, r.sha256, r.mime, r.exif"
         " FROM files f JOIN results r ON r.file_id = f.id WHERE r.exif IS NOT NULL"
         f" ORDER BY {ENTRY_ORDER}"
     ):
@@ -477,7 +479,7 @@ def iter_photos(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "camera_serial": exif.get("serial"),
             "path": row["path"], "name": row["name"], "allocated": bool(row["allocated"]),
             "sha256": row["sha256"], "mime": row["mime"], "mtime": row["mtime"],
-            "evidence_sha256": row["evidence_id"], "volume_index": row["volume_index"],
+            "evidence_sha256": row["evidence_sha256"], "volume_index": row["volume_index"],
             "volume_offset": row["volume_offset"], "fs_type": row["fs_type"],
             "inode": row["inode"], "stream": row["stream"],
         }

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pipeline.case.database import CaseDatabase
+from pipeline.case.database import EVIDENCE_SHA256_SQL, CaseDatabase
 from pipeline.outputs.export import neutralise_cell
 
 VICS_CONTEXT = ("http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/CUSTOM/"
@@ -41,7 +41,8 @@ _ALGO_RANK = {"sha256": 0, "sha1": 1, "md5": 2, "pdq": 3, "phash": 4, "dhash": 5
 def iter_matches(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     """One dict per match row, in a stable order."""
     query = (
-        "SELECT f.id AS file_id, f.evidence_id, f.volume_offset, f.inode, f.path, f.name,"
+        "SELECT f.id AS file_id, " + EVIDENCE_SHA256_SQL + ","
+        " f.volume_offset, f.inode, f.path, f.name,"
         " f.size, r.md5, r.sha1, r.sha256, r.phash, r.dhash, r.pdq, r.pdq_quality,"
         " h.name AS hashset, h.kind AS hashset_kind, m.algorithm, m.distance, m.variant,"
         " m.category, m.category_label, m.known_id, e.media_id AS known_media_id,"
@@ -54,7 +55,6 @@ def iter_matches(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     for row in db.conn.execute(query):
         record = dict(row)
         group = record.pop("group_id")
-        record["evidence_sha256"] = record.pop("evidence_id")
         record["series"] = None if group is None else f"exhibit-group-{group}"
         yield record
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.case.database import ENTRY_ORDER, CaseDatabase
+from pipeline.case.database import ENTRY_ORDER, EVIDENCE_SHA256_SQL, CaseDatabase
 
 VIDEO_KEYS = (
     "container", "duration", "width", "height", "codec", "pixel_format", "fps", "bit_rate",
@@ -58,8 +58,9 @@ def video_match_details(db: CaseDatabase) -> dict[tuple[int, int, int], dict[str
 def iter_video_points(db: CaseDatabase) -> Iterator[dict[str, Any]]:
     """Videos whose container states a position, in walk order (as photos are)."""
     for row in db.conn.execute(
-        "SELECT f.id, f.evidence_id, f.volume_index, f.volume_offset, f.fs_type, f.inode,"
-        " f.path, f.stream, f.name, f.allocated, f.mtime, r.sha256, r.mime, " + VIDEO_SQL +
+        "SELECT f.id, " + EVIDENCE_SHA256_SQL + ","
+        " f.volume_index, f.volume_offset, f.fs_type, f.inode, f.path, f.stream, f.name,"
+        " f.allocated, f.mtime, r.sha256, r.mime, " + VIDEO_SQL +
         " FROM files f JOIN results r ON r.file_id = f.id WHERE"
         " json_extract(r.record, '$.findings.video.gps_latitude') IS NOT NULL"
         f" ORDER BY {ENTRY_ORDER}"
@@ -79,7 +80,7 @@ def iter_video_points(db: CaseDatabase) -> Iterator[dict[str, Any]]:
             "camera_serial": None,
             "path": row["path"], "name": row["name"], "allocated": bool(row["allocated"]),
             "sha256": row["sha256"], "mime": row["mime"], "mtime": row["mtime"],
-            "evidence_sha256": row["evidence_id"], "volume_index": row["volume_index"],
+            "evidence_sha256": row["evidence_sha256"], "volume_index": row["volume_index"],
             "volume_offset": row["volume_offset"], "fs_type": row["fs_type"],
             "inode": row["inode"], "stream": row["stream"],
         }

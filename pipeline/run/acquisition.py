@@ -1,97 +1,253 @@
-"""Register the evidence: hash the image, compare with stated and stored hashes, ledger both.
+"""Register the evidence and hash it alongside the walk and the analysis.
 
-A resumed run recognises evidence it registered before by its container files (path,
-size, mtime) and does not hash it again; the ledger says so.
+Reading a whole image to hash it takes as long as reading it (a 64 GB card: minutes), so
+the examiner's first results do not wait for it: registration names the evidence by its
+containers (:func:`ingest.acquisition.evidence_id_for`), records ``acquisition.started``
+and starts one sequential reader in a thread of its own (its own handle on the image).
+The conductor asks between batches whether it finished; when it has, the driver — the
+ledger's only writer — records ``acquisition.hashed`` and ``acquisition.compared``, so
+the ledger's order is the order of events: what was analysed before the comparison sits
+before it. A mismatch stops the run there (``triage.refused``) unless the examiner
+allowed it; the batches analysed before it stay in the case, under evidence marked not
+verified. No ``triage.completed`` is written before the comparison.
+
+A resumed run recognises evidence it registered and hashed before by its container files
+(path, size, mtime) and does not hash it again; evidence whose hash never finished (the
+run was interrupted) or whose files changed is hashed again, and a changed media hash
+under the same paths is a mismatch.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.acquisition import (
     compare_hashes,
     container_record,
     container_stat,
+    evidence_id_for,
     evidence_paths,
     hash_image,
 )
 from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
-from ingest.image import EvidenceImage
+from ingest.image import EvidenceImage, ImageSpec
 from ingest.remote import is_url
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
-from pipeline.run.progress import Reporter
 
 
 class HashMismatchError(Exception):
     """Computed acquisition hashes differ from what was stated or stored."""
 
 
+class BackgroundHash:
+    """The acquisition hash (and a virtual disk's container files) in a thread of its own.
+
+    hashlib releases the GIL on large buffers and the reads are the image library's, so
+    the thread costs the driver little; it opens its own handle because image handles
+    are not shared between threads.
+    """
+
+    def __init__(self, spec: ImageSpec, paths: list[str]) -> None:
+        self.spec = spec
+        self.paths = paths
+        self.cancel = threading.Event()
+        self.result: dict[str, Any] | None = None
+        self.containers: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.done_bytes = 0
+        self.seconds = 0.0
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="acquisition-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            image = self.spec.open()
+            try:
+                self.result = hash_image(image, progress=self._progress, cancel=self.cancel)
+            finally:
+                image.close()
+            self.seconds = time.monotonic() - started
+            if self.spec.format in VIRTUAL_FORMATS:  # raw and E01: no second read
+                self.containers = container_record(self.spec.format, self.paths)
+        except BaseException as exc:  # handed to the driver, which records it
+            self.error = exc
+        finally:
+            self._finished.set()
+
+    def _progress(self, done: int) -> None:
+        self.done_bytes = done
+
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def wait(self) -> None:
+        self._finished.wait()
+
+    def stop(self) -> None:
+        """Cancel and wait (the reader stops at its next chunk)."""
+        self.cancel.set()
+        self._finished.wait()
+
+
+@dataclass
+class Registration:
+    """The evidence a triage runs on, and its acquisition hash while that runs."""
+
+    evidence_id: str
+    image_format: str
+    size: int
+    paths: list[str]
+    stored_hashes: dict[str, str]
+    expected: dict[str, str]
+    allow_mismatch: bool
+    verified: bool | None = None  # None until the hash is compared
+    hashing: BackgroundHash | None = None
+    registered_sha256: str | None = None  # what the case recorded before (a re-hash)
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def pending(self) -> bool:
+        return self.hashing is not None
+
+    def progress_text(self) -> str:
+        """For the progress line: how far the hash beside the analysis has got."""
+        if self.hashing is None or self.size <= 0:
+            return ""
+        return f"image hash {100 * self.hashing.done_bytes / self.size:.0f} %"
+
+
 def register(case: Case, image: EvidenceImage, expected: dict[str, str],
-             allow_mismatch: bool, reporter: Reporter) -> tuple[str, bool]:
-    """(evidence id, hashes verified) for ``image``; refuses a mismatch unless allowed."""
+             allow_mismatch: bool) -> Registration:
+    """Register ``image`` (or recognise it) and start its hash if it is not known yet.
+
+    Known and verified evidence is checked here (a recorded mismatch refuses at once);
+    otherwise the comparison comes from :func:`conclude`.
+    """
     paths = evidence_paths(image)
     stat = container_stat(paths)
     known = case.db.evidence_by_paths(paths)
-    if known is not None and json.loads(known["container_stat"]) == stat:
-        case.record("evidence.reopened", {"evidence_id": known["id"]}, {
+    reg = Registration(
+        evidence_id=known["id"] if known is not None else evidence_id_for(image.format, paths),
+        image_format=image.format, size=image.size, paths=paths,
+        stored_hashes=dict(image.stored_hashes), expected=dict(expected),
+        allow_mismatch=allow_mismatch)
+    subject = {"evidence_id": reg.evidence_id}
+    if known is not None and known["sha256"] and json.loads(known["container_stat"]) == stat:
+        case.record("evidence.reopened", subject, {
             "paths": paths, "container_stat": stat,
             "note": "container files unchanged since registration (size, mtime);"
                     " acquisition hashes not recomputed",
         })
-        check_verified(case, known["id"], bool(known["verified"]), allow_mismatch)
-        return known["id"], bool(known["verified"])
-
-    with reporter.bytes_task("Hashing image", image.size) as advance:
-        started = time.monotonic()
-        computed = hash_image(image, progress=advance)
-        seconds = time.monotonic() - started
-    containers: dict[str, Any] = {}
-    if image.format in VIRTUAL_FORMATS:  # a raw or E01 registration reads its files once
-        with reporter.bytes_task("Hashing container files",
-                                 sum(s["size"] for s in stat)) as advance:
-            containers = container_record(image.format, paths, progress=advance)
-    evidence_id = computed["sha256"]
-    subject = {"evidence_id": evidence_id}
-    case.record("acquisition.hashed", subject, {
-        "format": image.format, "paths": paths, "size": image.size,
-        **({"objects": stat} if any(is_url(p) for p in paths) else {}),
-        "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
-        "seconds": round(seconds, 3),
-        "mb_per_s": round(image.size / 1e6 / seconds, 1) if seconds > 0 else None,
-    })
-    comparisons = [dict(c, source="examiner") for c in compare_hashes(computed, expected)] + [
-        dict(c, source="container") for c in compare_hashes(computed, image.stored_hashes)
-    ]
-    verified = all(c["status"] == "match" for c in comparisons)
-    case.record("acquisition.compared", subject, {
-        "comparisons": comparisons,
-        "result": "match" if verified else "MISMATCH",
-        "compared": len(comparisons),
-    })
-    existing = case.db.evidence(evidence_id)
-    if existing is None:
+        reg.verified = bool(known["verified"])
+        check_verified(case, reg.evidence_id, reg.verified, allow_mismatch)
+        return reg
+    if known is None:
         case.db.add_evidence({
-            "id": evidence_id, "format": image.format, "paths": json.dumps(paths),
-            "size": image.size, "md5": computed["md5"], "sha1": computed["sha1"],
-            "sha256": computed["sha256"], "stored_hashes": json.dumps(image.stored_hashes),
-            "expected_hashes": json.dumps(expected),
-            "verification": json.dumps(comparisons), "verified": int(verified),
+            "id": reg.evidence_id, "format": image.format, "paths": json.dumps(paths),
+            "size": image.size, "stored_hashes": json.dumps(image.stored_hashes),
+            "expected_hashes": json.dumps(expected), "verification": "[]",
             "container_stat": json.dumps(stat), "registered_at": utc_now(),
         })
         case.record("evidence.registered", subject, {
             "format": image.format, "paths": paths, "size": image.size,
-            "container_metadata": image.metadata, **containers,
+            "container_metadata": image.metadata,
+            "acquisition_hash": "runs alongside the walk and the analysis;"
+                                " acquisition.hashed and acquisition.compared follow",
         })
     else:
+        reg.registered_sha256 = known["sha256"]
         case.record("evidence.reopened", subject, {
-            "paths": paths, "note": "same media data as already registered evidence",
-            "registered_paths": json.loads(existing["paths"]), **containers,
+            "paths": paths, "container_stat": stat,
+            "note": "acquisition hash not finished before" if not known["sha256"] else
+                    "container files changed since registration (size or mtime):"
+                    " hashed again and compared with the registered hashes",
         })
-    check_verified(case, evidence_id, verified, allow_mismatch)
-    return evidence_id, verified
+        case.db.conn.execute("UPDATE evidence SET container_stat = ? WHERE id = ?",
+                             (json.dumps(stat), reg.evidence_id))
+    case.record("acquisition.started", subject, {
+        "format": image.format, "paths": paths, "size": image.size,
+        "algorithms": ["md5", "sha1", "sha256"],
+        **({"objects": stat} if any(is_url(p) for p in paths) else {}),
+    })
+    reg.hashing = BackgroundHash(image.spec, paths)
+    return reg
+
+
+def conclude(case: Case, reg: Registration, wait: bool) -> None:
+    """Record the finished hash and its comparisons; refuse on a mismatch unless allowed.
+
+    Without ``wait`` it returns at once when the hash is still running. Raises the hash's
+    own error (an unreadable image) after recording it, and :class:`HashMismatchError`.
+    """
+    hashing = reg.hashing
+    if hashing is None or not (wait or hashing.finished()):
+        return
+    hashing.wait()
+    reg.hashing = None
+    subject = {"evidence_id": reg.evidence_id}
+    if hashing.error is not None or hashing.result is None:
+        case.record("error", subject, {
+            "stage": "acquisition", "error": type(hashing.error).__name__,
+            "message": str(hashing.error), "paths": reg.paths,
+            "note": "the acquisition hash did not finish; run the same command to hash again",
+        })
+        raise hashing.error or RuntimeError("acquisition hash ended without a result")
+    computed = hashing.result
+    seconds = hashing.seconds
+    case.record("acquisition.hashed", subject, {
+        "format": reg.image_format, "paths": reg.paths, "size": reg.size,
+        "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
+        "seconds": round(seconds, 3),
+        "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
+        **hashing.containers,
+    })
+    comparisons = [dict(c, source="examiner") for c in compare_hashes(computed, reg.expected)]
+    comparisons += [dict(c, source="container")
+                    for c in compare_hashes(computed, reg.stored_hashes)]
+    if reg.registered_sha256:
+        comparisons += [dict(c, source="registration") for c in compare_hashes(
+            computed, {"sha256": reg.registered_sha256})]
+    verified = all(c["status"] == "match" for c in comparisons)
+    same_media = [r["id"] for r in case.db.conn.execute(
+        "SELECT id FROM evidence WHERE sha256 = ? AND id != ?",
+        (computed["sha256"], reg.evidence_id))]
+    case.record("acquisition.compared", subject, {
+        "comparisons": comparisons,
+        "result": "match" if verified else "MISMATCH",
+        "compared": len(comparisons),
+        **({"same_media_as": same_media} if same_media else {}),
+    })
+    case.db.conn.execute(
+        "UPDATE evidence SET md5 = ?, sha1 = ?, sha256 = ?, verification = ?, verified = ?"
+        " WHERE id = ?",
+        (computed["md5"], computed["sha1"], computed["sha256"], json.dumps(comparisons),
+         int(verified), reg.evidence_id))
+    reg.verified = verified
+    check_verified(case, reg.evidence_id, verified, reg.allow_mismatch)
+
+
+def abandon(case: Case, reg: Registration) -> None:
+    """Stop a hash still running (the run ends early); the ledger says it did not finish."""
+    hashing = reg.hashing
+    if hashing is None:
+        return
+    if not hashing.finished():
+        hashing.stop()
+        if hashing.result is None:
+            reg.hashing = None
+            case.record("acquisition.stopped", {"evidence_id": reg.evidence_id}, {
+                "read_bytes": hashing.done_bytes, "size": reg.size,
+                "note": "the run ended before the acquisition hash; the next run hashes again",
+            })
+            return
+    conclude(case, reg, wait=True)
 
 
 def check_verified(case: Case, evidence_id: str, verified: bool, allow_mismatch: bool) -> None:

@@ -51,8 +51,10 @@ class Reporter:
             yield lambda n: progress.advance(task, n)
 
     @contextmanager
-    def analysis_task(self, files: int, nbytes: int) -> Iterator[Callable[[int, int], None]]:
-        """Advance with (files, bytes); shows files/s and MB/s since the start."""
+    def analysis_task(self, files: int, nbytes: int, aside: Callable[[], str] = str
+                      ) -> Iterator[Callable[[int, int], None]]:
+        """Advance with (files, bytes); shows files/s and MB/s since the start, and what
+        ``aside()`` says about work running beside the analysis (the image hash)."""
         started = time.monotonic()
         done_bytes = 0
         with self._progress(TextColumn("Analysing"), BarColumn(), MofNCompleteColumn(),
@@ -66,6 +68,8 @@ class Reporter:
                 elapsed = max(time.monotonic() - started, 1e-6)
                 completed = progress.tasks[0].completed + nfiles
                 rate = f"{completed / elapsed:,.0f} files/s  {done_bytes / 1e6 / elapsed:,.1f} MB/s"
+                if extra := aside():
+                    rate += f"  {extra}"
                 progress.update(task, advance=nfiles, rate=rate)
 
             yield advance

@@ -167,22 +167,33 @@ class Triage:
             case.record("error", None, {"stage": "open", "images": [str(p) for p in opts.images],
                                         "message": str(exc)})
             raise
+        reg = acquisition.register(case, image, opts.expected_hashes, opts.allow_hash_mismatch)
+        evidence_id = reg.evidence_id
         try:
-            evidence_id, verified = acquisition.register(
-                case, image, opts.expected_hashes, opts.allow_hash_mismatch, self.reporter)
-            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
-                          opts.snapshots)
-            empty = nothing_examined(case.db, image, evidence_id)
-            if empty is not None:
-                case.record("triage.nothing_examined", {"evidence_id": evidence_id},
-                            dict(empty, allowed=opts.allow_empty))
-            plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
-            if carving.carvable(empty):
-                carving.plan_carving(case, image, evidence_id, opts.carve,
-                                     opts.carve_range_bytes)
-        finally:
-            image.close()
-        interrupted = self._analyse(case, image.spec, evidence_id, analyzers)
+            try:
+                walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
+                              opts.snapshots)
+                empty = nothing_examined(case.db, image, evidence_id)
+                if empty is not None:
+                    case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                                dict(empty, allowed=opts.allow_empty))
+                plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files,
+                          opts.parallelism)
+                if carving.carvable(empty):
+                    carving.plan_carving(case, image, evidence_id, opts.carve,
+                                         opts.carve_range_bytes)
+            finally:
+                image.close()
+            acquisition.conclude(case, reg, wait=False)
+            interrupted = self._analyse(case, image.spec, reg, analyzers)
+            if interrupted:
+                acquisition.abandon(case, reg)
+            else:
+                acquisition.conclude(case, reg, wait=True)
+        except BaseException:
+            if reg.hashing is not None:  # the run failed: the hash stops with it
+                reg.hashing.stop()
+            raise
         if not interrupted:
             self._match(case, evidence_id)
         summary = summarize(case.db, evidence_id)
@@ -191,17 +202,21 @@ class Triage:
         summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
         action = "triage.interrupted" if interrupted else "triage.completed"
         case.record(action, {"evidence_id": evidence_id}, summary)
-        return TriageResult(opts.case_dir, evidence_id, summary, verified, interrupted)
+        return TriageResult(opts.case_dir, evidence_id, summary, bool(reg.verified), interrupted)
 
     def _analyzer_names(self) -> list[str]:
         from analyzers import registry
 
         return [a.name for a in registry.create(self.options.analyzers, self.options.settings)]
 
-    def _analyse(self, case: Case, spec: ImageSpec, evidence_id: str,
+    def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
                  analyzers: list[str]) -> bool:
-        """Run the unfinished batches; returns True when interrupted by the examiner."""
+        """Run the unfinished batches; returns True when interrupted by the examiner.
+
+        Between batches the acquisition hash running beside them is recorded once it
+        finishes (a mismatch stops the run there)."""
         db = case.db
+        evidence_id = reg.evidence_id
         unrecorded = [b["id"] for b in db.batches(evidence_id)
                       if b["status"] == "done" and b["ledger_seq"] is None]
         if unrecorded:
@@ -234,7 +249,8 @@ class Triage:
             file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
             security=self.security)
         with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
-                self.reporter.analysis_task(total_files, total_bytes) as advance:
+                self.reporter.analysis_task(total_files, total_bytes,
+                                            reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(),
@@ -244,6 +260,7 @@ class Triage:
                     collect.store_batch(case, task.batch_id, outcome)
                     collect.record_batch(case, task.batch_id)
                     advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+                    acquisition.conclude(case, reg, wait=False)
             except RemoteError as exc:  # the evidence store failed: finished batches are kept
                 case.record("error", {"evidence_id": evidence_id}, {
                     "stage": "analysis", "message": str(exc),

@@ -104,7 +104,7 @@ def render_case(case: Case, verification: CaseVerification, entries: list[dict[s
         digest = ev["evidence_id"]
         disk = nid("disk", digest)
         hashes = []
-        for algo in ("md5", "sha1", "sha256"):
+        for algo in (a for a in ("md5", "sha1", "sha256") if ev[a]):  # None: not finished
             node = nid("hash", f"{digest}:{algo}")
             hashes.append(_ref(node))
             graph.append({"@id": node, "@type": "uco-types:Hash",
