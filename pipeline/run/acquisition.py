@@ -110,6 +110,7 @@ class Registration:
     verified: bool | None = None  # None until the hash is compared
     hashing: BackgroundHash | None = None
     registered_sha256: str | None = None  # what the case recorded before (a re-hash)
+    objects: list[dict[str, Any]] = field(default_factory=list)  # a store's: URL, ETag, size
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -137,7 +138,7 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
         evidence_id=known["id"] if known is not None else evidence_id_for(image.format, paths),
         image_format=image.format, size=image.size, paths=paths,
         stored_hashes=dict(image.stored_hashes), expected=dict(expected),
-        allow_mismatch=allow_mismatch)
+        allow_mismatch=allow_mismatch, objects=stat if any(is_url(p) for p in paths) else [])
     subject = {"evidence_id": reg.evidence_id}
     if known is not None and known["sha256"] and json.loads(known["container_stat"]) == stat:
         case.record("evidence.reopened", subject, {
@@ -174,7 +175,7 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
     case.record("acquisition.started", subject, {
         "format": image.format, "paths": paths, "size": image.size,
         "algorithms": ["md5", "sha1", "sha256"],
-        **({"objects": stat} if any(is_url(p) for p in paths) else {}),
+        **({"objects": reg.objects} if reg.objects else {}),
     })
     reg.hashing = BackgroundHash(image.spec, paths)
     return reg
@@ -203,6 +204,7 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
     seconds = hashing.seconds
     case.record("acquisition.hashed", subject, {
         "format": reg.image_format, "paths": reg.paths, "size": reg.size,
+        **({"objects": reg.objects} if reg.objects else {}),
         "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
         "seconds": round(seconds, 3),
         "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
