@@ -402,3 +402,36 @@ def test_readable_control_is_examined(unreadable: dict[str, Path], tmp_path: Pat
     proc = triage(unreadable["fat"], tmp_path / "case")
     assert "NOTHING EXAMINED" not in proc.stdout and "1 walked: fat12" in proc.stdout
     assert not _nothing_examined(tmp_path / "case")
+
+
+def test_the_image_hash_runs_beside_the_walk_and_a_mismatch_still_stops_the_run(
+        tmp_path: Path) -> None:
+    """1 GiB to hash, a few files to walk: the walk does not wait for the hash; the
+    stated hash's mismatch is recorded when the hash ends, refuses the run there, and a
+    re-run the examiner allows finishes without hashing again."""
+    image = make_fat(tmp_path / "big.dd", 1024, "32")
+    before = sha256_file(image)
+    case = tmp_path / "case"
+    wrong = ["--expect-md5", "0" * 32, "--carve", "none"]
+    proc = triage(image, case, *wrong, check=False)
+    assert proc.returncode == 1 and "hash" in proc.stderr.lower()
+    actions = [e["action"] for e in ledger_entries(case)]
+    order = [actions.index(a) for a in ("evidence.registered", "acquisition.started",
+                                        "volumes.found", "batches.planned",
+                                        "acquisition.hashed", "acquisition.compared",
+                                        "triage.refused")]
+    assert order == sorted(order), actions
+    assert "batch.analysed" not in actions[actions.index("triage.refused"):]
+    assert "triage.completed" not in actions
+    hashed = next(e for e in ledger_entries(case) if e["action"] == "acquisition.hashed")
+    assert hashed["details"]["sha256"] == before
+    exhibit("ledger", "verify", case)
+
+    triage(image, case, *wrong, "--allow-hash-mismatch")
+    again = [e["action"] for e in ledger_entries(case)][len(actions):]
+    assert "acquisition.started" not in again and "acquisition.hashed" not in again
+    assert again.index("acquisition.mismatch_allowed") < again.index("triage.completed")
+    rows = export_jsonl(case)
+    assert {r["path"] for r in rows if r["kind"] == "file"} >= {"/A/B/PAYLOAD.BIN"}
+    assert {r["evidence_sha256"] for r in rows} == {before}
+    assert sha256_file(image) == before

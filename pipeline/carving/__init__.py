@@ -4,3 +4,5 @@
 ledger entry); ``task`` runs on the workers inside the batch task, returning carved
 pictures as derived entries. The carvers themselves are in ``ingest.carve``.
 """
+
+RANGE_BYTES = 64 << 20  # unallocated bytes one carve task owns (here: a light import)

@@ -31,10 +31,10 @@ from ingest.unallocated import (
 )
 from ingest.volumes import Volume, find_volumes
 from ingest.walk import open_filesystem
+from pipeline.carving import RANGE_BYTES
 from pipeline.case.database import CaseDatabase, entry_key
 from pipeline.case.store import Case
 
-RANGE_BYTES = 64 << 20  # unallocated bytes one carve task owns
 LOOKAHEAD = 512 << 20  # bytes past its range a task may read to finish a picture
 GAP_FS = "partition-gap"  # fs_type of the pseudo-entries over space in no partition
 _PLANNED = "carve_planned:"  # case_info key prefix: the evidence's carving is planned

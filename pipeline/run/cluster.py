@@ -18,16 +18,15 @@ as the whole batch is back, and it never loses a file:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
-
-import dask
-from distributed import Client, Future, LocalCluster, wait
+from typing import TYPE_CHECKING, Any, Protocol
 
 from analyzers import registry
 from ingest.location import FileEntry
@@ -41,6 +40,9 @@ DEFAULT_TASK_TIMEOUT = 3600.0
 WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # Dask is imported when a cluster starts (≈1 s): off the start-up path
+    from distributed import Client, Future, LocalCluster
 
 
 class StopFlag(Protocol):
@@ -91,15 +93,72 @@ class BatchRunner:
         self.task_timeout = task_timeout
         self.cluster: LocalCluster | None = None
         self.client: Client | None = None
+        self._helper: threading.Thread | None = None  # starting or closing in the background
+        self._helper_error: BaseException | None = None
 
     # -- cluster life ----------------------------------------------------------------
 
     def __enter__(self) -> BatchRunner:
+        from distributed import Client
+
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s", security=self.security)
         else:
             self._start_local()
         return self
+
+    def start_in_background(self, warm: tuple[str, ...] = ()) -> None:
+        """Start the cluster (imports, scheduler, worker processes) in a thread while the
+        driver walks the image; :meth:`wait_started` before use, ``with`` or
+        :meth:`close_in_background` after.
+
+        The thread blocks SIGINT in its signal mask, which the worker processes it spawns
+        inherit, so they ignore Ctrl-C as when the main thread starts them (below).
+        ``warm``: modules the driver will need later, imported here meanwhile."""
+        def start() -> None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                for name in warm:
+                    importlib.import_module(name)
+                self.__enter__()
+            except BaseException as exc:  # raised in the driver by wait_started
+                self._helper_error = exc
+
+        self._helper = threading.Thread(target=start, name="cluster-start", daemon=True)
+        self._helper.start()
+
+    def wait_started(self) -> None:
+        self._join_helper()
+
+    def close_in_background(self) -> None:
+        """Close the cluster in a thread while the driver matches and summarises."""
+        self._join_helper()
+        self._helper = threading.Thread(target=self._close_quietly, name="cluster-close",
+                                        daemon=True)
+        self._helper.start()
+
+    def shutdown(self) -> None:
+        """Wait for a start or close running in the background, then close what is still
+        open (idempotent: the conductor's last word, on every path)."""
+        try:
+            self._join_helper()
+        finally:
+            if self.client is not None or self.cluster is not None:
+                self.__exit__()
+
+    def _join_helper(self) -> None:
+        if self._helper is not None:
+            self._helper.join()
+            self._helper = None
+        if (error := self._helper_error) is not None:
+            self._helper_error = None
+            raise error
+
+    def _close_quietly(self) -> None:
+        try:
+            self.__exit__()
+        except BaseException as exc:  # reported by wait_closed
+            self._helper_error = exc
 
     def _start_local(self) -> None:
         settings = {
@@ -117,9 +176,14 @@ class BatchRunner:
             # (~2 KB per file): the driver's memory would grow with the image.
             "distributed.admin.low-level-log-length": 16,
         }
+        import dask
+        from distributed import Client, LocalCluster
+
         # Workers ignore Ctrl-C (inherited across exec), so the driver alone decides to
-        # stop and the batches in flight finish.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # stop and the batches in flight finish. (Started in a thread: the thread's signal
+        # mask blocks SIGINT instead, see start_in_background.)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             with dask.config.set(settings):
                 self.cluster = LocalCluster(
@@ -129,7 +193,8 @@ class BatchRunner:
                 )
                 self.client = Client(self.cluster)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if main:
+                signal.signal(signal.SIGINT, previous)
 
     def _restart_local(self) -> None:
         """Replace a local cluster that lost its workers (nannies can give up after
@@ -140,11 +205,12 @@ class BatchRunner:
         self._start_local()
 
     def __exit__(self, *exc: object) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if client is not None:
+            client.close()
+        if cluster is not None:
             try:
-                self.cluster.close(timeout=30)
+                cluster.close(timeout=30)
             except Exception as error:  # a cluster that lost its workers may not close cleanly
                 log.warning("closing the local Dask cluster: %s", error)
 
@@ -170,6 +236,8 @@ class BatchRunner:
     def run(self, tasks: Iterable[BatchTask], stop: StopFlag
             ) -> Iterator[tuple[BatchTask, dict[str, Any]]]:
         """Yield (batch, outcome) per batch, in completion order; pulls ``tasks`` lazily."""
+        from distributed import wait
+
         client = self._client()
         source = iter(tasks)
         worker_count = max(1, len(client.scheduler_info().get("workers", {})))

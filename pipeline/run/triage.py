@@ -26,9 +26,10 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,9 @@ from ingest.errors import IngestError
 from ingest.image import ImageSpec, open_image
 from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.remote.objects import RemoteError
-from pipeline.carving import plan as carving
+from pipeline.carving import RANGE_BYTES
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
-from pipeline.matching.hashsets import load_hashset
-from pipeline.matching.match import match_evidence
 from pipeline.run import acquisition, collect, expand, plan
 from pipeline.run.cluster import (
     DEFAULT_FILE_TIMEOUT,
@@ -56,6 +55,9 @@ from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.run.worker import BatchTask, frozen_settings
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
+
+# Imported by the cluster's start thread while the walk runs, not before the case opens.
+_LATER_MODULES = ("pipeline.carving.plan", "pipeline.matching.match")
 
 DEFAULT_BATCH_BYTES = 256 << 20
 DEFAULT_BATCH_FILES = 2000
@@ -86,7 +88,7 @@ class TriageOptions:
     tls: TlsOptions = field(default_factory=TlsOptions)  # for a scheduler elsewhere
     carve: str = "pictures"  # carve unallocated space: none | pictures (and videos) | all
     settings: dict[str, dict[str, str]] = field(default_factory=dict)  # analyzer: key: value
-    carve_range_bytes: int = carving.RANGE_BYTES
+    carve_range_bytes: int = RANGE_BYTES
 
     @property
     def parallelism(self) -> int:
@@ -159,8 +161,11 @@ class Triage:
             "carve": opts.carve,
             "analyzer_settings": opts.settings,
         })
-        for path in opts.hashsets:
-            load_hashset(case, path)
+        if opts.hashsets:
+            from pipeline.matching.hashsets import load_hashset
+
+            for path in opts.hashsets:
+                load_hashset(case, path)
         try:
             image = open_image(opts.images)
         except IngestError as exc:
@@ -169,6 +174,13 @@ class Triage:
             raise
         reg = acquisition.register(case, image, opts.expected_hashes, opts.allow_hash_mismatch)
         evidence_id = reg.evidence_id
+        # The image hash, the walk (a child process) and the cluster's start run together.
+        runner = self.runner or BatchRunner(
+            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
+            security=self.security)
+        if self.runner is None:
+            runner.start_in_background(warm=_LATER_MODULES)
         try:
             try:
                 walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
@@ -179,29 +191,40 @@ class Triage:
                                 dict(empty, allowed=opts.allow_empty))
                 plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files,
                           opts.parallelism)
+                from pipeline.carving import plan as carving
+
                 if carving.carvable(empty):
                     carving.plan_carving(case, image, evidence_id, opts.carve,
                                          opts.carve_range_bytes)
             finally:
                 image.close()
             acquisition.conclude(case, reg, wait=False)
-            interrupted = self._analyse(case, image.spec, reg, analyzers)
+            interrupted = self._analyse(case, image.spec, reg, analyzers, runner)
+            if self.runner is None:  # while the hash ends and the driver matches
+                runner.close_in_background()
             if interrupted:
                 acquisition.abandon(case, reg)
             else:
                 acquisition.conclude(case, reg, wait=True)
+            if not interrupted:
+                self._match(case, evidence_id)
+            summary = summarize(case.db, evidence_id)
+            if empty is not None:
+                summary["nothing_examined"] = empty
+            summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
+            action = "triage.interrupted" if interrupted else "triage.completed"
+            case.record(action, {"evidence_id": evidence_id}, summary)
         except BaseException:
             if reg.hashing is not None:  # the run failed: the hash stops with it
                 reg.hashing.stop()
             raise
-        if not interrupted:
-            self._match(case, evidence_id)
-        summary = summarize(case.db, evidence_id)
-        if empty is not None:
-            summary["nothing_examined"] = empty
-        summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
-        action = "triage.interrupted" if interrupted else "triage.completed"
-        case.record(action, {"evidence_id": evidence_id}, summary)
+        finally:
+            if self.runner is None:
+                if sys.exc_info()[0] is None:
+                    runner.shutdown()
+                else:  # the run's own error is the one to report
+                    with suppress(Exception):
+                        runner.shutdown()
         return TriageResult(opts.case_dir, evidence_id, summary, bool(reg.verified), interrupted)
 
     def _analyzer_names(self) -> list[str]:
@@ -210,7 +233,7 @@ class Triage:
         return [a.name for a in registry.create(self.options.analyzers, self.options.settings)]
 
     def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
-                 analyzers: list[str]) -> bool:
+                 analyzers: list[str], runner: BatchRunner) -> bool:
         """Run the unfinished batches; returns True when interrupted by the examiner.
 
         Between batches the acquisition hash running beside them is recorded once it
@@ -221,6 +244,8 @@ class Triage:
                       if b["status"] == "done" and b["ledger_seq"] is None]
         if unrecorded:
             collect.reconcile_batches(case, unrecorded)
+        from pipeline.carving import plan as carving
+
         todo = carving.interleave([b for b in db.batches(evidence_id)
                                    if b["status"] != "done"])
         if not todo:
@@ -244,13 +269,10 @@ class Triage:
                                 carve=carving.carve_spec(db, [r["id"] for r in rows]),
                                 settings=frozen_settings(opts.settings))
 
-        runner = self.runner or BatchRunner(
-            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
-            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
-            security=self.security)
-        with _interruptible() as stop, nullcontext(runner) if self.runner else runner, \
-                self.reporter.analysis_task(total_files, total_bytes,
-                                            reg.progress_text) as advance:
+        if self.runner is None:
+            runner.wait_started()
+        with _interruptible() as stop, self.reporter.analysis_task(
+                total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(),
@@ -272,6 +294,8 @@ class Triage:
 
     @staticmethod
     def _match(case: Case, evidence_id: str) -> None:
+        from pipeline.matching.match import match_evidence
+
         found = match_evidence(case.db, evidence_id)
         series = found.pop("series")
         if case.db.count("SELECT COUNT(*) FROM hashsets") > 0:
