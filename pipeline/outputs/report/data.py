@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.ledger import read_entries
-from pipeline.case.database import ENTRY_ORDER, CaseDatabase, utc_now
+from pipeline.case.database import ENTRY_ORDER, EVIDENCE_SHA256_SQL, CaseDatabase, utc_now
 from pipeline.case.store import THUMBNAIL_DIR
 from pipeline.outputs.export import PDQ_COLUMNS
 from pipeline.versions import tool_record
@@ -86,8 +86,8 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
     by_type: Counter[str] = Counter()
     timeline_times: list[tuple[str, bool]] = []
     query = (
-        "SELECT f.*, r.md5, r.sha1, r.sha256, r.mime, r.magic, r.extension_mismatch, r.exif,"
-        " r.phash, r.dhash, " + PDQ_COLUMNS + ","
+        "SELECT f.*, " + EVIDENCE_SHA256_SQL + ", r.md5, r.sha1, r.sha256, r.mime, r.magic,"
+        " r.extension_mismatch, r.exif, r.phash, r.dhash, " + PDQ_COLUMNS + ","
         " COALESCE(json_extract(r.record, '$.findings.thumbnail.sha256'),"
         " json_extract(r.record, '$.findings.video.contact_sheet.sha256')) AS thumb,"
         " p.path AS parent_path FROM files f"
@@ -135,7 +135,7 @@ def collect(db: CaseDatabase, case_dir: Path, thumbnails: str = "matched") -> di
             strings(row["magic"]), mismatch, int(has_gps), len(matches.get(fid, [])),
             row["mtime"], row["atime"], row["ctime"], row["crtime"], row["md5"], row["sha1"],
             row["sha256"], row["volume_index"], row["volume_offset"], strings(row["fs_type"]),
-            row["inode"], row["stream"], strings(row["evidence_id"]), len(errors.get(fid, [])),
+            row["inode"], row["stream"], strings(row["evidence_sha256"]), len(errors.get(fid, [])),
             taken,
         ])
 

@@ -112,7 +112,8 @@
         el("span", { class: c.status === "match" ? "ok" : "bad", text: c.status }),
         ` ${show(c.algorithm)} (${show(c.source)}): stated ${show(c.expected || c.stated)}`));
       root.append(el("div", { class: "panel" }, kv([
-        ["SHA-256 (evidence id)", ev.sha256, "mono"], ["MD5", ev.md5, "mono"],
+        ["Evidence id", ev.id, "mono"],
+        ["SHA-256", ev.sha256 || "not finished (interrupted run)", "mono"], ["MD5", ev.md5, "mono"],
         ["SHA-1", ev.sha1, "mono"], ["Format", ev.format], ["Size", `${num(ev.size)} bytes`],
         ["Container files", (ev.paths || []).join("\n"), "mono"],
         ["Acquisition hashes", ev.verified && !comparisons.length
