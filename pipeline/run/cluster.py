@@ -37,6 +37,9 @@ from pipeline.run.worker import BatchTask, analyze_batch
 DEFAULT_WORKER_MEMORY = "3GiB"
 DEFAULT_FILE_TIMEOUT = 120.0
 DEFAULT_TASK_TIMEOUT = 3600.0
+# A worker preload (script text): the terminal sends Ctrl-C to the whole process group,
+# and the driver alone decides what stops.
+IGNORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
 WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
 
 log = logging.getLogger(__name__)
@@ -112,11 +115,10 @@ class BatchRunner:
         driver walks the image; :meth:`wait_started` before use, ``with`` or
         :meth:`close_in_background` after.
 
-        The thread blocks SIGINT in its signal mask, which the worker processes it spawns
-        inherit, so they ignore Ctrl-C as when the main thread starts them (below).
+        Only the main thread may ignore SIGINT for the processes it spawns, so the workers
+        started here ignore it themselves (:data:`IGNORE_CTRL_C`).
         ``warm``: modules the driver will need later, imported here meanwhile."""
         def start() -> None:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 for name in warm:
                     importlib.import_module(name)
@@ -175,13 +177,14 @@ class BatchRunner:
             # under 1 MB for debugging, and with them every batch sent to a worker
             # (~2 KB per file): the driver's memory would grow with the image.
             "distributed.admin.low-level-log-length": 16,
+            "distributed.worker.preload": [IGNORE_CTRL_C],
         }
         import dask
         from distributed import Client, LocalCluster
 
         # Workers ignore Ctrl-C (inherited across exec), so the driver alone decides to
-        # stop and the batches in flight finish. (Started in a thread: the thread's signal
-        # mask blocks SIGINT instead, see start_in_background.)
+        # stop and the batches in flight finish. (Started in a thread: the workers set it
+        # themselves first thing, a preload script, also after a restart.)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
