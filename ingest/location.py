@@ -108,7 +108,7 @@ class Snapshot:
 class EvidenceLocation:
     """A serializable address of one data stream on one piece of evidence."""
 
-    evidence_id: str  # SHA-256 of the whole image's media data
+    evidence_id: str  # the case's name for the image (ingest.acquisition.evidence_id_for)
     volume_index: int  # index in the volume system; -1 when the image has none
     volume_offset: int  # byte offset of the volume in the image
     fs_type: str  # e.g. "fat32", "ext4", "ntfs"
@@ -117,6 +117,13 @@ class EvidenceLocation:
     stream: str | None = None  # NTFS alternate data stream name; None = default
     derivation: tuple[Derivation, ...] = ()  # steps into the stream's content, outermost first
     snapshot: Snapshot | None = None  # the shadow copy of the volume read; None = live
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled by value, not by dataclass state: the walk sends every entry from its
+        # child process, and unpickling by __init__ takes half the time.
+        return EvidenceLocation, (self.evidence_id, self.volume_index, self.volume_offset,
+                                  self.fs_type, self.inode, self.path, self.stream,
+                                  self.derivation, self.snapshot)
 
     def key(self) -> str:
         """A compact, stable string form (used in task keys and log lines)."""
@@ -169,6 +176,11 @@ class FileEntry:
     gid: int | None = None
     meta_allocated: bool | None = None  # the inode's own allocation state, when known
     notes: tuple[str, ...] = field(default=())  # walk remarks (e.g. "no metadata")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return FileEntry, (self.location, self.name, self.size, self.kind, self.allocated,
+                           self.mtime, self.atime, self.ctime, self.crtime, self.mode,
+                           self.uid, self.gid, self.meta_allocated, self.notes)
 
     @property
     def extension(self) -> str:

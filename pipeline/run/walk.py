@@ -192,8 +192,12 @@ class _Counting:
         self.count = 0
 
     def __iter__(self) -> Iterator[Any]:
+        shown = 0
         for entry in self.entries:
             self.count += 1
-            if self.advance is not None:
-                self.advance(1)
+            if self.advance is not None and self.count - shown >= 256:  # not per entry
+                self.advance(self.count - shown)
+                shown = self.count
             yield entry
+        if self.advance is not None and self.count > shown:
+            self.advance(self.count - shown)
