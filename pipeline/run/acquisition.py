@@ -19,7 +19,9 @@ under the same paths is a mismatch.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,8 @@ from ingest.image import EvidenceImage, ImageSpec
 from ingest.remote import is_url
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
+
+HASH_NICENESS = 10  # Linux: a thread's own nice value
 
 
 class HashMismatchError(Exception):
@@ -67,6 +71,11 @@ class BackgroundHash:
 
     def _run(self) -> None:
         started = time.monotonic()
+        # Below the walk, the cluster's start and the workers when they compete for cores
+        # (the threads hash_image starts inherit it): the first results come first, the
+        # hash takes what is left and all of the machine once the analysis ends.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
         try:
             image = self.spec.open()
             try:
