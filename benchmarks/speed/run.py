@@ -76,6 +76,19 @@ def _hwm_kb(pid: int) -> int | None:
     return None
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) ``pid`` has used so far, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _children(pid: int) -> list[int]:
     """Direct children of ``pid`` (from /proc/PID/task/*/children)."""
     out: list[int] = []
@@ -92,6 +105,7 @@ def measure(cmd: list[str], log: Path, ledger: Path | None = None,
             env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd``; wall time, exit code, peak RSS of the root and of its descendants."""
     peaks: dict[int, int] = {}
+    cpu: dict[int, float] = {}  # last CPU seconds seen per process of the tree
     first_result: list[float] = []
     started = time.monotonic()
     started_utc = time.time()
@@ -108,6 +122,9 @@ def measure(cmd: list[str], log: Path, ledger: Path | None = None,
                 kb = _hwm_kb(pid)
                 if kb is not None:
                     peaks[pid] = max(peaks.get(pid, 0), kb)
+                used = _cpu_s(pid)
+                if used is not None:
+                    cpu[pid] = used
                 stack.extend(_children(pid))
             if ledger is not None and not first_result and ledger.exists():
                 size = ledger.stat().st_size
@@ -135,6 +152,9 @@ def measure(cmd: list[str], log: Path, ledger: Path | None = None,
         "driver_rss_mb": round(peaks.get(proc.pid, 0) / 1024, 1),
         "worker_rss_mb": round(max(workers) / 1024, 1) if workers else None,
         "worker_processes": len(workers),
+        # sampled every 50 ms: a process's last 50 ms (or one that lived less) is missed
+        "cpu_s": round(sum(cpu.values()), 2),
+        "driver_cpu_s": round(cpu.get(proc.pid, 0.0), 2),
         "first_result_s": round(first_result[0], 3) if first_result else None,
         "load_average_1min": round(os.getloadavg()[0], 2),  # others' load on a shared box
         "log": str(log),
@@ -372,9 +392,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['tsk']}; scale {report['scale']:g}; warm page cache; "
         f"{report['workers']} exhibit workers; exhibit at {report.get('exhibit_commit')}.",
         "",
-        "| image | tool | wall s | files/s | MB/s | images/s | driver RSS MB | worker RSS MB"
-        " | exhibit speed-up |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| image | tool | wall s | CPU s (driver) | files/s | MB/s | images/s | driver RSS MB"
+        " | worker RSS MB | exhibit speed-up |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, img in report["images"].items():
         mf = img["manifest"]
@@ -383,7 +403,9 @@ def markdown(report: dict[str, Any]) -> str:
         for tool, row in img["tools"].items():
             speed = "" if tool == "exhibit" else _fmt(img.get("speedup", {}).get(tool), 2) + "×"
             lines.append(
-                f"| {label} | {tool} | {_fmt(row['wall_s'], 2)} | {_fmt(row['files_per_s'])} |"
+                f"| {label} | {tool} | {_fmt(row['wall_s'], 2)} |"
+                f" {_fmt(row.get('cpu_s'))} ({_fmt(row.get('driver_cpu_s'))}) |"
+                f" {_fmt(row['files_per_s'])} |"
                 f" {_fmt(row['mb_per_s'])} | {_fmt(row['images_per_s'])} |"
                 f" {_fmt(row['driver_rss_mb'], 0)} | {_fmt(row['worker_rss_mb'], 0)} | {speed} |"
             )
