@@ -7,8 +7,9 @@ resumability and isolation, not of the analysis itself. Per file:
 
 - read the content once through pytsk3 (1 MiB ``read_random`` calls, as exhibit's
   worker reads), MD5 + SHA-1 + SHA-256 over it (``analyzers/hashes.py``);
-- libmagic on the first 1 MiB: the description and the MIME type, two calls of two
-  python-magic cookies (``analyzers/filetype.py``);
+- libmagic on the first 1 MiB: the description, and the MIME type from a second call
+  unless the description is one of libmagic's no-match fallbacks (plain text, "data"),
+  whose MIME type it implies — the one-call rule of ``analyzers/filetype.py``;
 - for ``image/*`` files, the content in memory and:
 
   - EXIF with exifread (``details=False, strict=True``) for the types exhibit's EXIF
@@ -41,6 +42,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 from multiprocessing import Pool
@@ -64,6 +66,9 @@ SMALL_SIDE = 128
 THUMB_SIDE = 160
 EXIF_MIMES = {"image/jpeg", "image/tiff", "image/heic", "image/heif", "image/avif",
               "image/webp", "image/png", "image/jxl", "image/x-canon-crw"}
+
+PLAIN_TEXT = re.compile(r"(ASCII|ISO-8859|Non-ISO extended-ASCII|UTF-8 Unicode|Unicode text,"
+                        r" UTF-8)( \(with BOM\))? text(, with [^,]+)*")
 
 _FS: Any = None
 _MIME: Any = None
@@ -131,7 +136,8 @@ def one_file(inode: int, size: int) -> dict[str, Any]:
         if not head and (offset >= HEAD or offset >= size):
             head = b"".join(chunks)[:HEAD]
             description = _TEXT.from_buffer(head)
-            mime = _MIME.from_buffer(head)
+            mime = ("application/octet-stream" if description == "data" else "text/plain"
+                    if PLAIN_TEXT.fullmatch(description) else _MIME.from_buffer(head))
             keep = mime.startswith("image/")
             if not keep:
                 chunks = []
