@@ -295,6 +295,9 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
             result["exhibit_vs_samework"] = {
                 "end_to_end": round(same["wall_s"] / ex["wall_s"], 3),
                 "analysis": round(work_s / analysis, 3) if work_s and analysis else None,
+                # CPU seconds of the whole process tree: what a loaded, shared machine
+                # distorts least (others' load stretches wall times, not CPU times)
+                "cpu": round(same["cpu_s"] / ex["cpu_s"], 3) if ex.get("cpu_s") else None,
             }
     return result
 
@@ -348,10 +351,13 @@ def targets(images: dict[str, Any], sample: dict[str, Any] | None) -> list[dict[
     ips = get("photos", "exhibit", "images_per_s")
     if ips:
         add("photos: exhibit images/s", ips, "≥ 200", ips >= 200)
-    ratio = (images.get("photos") or {}).get("exhibit_vs_samework", {}).get("end_to_end")
-    if ratio:
-        add("photos: exhibit throughput ÷ same-work script", ratio, "≥ 2/3 (aim 0.85)",
-            ratio >= 2 / 3)
+    versus = (images.get("photos") or {}).get("exhibit_vs_samework", {})
+    if versus.get("end_to_end"):
+        add("photos: exhibit throughput ÷ same-work script", versus["end_to_end"],
+            "≥ 2/3 (aim 0.85)", versus["end_to_end"] >= 2 / 3)
+    if versus.get("cpu"):
+        add("photos: samework CPU ÷ exhibit CPU (same work)", versus["cpu"], "≥ 2/3",
+            versus["cpu"] >= 2 / 3)
     nv, exw = get("photos", "naive", "wall_s"), get("photos", "exhibit", "wall_s")
     if nv and exw:
         add("photos: naive time ÷ exhibit time", round(nv / exw, 2), "≥ 10", nv / exw >= 10)
@@ -428,9 +434,10 @@ def markdown(report: dict[str, Any]) -> str:
               if img.get("exhibit_vs_samework")]
     if versus:
         lines += ["", "exhibit ÷ same-work script, throughput (1 = as fast):", "",
-                  "| image | end to end | analysis phase ÷ samework's work |", "|---|--:|--:|"]
+                  "| image | end to end | analysis phase ÷ samework's work | CPU (samework CPU s"
+                  " ÷ exhibit CPU s) |", "|---|--:|--:|--:|"]
         lines += [f"| {n} | {_fmt(v['end_to_end'], 3)} | {_fmt(v['analysis'], 3)} |"
-                  for n, v in versus]
+                  f" {_fmt(v.get('cpu'), 3)} |" for n, v in versus]
     if report.get("sample"):
         s = report["sample"]
         lines += ["", f"Sample image: first result after {_fmt(s.get('first_result_s'), 2)} s,"
