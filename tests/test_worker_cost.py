@@ -48,3 +48,46 @@ def test_tuned_allocator_stops_page_faults_per_chunk() -> None:
     # untuned: each 1 MiB block is a fresh mmap, faulted in page by page (256 a MiB)
     assert result["untuned"] > 300 * 200
     assert result["tuned"] < result["untuned"] / 20
+
+
+def test_same_work_script_computes_what_exhibit_computes(tmp_path: Path) -> None:
+    """benchmarks/speed/samework.py is a fair yardstick only if its per-file work gives
+    exhibit's answers: digests, libmagic, the perceptual hashes and the very thumbnail,
+    file by file on a generated image (photos, small text and binary files, a big file)."""
+    import hashlib
+
+    sys.path.insert(0, str(REPO / "benchmarks" / "speed"))
+    try:
+        import generate
+        import samework
+    finally:
+        sys.path.pop(0)
+    from test_analyzers import entry
+
+    from analyzers import registry
+    from analyzers.run import analyze_bytes
+
+    manifest = generate.build("ci", scale=0.2, root=tmp_path, jobs=1, progress=False)
+    samework._open(manifest.image_path, 0)
+    files = samework.walk(samework._FS)
+    assert len(files) == manifest.files
+    analyzers = registry.create(None)
+    pictures = 0
+    for inode, size in files:
+        data = samework._FS.open_meta(inode=inode).read_random(0, size) if size else b""
+        ours = samework.one_file(inode, size)
+        theirs = analyze_bytes(data, entry("f", size), analyzers).findings
+        assert {k: ours[k] for k in ("md5", "sha1", "sha256", "size")} == theirs["hashes"]
+        assert ours["mime"] == theirs["filetype"]["mime"]
+        if size:
+            assert ours["magic"] == theirs["filetype"]["magic"]
+        if "perceptual" in theirs:
+            pictures += 1
+            found = theirs["perceptual"]
+            assert (ours["phash"], ours["dhash"], ours["pdq_dihedral"], ours["pdq_quality"]) \
+                == (found["phash"], found["dhash"], found["pdq_dihedral"], found["pdq_quality"])
+            assert hashlib.sha256(ours["thumbnail"]).hexdigest() == \
+                theirs["thumbnail"]["sha256"]
+        else:
+            assert "phash" not in ours
+    assert pictures == manifest.images > 0
