@@ -286,6 +286,13 @@ class _SeenHeads:
         self._bytes = 0
         self.hits = self.misses = 0
 
+    def clear(self) -> None:
+        """Forget every answer (a benchmark's warm-up must not turn into hits)."""
+        with self._lock:
+            self._answers.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
     def get(self, head: bytes) -> tuple[str, str] | None:
         if len(head) > self.MAX_HEAD:
             return None
@@ -312,6 +319,11 @@ class _SeenHeads:
 
 
 _SEEN = _SeenHeads()
+
+
+def seen_heads_clear() -> None:
+    """Forget the remembered libmagic answers of this process (see :class:`_SeenHeads`)."""
+    _SEEN.clear()
 
 
 def identify(head: bytes) -> tuple[str, str]:
