@@ -77,8 +77,9 @@ test: system-deps-test venv lint
 	$(BIN)/pytest -q
 
 # Speed benchmarks (benchmarks/speed/): builds the images once into ~/.cache/exhibit-bench
-# ($$EXHIBIT_BENCH_CACHE), then times exhibit, fiwalk, tsk_loaddb, a naive script and the
-# physical-limit probe on each. Smaller run: make bench BENCH_ARGS="--scale 0.1"
+# ($$EXHIBIT_BENCH_CACHE), then times exhibit, fiwalk, tsk_loaddb, a naive script, the
+# same-work script and the physical-limit probe on each, and libmagic's cost by check.
+# Smaller run: make bench BENCH_ARGS="--scale 0.1"
 # Then the archive benchmark (benchmarks/archives/): 2,000 zips of 3 photos vs the same
 # photos unpacked. Smaller: make bench ARCHIVE_BENCH_ARGS="--zips 200"
 # Then the video benchmark (benchmarks/video/): frames hashed per second and real-time
@@ -96,6 +97,7 @@ SCALING_BENCH_ARGS ?=
 CARVE_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/speed/libmagic_cost.py
 	$(BIN)/python benchmarks/archives/run.py $(ARCHIVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/carving/run.py $(CARVE_BENCH_ARGS)
 	$(BIN)/python benchmarks/video/run.py $(VIDEO_BENCH_ARGS)

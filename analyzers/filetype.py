@@ -26,11 +26,13 @@ Extension mismatch rule (``extension_mismatch``):
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import re
 import sys
 import threading
+from collections import OrderedDict
 
 import magic
 
@@ -188,11 +190,17 @@ _KNOWN_EXTENSIONS = frozenset(
 
 def expected_extensions(mime: str) -> list[str]:
     """Extensions that fit ``mime`` (sorted, lower-case, without dots)."""
+    return list(_expected_extensions(mime))
+
+
+@functools.lru_cache(maxsize=1024)
+def _expected_extensions(mime: str) -> tuple[str, ...]:
+    # a pure function of the MIME type and two fixed tables, asked once per file
     exts = set(MIME_EXTENSIONS.get(mime, "").split())
     exts.update(e.lstrip(".").lower() for e in _TYPES.guess_all_extensions(mime, strict=False))
     if mime.startswith("text/") and mime not in MIME_EXTENSIONS:
         exts.add("txt")
-    return sorted(exts)
+    return tuple(sorted(exts))
 
 
 def is_extension_mismatch(extension: str, mime: str, expected: list[str]) -> bool:
@@ -257,6 +265,67 @@ _PLAIN_TEXT = re.compile(
 )
 
 
+class _SeenHeads:
+    """libmagic's answers for heads already asked about in this process, by their bytes.
+
+    Evidence repeats small files (the same config, icon or script in every profile,
+    snapshot and backup); libmagic costs ~2 ms CPU on a text head, a dictionary look-up
+    of the same bytes microseconds. The key is the bytes themselves, compared in full on
+    a hash match, and libmagic is deterministic for given bytes, database and flags, so
+    a hit is exactly the answer libmagic would give. Only heads up to
+    :data:`MAX_HEAD` bytes are kept, at most :data:`BUDGET` bytes in all, least recently
+    used first out.
+    """
+
+    MAX_HEAD = 64 * 1024
+    BUDGET = 8 << 20
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self._bytes = 0
+        self.hits = self.misses = 0
+
+    def clear(self) -> None:
+        """Forget every answer (a benchmark's warm-up must not turn into hits)."""
+        with self._lock:
+            self._answers.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def get(self, head: bytes) -> tuple[str, str] | None:
+        if len(head) > self.MAX_HEAD:
+            return None
+        with self._lock:
+            answer = self._answers.get(head)
+            if answer is None:
+                self.misses += 1
+                return None
+            self._answers.move_to_end(head)
+            self.hits += 1
+            return answer
+
+    def put(self, head: bytes, answer: tuple[str, str]) -> None:
+        if len(head) > self.MAX_HEAD:
+            return
+        with self._lock:
+            if head in self._answers:
+                return
+            self._answers[head] = answer
+            self._bytes += len(head)
+            while self._bytes > self.BUDGET:
+                old, _ = self._answers.popitem(last=False)
+                self._bytes -= len(old)
+
+
+_SEEN = _SeenHeads()
+
+
+def seen_heads_clear() -> None:
+    """Forget the remembered libmagic answers of this process (see :class:`_SeenHeads`)."""
+    _SEEN.clear()
+
+
 def identify(head: bytes) -> tuple[str, str]:
     """libmagic's MIME type and description of ``head``, as file(1) would give them.
 
@@ -267,6 +336,16 @@ def identify(head: bytes) -> tuple[str, str]:
     """
     if not head:
         return EMPTY_MIME, EMPTY_DESCRIPTION
+    head = bytes(head)  # a dictionary key (and libmagic's buffer) must not change
+    known = _SEEN.get(head)
+    if known is not None:
+        return known
+    answer = _identify(head)
+    _SEEN.put(head, answer)
+    return answer
+
+
+def _identify(head: bytes) -> tuple[str, str]:
     mime_cookie, text_cookie = _COOKIES.get()
     if head[:4] == b"\x7fELF" and hasattr(os, "memfd_create"):
         fd = os.memfd_create("exhibit-head", getattr(os, "MFD_CLOEXEC", 0))

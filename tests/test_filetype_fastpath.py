@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,77 @@ def test_os_files_agree() -> None:
         fast += _fallback_mime(description) is not None
         assert (mime, description) == (_file_says(data, "--mime-type"), _file_says(data)), path
     assert fast > 10  # the sample exercised the fast path
+
+
+def _varied() -> dict[str, bytes]:
+    """Text in its encodings and line ends, scripts, markup, data formats, binaries."""
+    import gzip
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    text = "Zeugenaussage über die Übergabe\nsecond line\n" * 20
+    png, zipped = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(png, "PNG")
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("notes.txt", text)
+    elf = Path(sys.executable).resolve().read_bytes()[: 1 << 20]
+    return {
+        **FAST, **SLOW,
+        "utf16le": b"\xff\xfe" + text.encode("utf-16-le"),
+        "utf16be": b"\xfe\xff" + text.encode("utf-16-be"),
+        "crlf_utf8": text.replace("\n", "\r\n").encode(),
+        "csv_quoted": b'"name","size"\r\n"a, b.txt","12"\r\n' * 30,
+        "json_array": b'[{"a": 1}, {"b": [true, null, "x"]}]\n',
+        "xml": b'<?xml version="1.0"?>\n<case><item id="1">x</item></case>\n',
+        "perl": b"#!/usr/bin/perl\nprint \"hi\\n\";\n",
+        "c_source": b"#include <stdio.h>\nint main(void) { return 0; }\n",
+        "png": png.getvalue(),
+        "zip": zipped.getvalue(),
+        "gzip_real": gzip.compress(text.encode(), mtime=0),
+        "pdf": b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n",
+        "elf": elf,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_varied()))
+def test_repeated_heads_answer_as_file_does(name: str) -> None:
+    """A second identical head is answered from the process's memory of the first, with
+    file(1)'s answer; the copy is a different object, so the match is by content."""
+    import analyzers.filetype as filetype
+
+    data = _varied()[name]
+    expected = (_file_says(data, "--mime-type"), _file_says(data))
+    assert identify(data) == expected
+    hits = filetype._SEEN.hits
+    assert identify(bytes(bytearray(data))) == expected
+    if data and len(data) <= filetype._SeenHeads.MAX_HEAD:
+        assert filetype._SEEN.hits == hits + 1
+    else:  # empty (no libmagic at all) or too large to keep
+        assert filetype._SEEN.hits == hits
+
+
+def test_a_changed_byte_is_not_a_repeat() -> None:
+    """Same length, one byte different: a fresh libmagic answer, file(1)'s."""
+    import analyzers.filetype as filetype
+
+    text = b"plain words in a note\n" * 30
+    script = b"#!/bin/sh\n" + text[10:]
+    assert len(text) == len(script)
+    identify(text)
+    hits = filetype._SEEN.hits
+    assert identify(script) == (_file_says(script, "--mime-type"), _file_says(script))
+    assert filetype._SEEN.hits == hits
+    assert identify(script)[1] != identify(text)[1]
+
+
+def test_seen_heads_stay_within_their_budget() -> None:
+    from analyzers.filetype import _SeenHeads
+
+    seen = _SeenHeads()
+    seen.BUDGET = 10_000
+    for i in range(100):
+        seen.put(b"%05d" % i * 200, ("text/plain", "ASCII text"))  # 1,000 bytes each
+    assert seen._bytes <= 10_000 and len(seen._answers) == 10
+    assert seen.get(b"%05d" % 99 * 200) is not None and seen.get(b"%05d" % 0 * 200) is None

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from analyzers import registry
+from analyzers import filetype, registry
 from ingest.image import ImageSpec
 from pipeline.case.database import CaseDatabase
 from pipeline.run.worker import BatchTask, analyze_batch
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sum(len(t.items) for t in work)
     size = sum(max(0, i[2]["size"]) for t in work for i in t.items)
     analyze_batch(work[0])  # warm: open the image, load libmagic, import Pillow
+    filetype.seen_heads_clear()  # …but batch 0 again must not be answered from memory
     profiler = None if args.no_profile else cProfile.Profile()
     started = time.perf_counter()
     if profiler:

@@ -178,6 +178,9 @@ class BatchRunner:
             # (~2 KB per file): the driver's memory would grow with the image.
             "distributed.admin.low-level-log-length": 16,
             "distributed.worker.preload": [IGNORE_CTRL_C],
+            # Issue 18: the statistical profiler walks each worker's stack every 10 ms,
+            # ~5 % of a worker's CPU on photos; nothing here reads its profiles.
+            "distributed.worker.profile.enabled": False,
         }
         import dask
         from distributed import Client, LocalCluster

@@ -10,6 +10,7 @@ per-process cache across tasks (``ingest.content.reader_for``).
 from __future__ import annotations
 
 import base64
+import ctypes
 import os
 import socket
 import traceback
@@ -42,6 +43,31 @@ def frozen_settings(settings: dict[str, dict[str, str]]) -> Settings:
 
 
 _ANALYZERS: dict[tuple[tuple[str, ...], Settings], list[Analyzer]] = {}
+
+# glibc's malloc: Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which
+# also fixes the mmap threshold at 128 KiB, so every 1 MiB chunk read and every image
+# buffer was a fresh mmap, page-faulted in and unmapped again: measured on photos, the
+# worker's system time 1.1 s → 7.0 s and its CPU time +45 %. Up to these sizes blocks
+# are reused from the heap instead; at most M_TRIM_THRESHOLD of free heap is kept.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
+TRIM_THRESHOLD = 64 << 20
+_tuned_pid: int | None = None
+
+
+def tune_allocator() -> bool:
+    """Once per process: the malloc thresholds above (glibc only); True if set."""
+    global _tuned_pid
+    if _tuned_pid == os.getpid():
+        return True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to undo
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+        bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _tuned_pid = os.getpid() if ok else None
+    return ok
 
 
 @dataclass(frozen=True)
@@ -143,6 +169,7 @@ def detach_blobs(findings: dict[str, Any]) -> dict[str, bytes]:
 
 def analyze_batch(task: BatchTask) -> dict[str, Any]:
     """Run every analyzer over every file of the batch; one record per file, in order."""
+    tune_allocator()
     analyzers = _analyzers(task.analyzers, task.settings)
     versions = {a.name: a.version for a in analyzers}
     guard = watchdog()
