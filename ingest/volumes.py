@@ -130,6 +130,9 @@ def _find_volumes(image: EvidenceImage) -> VolumeScan:
         vs = pytsk3.Volume_Info(image)
     except OSError:
         return VolumeScan([whole_image_volume(image)], None, warnings=[NO_TABLE_WARNING])
+    except RuntimeError as exc:  # the image's own read failed under TSK (a cut container)
+        return VolumeScan([whole_image_volume(image)], None, warnings=[
+            f"the image could not be read where a volume system would be: {exc}"])
     block_size = int(vs.info.block_size)
     volumes: list[Volume] = []
     warnings: list[str] = []

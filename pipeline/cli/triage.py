@@ -261,9 +261,10 @@ def print_summary(summary: dict[str, Any], verified: bool, case_dir: Path) -> No
             "Nothing examined: "), style="bold red")))
     rows += [
         ("evidence", summary["evidence_id"]),
-        ("media SHA-256", summary["evidence_sha256"] or "not finished (interrupted)"),
+        ("media SHA-256", summary["evidence_sha256"] or Text(
+            "NOT COMPUTED (unreadable or interrupted: see the ledger)", style="bold red")),
         ("acquisition hashes", "verified" if verified else
-         "not compared (interrupted)" if not summary["evidence_sha256"] else
+         "not compared" if not summary["evidence_sha256"] else
          "NOT VERIFIED (mismatch allowed)"),
         ("volumes", str(summary["volumes"])),
         ("filesystems", f"{summary['filesystems_walked']} walked: "

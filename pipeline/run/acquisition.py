@@ -35,9 +35,11 @@ from ingest.acquisition import (
     evidence_paths,
     hash_image,
 )
+from ingest.errors import IngestError
 from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
 from ingest.image import EvidenceImage, ImageSpec
 from ingest.remote import is_url
+from ingest.remote.objects import RemoteError
 from pipeline.case.database import utc_now
 from pipeline.case.store import Case
 
@@ -193,8 +195,10 @@ def register(case: Case, image: EvidenceImage, expected: dict[str, str],
 def conclude(case: Case, reg: Registration, wait: bool) -> None:
     """Record the finished hash and its comparisons; refuse on a mismatch unless allowed.
 
-    Without ``wait`` it returns at once when the hash is still running. Raises the hash's
-    own error (an unreadable image) after recording it, and :class:`HashMismatchError`.
+    Without ``wait`` it returns at once when the hash is still running. Media that cannot
+    be read to the end has no hash: ``acquisition.failed`` says so and the run goes on
+    (the files are read, or get error records, one by one). Raises
+    :class:`HashMismatchError`.
     """
     hashing = reg.hashing
     if hashing is None or not (wait or hashing.finished()):
@@ -202,12 +206,23 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
     hashing.wait()
     reg.hashing = None
     subject = {"evidence_id": reg.evidence_id}
-    if hashing.error is not None or hashing.result is None:
+    if isinstance(hashing.error, RemoteError):  # the store failed, not the media: resumable
         case.record("error", subject, {
             "stage": "acquisition", "error": type(hashing.error).__name__,
             "message": str(hashing.error), "paths": reg.paths,
-            "note": "the acquisition hash did not finish; run the same command to hash again",
+            "note": "the evidence store failed during the acquisition hash; run the same"
+                    " command to hash again and resume",
         })
+        raise hashing.error
+    if isinstance(hashing.error, IngestError | OSError):  # the media cannot be read through
+        case.record("acquisition.failed", subject, {
+            "error": type(hashing.error).__name__, "message": str(hashing.error)[:2000],
+            "paths": reg.paths, "read_bytes": hashing.done_bytes, "size": reg.size,
+            "note": "no acquisition hash exists for this image; what can be read is"
+                    " analysed, unreadable parts are error records; a re-run hashes again",
+        })
+        return
+    if hashing.error is not None or hashing.result is None:
         raise hashing.error or RuntimeError("acquisition hash ended without a result")
     computed = hashing.result
     seconds = hashing.seconds

@@ -37,9 +37,9 @@ from ingest.derive import (
 )
 from ingest.derive.pictures import OVERLAP, EmbeddedPictureScanner, find_signatures
 from ingest.location import FileEntry
+from pipeline.run import EXPAND, EXPAND_VERSION
 
-EXPAND = "expand"  # the pseudo-analyzer name (task analyzers, culprits, error records)
-VERSION = "1"
+VERSION = EXPAND_VERSION  # EXPAND: the pseudo-analyzer name (task analyzers, culprits, errors)
 SPOOL_MEMORY = 16 << 20  # a member up to this size stays in memory
 CHUNK = 1 << 20
 # How pictures end, for the "is there data after it?" check of a stream that is one.

@@ -42,7 +42,7 @@ from ingest.remote.objects import RemoteError
 from pipeline.carving import RANGE_BYTES
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import summarize
-from pipeline.run import acquisition, collect, expand, plan
+from pipeline.run import EXPAND, EXPAND_VERSION, acquisition, collect, plan
 from pipeline.run.cluster import (
     DEFAULT_FILE_TIMEOUT,
     DEFAULT_TASK_TIMEOUT,
@@ -53,11 +53,10 @@ from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
 from pipeline.run.progress import Reporter
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
-from pipeline.run.worker import BatchTask, frozen_settings
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 # Imported by the cluster's start thread while the walk runs, not before the case opens.
-_LATER_MODULES = ("pipeline.carving.plan", "pipeline.matching.match")
+_LATER_MODULES = ("pipeline.carving.plan", "pipeline.matching.match", "pipeline.run.worker")
 
 DEFAULT_BATCH_BYTES = 256 << 20
 DEFAULT_BATCH_FILES = 2000
@@ -155,7 +154,7 @@ class Triage:
             "snapshots": "all" if opts.snapshots else "none",
             "volume_keys_given": sorted(  # that a key was given, never the key
                 k for k in (PASSWORD_ENV, RECOVERY_KEY_ENV) if os.environ.get(k)),
-            "expand": {"method": f"{expand.EXPAND} {expand.VERSION}",
+            "expand": {"method": f"{EXPAND} {EXPAND_VERSION}",
                        "limits": opts.limits.to_dict()}
             if opts.expand else None,
             "carve": opts.carve,
@@ -245,6 +244,7 @@ class Triage:
         if unrecorded:
             collect.reconcile_batches(case, unrecorded)
         from pipeline.carving import plan as carving
+        from pipeline.run.worker import BatchTask, frozen_settings
 
         todo = carving.interleave([b for b in db.batches(evidence_id)
                                    if b["status"] != "done"])
@@ -254,7 +254,7 @@ class Triage:
         total_bytes = sum(b["bytes"] for b in todo)
         opts = self.options
         scratch = _fresh_scratch(case.directory / SCRATCH_DIR)
-        names = (*analyzers, expand.EXPAND) if opts.expand else tuple(analyzers)
+        names = (*analyzers, EXPAND) if opts.expand else tuple(analyzers)
 
         def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
             for batch in todo:
