@@ -39,6 +39,7 @@ def store_batch(case: Case, batch_id: str, outcome: dict[str, Any]) -> None:
     with db.atomic():
         ids: dict[str, int] = {}  # entry key -> file id, for derived entries' parents
         paths: dict[str, str] = {}
+        rows = []
         for index, item in enumerate(items):
             record = item["record"]
             if "file_id" in item:
@@ -50,7 +51,9 @@ def store_batch(case: Case, batch_id: str, outcome: dict[str, Any]) -> None:
                 file_id = db.add_derived(ids[item["parent_key"]], item["key"], entry, path)
                 paths[item["key"]] = path
             ids[record["entry"]] = file_id
-            db.store_result(file_id, batch_id, index, record, canonical[index].decode("utf-8"))
+            rows.append((file_id, index, record, canonical[index].decode("utf-8")))
+        db.store_results(batch_id, rows)
+        for file_id, index, record, _ in rows:
             for err in record["errors"] + bad_thumbnails.get(index, []):
                 db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
                              message=err["message"],
