@@ -89,12 +89,15 @@ test: system-deps-test venv lint
 # local file vs object storage (moto on 127.0.0.1), and the driver's time per batch.
 # Then carving (benchmarks/carving/): a 2 GB wiped card with pictures, exhibit's carve scan
 # vs dd and PhotoRec (testdisk). Smaller: make bench CARVE_BENCH_ARGS="--size 256"
+# Then the driver (benchmarks/driver/): CPU per result record, phase by phase, exact
+# rfc8785 vs canonical_bytes on the many-small image. Smaller: DRIVER_BENCH_ARGS="--scale 0.02"
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
 VIDEO_BENCH_ARGS ?=
 VDISK_BENCH_ARGS ?=
 SCALING_BENCH_ARGS ?=
 CARVE_BENCH_ARGS ?=
+DRIVER_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/speed/libmagic_cost.py
@@ -103,6 +106,7 @@ bench: system-deps-test venv
 	$(BIN)/python benchmarks/video/run.py $(VIDEO_BENCH_ARGS)
 	$(BIN)/python benchmarks/vdisk/run.py $(VDISK_BENCH_ARGS)
 	$(BIN)/python benchmarks/scaling/run.py $(SCALING_BENCH_ARGS)
+	$(BIN)/python benchmarks/driver/run.py $(DRIVER_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).

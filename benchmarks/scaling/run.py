@@ -118,6 +118,8 @@ def triage(source: str, workers: int, env: dict[str, str], tmp: Path) -> dict[st
             "mb_per_s": round(nbytes / 1e6 / analysis_s, 2),
             "mb_per_s_per_worker": round(nbytes / 1e6 / analysis_s / workers, 2),
             "driver_ms_per_batch": round(per_batch * 1000, 1),
+            "driver_cpu_ms_per_batch": round(
+                driver.get("cpu_seconds", 0.0) * 1000 / max(1, driver["batches"]), 1),
             "worker_s_per_batch": round(analysis_s * workers / max(1, len(batches)), 2)}
 
 
@@ -168,11 +170,13 @@ def main() -> None:
         print(f"| {c['phase']} | {c['block_kib']} | {c['reads']} | {c['gets']} |"
               f" {c['mb_asked']} | {c['mb_fetched']} | {c['seconds']} |")
     print("\n| source | workers | analysis s | MB/s | MB/s per worker | efficiency |"
-          " driver ms/batch | worker s/batch | workers the driver keeps up with |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          " driver ms/batch | driver CPU ms/batch | worker s/batch |"
+          " workers the driver keeps up with |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['source']} | {r['workers']} | {r['analysis_s']} | {r['mb_per_s']} |"
               f" {r['mb_per_s_per_worker']} | {r['efficiency']} | {r['driver_ms_per_batch']} |"
+              f" {r['driver_cpu_ms_per_batch']} |"
               f" {r['worker_s_per_batch']} | {r['workers_driver_keeps_up_with']} |")
     print(f"\nwritten: {out}")
 
