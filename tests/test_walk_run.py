@@ -126,3 +126,32 @@ def test_schema4_evidence_takes_a_hash_not_yet_known(tmp_path: Path) -> None:
         assert [r["evidence_id"] for r in db.volumes(EVIDENCE_ID)] == [EVIDENCE_ID]
     finally:
         db.close()
+
+
+def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> None:
+    db = CaseDatabase(tmp_path / "case.sqlite")
+
+    def indexes() -> set[str]:
+        return {r[1] for r in db.conn.execute("PRAGMA index_list(results)")}
+
+    hashed = {"results_md5", "results_sha1", "results_sha256"}
+    try:
+        assert hashed <= indexes()
+        with db.hash_indexes_deferred():
+            assert not hashed & indexes()
+        assert hashed <= indexes()
+        with pytest.raises(KeyError), db.hash_indexes_deferred():
+            raise KeyError("the analysis failed")
+        assert hashed <= indexes()
+    finally:
+        db.close()
+    db = CaseDatabase(tmp_path / "case.sqlite")  # a run killed inside: rebuilt on open
+    try:
+        db.conn.execute("DROP INDEX results_md5")
+    finally:
+        db.close()
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    try:
+        assert hashed <= indexes()
+    finally:
+        db.close()

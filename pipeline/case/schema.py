@@ -10,6 +10,16 @@ SCHEMA_VERSION = 5  # 2: PDQ columns, known entries, near matches, media groups
 #                    4: derived entries (files.parent_id, files.derivation)
 #                    5: evidence named before its hash (hash columns NULL until known)
 
+# The results' hash indexes serve matching and proofs, after the analysis. Random hex keys
+# make every insert into them a random page write, so the analysis runs without them and
+# they are built once at its end (a case opened after a kill builds them on open).
+RESULT_HASH_INDEX_NAMES = ("results_md5", "results_sha1", "results_sha256")
+RESULT_HASH_INDEXES = """
+CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
+CREATE INDEX IF NOT EXISTS results_sha1 ON results(sha1);
+CREATE INDEX IF NOT EXISTS results_sha256 ON results(sha256);
+"""
+
 EVIDENCE_TABLE = """
 CREATE TABLE IF NOT EXISTS evidence (
     id TEXT PRIMARY KEY,                 -- ev- + hash of format and paths (schema < 5: SHA-256)
@@ -91,9 +101,7 @@ CREATE TABLE IF NOT EXISTS results (
     pdq TEXT, pdq_quality INTEGER,       -- filled from the record by matching
     pdq_dihedral TEXT                    -- JSON list of the 8 rotation/mirror hashes
 );
-CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
-CREATE INDEX IF NOT EXISTS results_sha1 ON results(sha1);
-CREATE INDEX IF NOT EXISTS results_sha256 ON results(sha256);
+""" + RESULT_HASH_INDEXES + """
 CREATE INDEX IF NOT EXISTS results_by_batch ON results(batch_id);
 CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY,

@@ -271,7 +271,7 @@ class Triage:
 
         if self.runner is None:
             runner.wait_started()
-        with _interruptible() as stop, self.reporter.analysis_task(
+        with _interruptible() as stop, db.hash_indexes_deferred(), self.reporter.analysis_task(
                 total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
