@@ -56,8 +56,6 @@ def cluster_security(scheduler: str | None, tls: TlsOptions) -> Any:
     Raises ``InsecureClusterError`` (with the reason) for a non-local scheduler without
     TLS unless ``tls.insecure``; ``ValueError`` for half-given TLS options.
     """
-    from distributed import Security
-
     given = [tls.ca_file, tls.cert, tls.key]
     if any(given) and not all(given):
         raise ValueError("--tls-ca-file, --tls-cert and --tls-key go together (the CA that"
@@ -68,6 +66,8 @@ def cluster_security(scheduler: str | None, tls: TlsOptions) -> Any:
             raise ValueError("--tls-* options need --scheduler (a local cluster stays on this"
                              " machine)")
         return None
+    from distributed import Security  # ~0.6 s: only for a scheduler elsewhere
+
     if all(given):
         security = Security(tls_ca_file=tls.ca_file, tls_client_cert=tls.cert,
                             tls_client_key=tls.key, require_encryption=True)
