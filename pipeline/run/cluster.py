@@ -39,9 +39,6 @@ DEFAULT_TASK_TIMEOUT = 3600.0
 # A worker preload (script text): the terminal sends Ctrl-C to the whole process group,
 # and the driver alone decides what stops.
 IGNORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
-# Another: what the first task would import (the analyzers, libmagic, Pillow, and the
-# SciPy FFT imagehash's pHash loads on first use, ~0.8 s), while the driver still walks.
-WARM_IMPORTS = "import pipeline.run.worker, scipy.fftpack"
 WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
 
 log = logging.getLogger(__name__)
@@ -181,7 +178,7 @@ class BatchRunner:
             # under 1 MB for debugging, and with them every batch sent to a worker
             # (~2 KB per file): the driver's memory would grow with the image.
             "distributed.admin.low-level-log-length": 16,
-            "distributed.worker.preload": [IGNORE_CTRL_C, WARM_IMPORTS],
+            "distributed.worker.preload": [IGNORE_CTRL_C],
             # Issue 18: the statistical profiler walks each worker's stack every 10 ms,
             # ~5 % of a worker's CPU on photos; nothing here reads its profiles.
             "distributed.worker.profile.enabled": False,
