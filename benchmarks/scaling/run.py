@@ -155,8 +155,10 @@ def main() -> None:
     server.stop()
 
     for run in runs:
-        base = next(r for r in runs if r["source"] == run["source"] and r["workers"] == 1)
-        run["efficiency"] = round(run["mb_per_s"] / (run["workers"] * base["mb_per_s"]), 2)
+        base = next((r for r in runs if r["source"] == run["source"] and r["workers"] == 1),
+                    None)  # no 1-worker run asked for: no efficiency to state
+        run["efficiency"] = (round(run["mb_per_s"] / (run["workers"] * base["mb_per_s"]), 2)
+                             if base else None)
         run["workers_driver_keeps_up_with"] = int(
             run["worker_s_per_batch"] * 1000 / max(run["driver_ms_per_batch"], 1e-3))
     result = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "scale": args.scale,
