@@ -179,3 +179,11 @@ def compare_hashes(computed: dict[str, Any], expected: dict[str, Any]) -> list[d
         rows.append({"algorithm": algorithm, "expected": stated, "computed": got,
                      "status": status})
     return rows
+
+
+def stated_comparisons(computed: dict[str, Any], expected: dict[str, Any],
+                       stored: dict[str, Any]) -> list[dict[str, Any]]:
+    """The computed hashes against the examiner's stated ones and the container's stored
+    ones (E01), each row naming its source."""
+    return ([dict(c, source="examiner") for c in compare_hashes(computed, expected)]
+            + [dict(c, source="container") for c in compare_hashes(computed, stored)])

@@ -32,12 +32,12 @@ from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import merkle_root
 from chain_of_custody.verify import VerificationReport, verify_ledger
 from ingest.acquisition import (
-    compare_hashes,
     container_record,
     container_stat,
     evidence_id_for,
     evidence_paths,
     hash_image,
+    stated_comparisons,
 )
 from ingest.image import open_image
 from ingest.remote import is_url
@@ -133,11 +133,7 @@ def register_evidence(case: Case, images: list[Path | str], *, exhibit_number: s
         computed = hash_image(image, progress=progress)
         seconds = time.monotonic() - started
         paths = evidence_paths(image)
-        comparisons = (
-            [dict(c, source="examiner") for c in compare_hashes(computed, expected or {})]
-            + [dict(c, source="container") for c in compare_hashes(computed,
-                                                                   image.stored_hashes)]
-        )
+        comparisons = stated_comparisons(computed, expected or {}, image.stored_hashes)
         verified = all(c["status"] == "match" for c in comparisons)
         evidence_id = evidence_id_for(image.format, paths)
         known = case.db.evidence(evidence_id)

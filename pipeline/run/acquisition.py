@@ -34,6 +34,7 @@ from ingest.acquisition import (
     evidence_id_for,
     evidence_paths,
     hash_image,
+    stated_comparisons,
 )
 from ingest.errors import IngestError
 from ingest.formats.virtual import FORMATS as VIRTUAL_FORMATS
@@ -67,7 +68,6 @@ class BackgroundHash:
         self.error: BaseException | None = None
         self.done_bytes = 0
         self.seconds = 0.0
-        self._finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name="acquisition-hash", daemon=True)
         self._thread.start()
 
@@ -89,22 +89,20 @@ class BackgroundHash:
                 self.containers = container_record(self.spec.format, self.paths)
         except BaseException as exc:  # handed to the driver, which records it
             self.error = exc
-        finally:
-            self._finished.set()
 
     def _progress(self, done: int) -> None:
         self.done_bytes = done
 
     def finished(self) -> bool:
-        return self._finished.is_set()
+        return not self._thread.is_alive()
 
     def wait(self) -> None:
-        self._finished.wait()
+        self._thread.join()
 
     def stop(self) -> None:
         """Cancel and wait (the reader stops at its next chunk)."""
         self.cancel.set()
-        self._finished.wait()
+        self._thread.join()
 
 
 @dataclass
@@ -122,11 +120,6 @@ class Registration:
     hashing: BackgroundHash | None = None
     registered_sha256: str | None = None  # what the case recorded before (a re-hash)
     objects: list[dict[str, Any]] = field(default_factory=list)  # a store's: URL, ETag, size
-    started_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def pending(self) -> bool:
-        return self.hashing is not None
 
     def progress_text(self) -> str:
         """For the progress line: how far the hash beside the analysis has got."""
@@ -234,9 +227,7 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
         "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
         **hashing.containers,
     })
-    comparisons = [dict(c, source="examiner") for c in compare_hashes(computed, reg.expected)]
-    comparisons += [dict(c, source="container")
-                    for c in compare_hashes(computed, reg.stored_hashes)]
+    comparisons = stated_comparisons(computed, reg.expected, reg.stored_hashes)
     if reg.registered_sha256:
         comparisons += [dict(c, source="registration") for c in compare_hashes(
             computed, {"sha256": reg.registered_sha256})]

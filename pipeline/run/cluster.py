@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -113,32 +113,24 @@ class BatchRunner:
 
     def start_in_background(self, warm: tuple[str, ...] = ()) -> None:
         """Start the cluster (imports, scheduler, worker processes) in a thread while the
-        driver walks the image; :meth:`wait_started` before use, ``with`` or
-        :meth:`close_in_background` after.
+        driver walks the image; :meth:`wait_started` before use, :meth:`shutdown` after.
 
         Only the main thread may ignore SIGINT for the processes it spawns, so the workers
         started here ignore it themselves (:data:`IGNORE_CTRL_C`).
         ``warm``: modules the driver will need later, imported here meanwhile."""
         def start() -> None:
-            try:
-                for name in warm:
-                    importlib.import_module(name)
-                self.__enter__()
-            except BaseException as exc:  # raised in the driver by wait_started
-                self._helper_error = exc
+            for name in warm:
+                importlib.import_module(name)
+            self.__enter__()
 
-        self._helper = threading.Thread(target=start, name="cluster-start", daemon=True)
-        self._helper.start()
+        self._in_background("cluster-start", start)
 
     def wait_started(self) -> None:
         self._join_helper()
 
     def close_in_background(self) -> None:
         """Close the cluster in a thread while the driver matches and summarises."""
-        self._join_helper()
-        self._helper = threading.Thread(target=self._close_quietly, name="cluster-close",
-                                        daemon=True)
-        self._helper.start()
+        self._in_background("cluster-close", self.__exit__)
 
     def shutdown(self) -> None:
         """Wait for a start or close running in the background, then close what is still
@@ -149,6 +141,18 @@ class BatchRunner:
             if self.client is not None or self.cluster is not None:
                 self.__exit__()
 
+    def _in_background(self, name: str, work: Callable[[], object]) -> None:
+        self._join_helper()
+
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # re-raised in the driver by _join_helper
+                self._helper_error = exc
+
+        self._helper = threading.Thread(target=run, name=name, daemon=True)
+        self._helper.start()
+
     def _join_helper(self) -> None:
         if self._helper is not None:
             self._helper.join()
@@ -156,12 +160,6 @@ class BatchRunner:
         if (error := self._helper_error) is not None:
             self._helper_error = None
             raise error
-
-    def _close_quietly(self) -> None:
-        try:
-            self.__exit__()
-        except BaseException as exc:  # reported by wait_closed
-            self._helper_error = exc
 
     def _start_local(self) -> None:
         settings = {

@@ -23,10 +23,10 @@ whose results were committed but whose ledger entry was not yet written gets it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,7 +36,7 @@ from typing import Any
 
 from ingest.derive import Limits
 from ingest.errors import IngestError
-from ingest.image import ImageSpec, open_image
+from ingest.image import EvidenceImage, ImageSpec, open_image
 from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.remote.objects import RemoteError
 from pipeline.carving import RANGE_BYTES
@@ -57,6 +57,8 @@ from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 # Imported by the cluster's start thread while the walk runs, not before the case opens.
 _LATER_MODULES = ("pipeline.carving.plan", "pipeline.matching.match", "pipeline.run.worker")
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_BYTES = 256 << 20
 DEFAULT_BATCH_FILES = 2000
@@ -181,22 +183,7 @@ class Triage:
         if self.runner is None:
             runner.start_in_background(warm=_LATER_MODULES)
         try:
-            try:
-                walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
-                              opts.snapshots)
-                empty = nothing_examined(case.db, image, evidence_id)
-                if empty is not None:
-                    case.record("triage.nothing_examined", {"evidence_id": evidence_id},
-                                dict(empty, allowed=opts.allow_empty))
-                plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files,
-                          opts.parallelism)
-                from pipeline.carving import plan as carving
-
-                if carving.carvable(empty):
-                    carving.plan_carving(case, image, evidence_id, opts.carve,
-                                         opts.carve_range_bytes)
-            finally:
-                image.close()
+            empty = self._walk_and_plan(case, image, evidence_id)
             acquisition.conclude(case, reg, wait=False)
             interrupted = self._analyse(case, image.spec, reg, analyzers, runner)
             if self.runner is None:  # while the hash ends and the driver matches
@@ -205,7 +192,6 @@ class Triage:
                 acquisition.abandon(case, reg)
             else:
                 acquisition.conclude(case, reg, wait=True)
-            if not interrupted:
                 self._match(case, evidence_id)
             summary = summarize(case.db, evidence_id)
             if empty is not None:
@@ -216,15 +202,37 @@ class Triage:
         except BaseException:
             if reg.hashing is not None:  # the run failed: the hash stops with it
                 reg.hashing.stop()
-            raise
-        finally:
             if self.runner is None:
-                if sys.exc_info()[0] is None:
+                try:
                     runner.shutdown()
-                else:  # the run's own error is the one to report
-                    with suppress(Exception):
-                        runner.shutdown()
+                except Exception:  # the run's own error is the one raised
+                    log.exception("closing the Dask cluster after a failed run")
+            raise
+        if self.runner is None:
+            runner.shutdown()
         return TriageResult(opts.case_dir, evidence_id, summary, bool(reg.verified), interrupted)
+
+    def _walk_and_plan(self, case: Case, image: EvidenceImage, evidence_id: str
+                       ) -> dict[str, Any] | None:
+        """Walk, plan the batches and the carve ranges; what the image looks like when
+        nothing in it could be read (else None). The image is closed after."""
+        opts = self.options
+        try:
+            walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
+                          opts.snapshots)
+            empty = nothing_examined(case.db, image, evidence_id)
+            if empty is not None:
+                case.record("triage.nothing_examined", {"evidence_id": evidence_id},
+                            dict(empty, allowed=opts.allow_empty))
+            plan.plan(case, evidence_id, opts.batch_bytes, opts.batch_files, opts.parallelism)
+            from pipeline.carving import plan as carving
+
+            if carving.carvable(empty):
+                carving.plan_carving(case, image, evidence_id, opts.carve,
+                                     opts.carve_range_bytes)
+            return empty
+        finally:
+            image.close()
 
     def _analyzer_names(self) -> list[str]:
         from analyzers import registry
