@@ -11,9 +11,10 @@ Durability and ordering, because a lost or forked record is worse than a slow on
 * under the lock it re-reads the tail — another process may have appended since this
   object last looked — so the chain never forks;
 * the whole line goes out in one ``os.write`` on an ``O_APPEND`` descriptor, then
-  ``os.fsync``; when the append created the file, the directory is fsynced too so the
-  file's name survives a crash (later appends change only the file, whose size and data
-  the file's own fsync makes durable);
+  ``os.fsync`` (a group commit, :meth:`CustodyLedger.append_many`, writes its consecutive
+  lines in one ``os.write`` and one ``os.fsync``); when the append created the file,
+  the directory is fsynced too so the file's name survives a crash (later appends
+  change only the file, whose size and data the file's own fsync makes durable);
 * reading the head (``refresh``) holds the same lock shared, so a reader never takes
   an append in progress for a torn line;
 * a torn final line (crash mid-write) is reported with :class:`TornLedgerError`, never
@@ -187,29 +188,74 @@ class CustodyLedger:
         details: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record one step durably and return the entry as written (with its hash)."""
-        if not is_valid_action(action):
-            raise ValueError(f"action {action!r} must be dotted lower-case, e.g. 'batch.analysed'")
-        if subject is not None and not isinstance(subject, dict):
-            raise ValueError("subject must be an evidence location dict or None")
-        if details is not None and not isinstance(details, dict):
-            raise ValueError("details must be a dict or None")
-        # Fail on unhashable input before taking the lock or touching the file.
-        canonical_bytes({"subject": subject, "details": details})
+        return self.append_many([(action, subject, details)])[0]
+
+    def append_many(
+        self, steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
+    ) -> list[dict[str, Any]]:
+        """Record several steps as consecutive entries with one write and one fsync.
+
+        Group commit (issue 17): a driver taking in many finished batches at once pays
+        one fsync for all of them. The entries are durable together when this returns;
+        a crash during the write leaves whole earlier lines and at most one torn final
+        line, exactly as for a single append.
+        """
+        if not steps:
+            return []
+        for action, subject, details in steps:
+            if not is_valid_action(action):
+                raise ValueError(
+                    f"action {action!r} must be dotted lower-case, e.g. 'batch.analysed'")
+            if subject is not None and not isinstance(subject, dict):
+                raise ValueError("subject must be an evidence location dict or None")
+            if details is not None and not isinstance(details, dict):
+                raise ValueError("details must be a dict or None")
+            # Fail on unhashable input before taking the lock or touching the file.
+            canonical_bytes({"subject": subject, "details": details})
 
         lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            return self._append_locked(action, subject, details)
+            return self._append_locked(steps)
         finally:
             os.close(lock_fd)  # closing releases the flock
 
     def _append_locked(
-        self, action: str, subject: dict[str, Any] | None, details: dict[str, Any] | None
-    ) -> dict[str, Any]:
+        self, steps: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]
+    ) -> list[dict[str, Any]]:
         seq, prev_hash, _ = _tail(self.path)
+        lines = []
+        for action, subject, details in steps:
+            seq += 1
+            line, prev_hash = self._entry_line(seq, prev_hash, action, subject, details)
+            lines.append(line)
+        data = b"".join(lines)
+
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise LedgerError(
+                    f"{self.path}: short write ({written} of {len(data)} bytes) for entries "
+                    f"{seq - len(lines) + 1}-{seq}; the ledger now ends in a torn line"
+                )
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
+        self._head = (seq, prev_hash)
+        # Hand back independent copies: the caller must not be able to alter our actor.
+        return [json.loads(line) for line in lines]
+
+    def _entry_line(self, seq: int, prev_hash: str, action: str,
+                    subject: dict[str, Any] | None, details: dict[str, Any] | None
+                    ) -> tuple[bytes, str]:
+        """One signed entry as its canonical JSON line, and its hash."""
         entry: dict[str, Any] = {
             "v": ENTRY_VERSION,
-            "seq": seq + 1,
+            "seq": seq,
             "time": format_time(datetime.now(UTC)),
             "actor": self.actor,
             "action": action,
@@ -223,25 +269,7 @@ class CustodyLedger:
         entry["hash"] = sha256_hex(body)
         entry["key_fingerprint"] = self.signer.fingerprint
         entry["signature"] = self.signer.sign(body)
-        line = canonical_bytes(entry) + b"\n"
-
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            written = os.write(fd, line)
-            if written != len(line):
-                raise LedgerError(
-                    f"{self.path}: short write ({written} of {len(line)} bytes) for entry "
-                    f"{entry['seq']}; the ledger now ends in a torn line"
-                )
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(self.path.parent)
-        self._head = (entry["seq"], entry["hash"])
-        # Hand back an independent copy: the caller must not be able to alter our actor.
-        return json.loads(line)
+        return canonical_bytes(entry) + b"\n", entry["hash"]
 
 
 @contextmanager

@@ -7,8 +7,10 @@ and checks that verification names the right entry and the right kind of damage.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
+import os
 import re
 import socket
 import subprocess
@@ -243,6 +245,39 @@ def test_append_read_roundtrip(tmp_path: Path) -> None:
     assert verify_ledger(path, ledger.head, KEYS).ok
 
 
+def test_group_append_is_consecutive_chained_and_synced_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit (issue 17): several entries in one write and one fsync, each
+    exactly what a single append would have written, the chain unbroken."""
+    path = tmp_path / "custody.jsonl"
+    ledger = CustodyLedger(path, SIGNER, TOOL, ACTOR)
+    first = ledger.append("case.created", None, {"case": "2026-0042"})
+    syncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real_fsync(fd))[1])
+    group = ledger.append_many([("batch.analysed", LOCATION, {"files": n}) for n in (3, 1, 4)])
+    assert len(syncs) == 1, "one fsync for the whole group"
+    assert ledger.append_many([]) == [] and len(syncs) == 1
+    last = ledger.append("triage.completed", LOCATION, {})
+    entries = [first, *group, last]
+    assert list(read_entries(path)) == entries
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
+    assert [e["details"].get("files") for e in group] == [3, 1, 4]
+    for before, after in itertools.pairwise(entries):
+        assert after["prev_hash"] == before["hash"]
+    for raw, entry in zip(lines_of(path), entries, strict=True):
+        assert raw == canonical_bytes(entry) + b"\n"
+    assert verify_ledger(path, ledger.head, KEYS).ok
+    # One bad step refuses the whole group before anything is written.
+    before = path.read_bytes()
+    with pytest.raises(CanonicalizationError):
+        ledger.append_many([("batch.analysed", None, {"n": 1}),
+                            ("batch.analysed", None, {"path": "bad\udcff"})])
+    with pytest.raises(ValueError):
+        ledger.append_many([("batch.analysed", None, {}), ("Not An Action", None, {})])
+    assert path.read_bytes() == before
+
+
 def test_seal_fields_are_outside_the_hash(tmp_path: Path) -> None:
     """A future signature can be added to an entry without changing its hash."""
     entry = make_ledger(tmp_path / "l.jsonl", 1)[0]
@@ -443,9 +478,15 @@ def test_recorded_head_with_other_hash_fails(
 
 
 def _append_many(path: str, worker: int, count: int) -> None:
+    """Worker 0 appends one entry at a time, worker 1 in groups of 1-5 (group commit)."""
     ledger = CustodyLedger(Path(path), SIGNER, TOOL, {"worker": f"worker-{worker}"})
-    for i in range(count):
-        ledger.append("batch.analysed", None, {"worker": worker, "i": i})
+    i = 0
+    while i < count:
+        size = 1 if worker == 0 else min(count - i, 1 + i % 5)
+        ledger.append_many([("batch.analysed", None, {"worker": worker, "i": i + k,
+                                                      "group": i})
+                            for k in range(size)])
+        i += size
 
 
 @pytest.mark.slow
@@ -465,6 +506,13 @@ def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
     for worker in (0, 1):
         mine = [e["details"]["i"] for e in entries if e["details"]["worker"] == worker]
         assert mine == list(range(200))
+    groups: dict[int, list[int]] = {}
+    for e in entries:
+        if e["details"]["worker"] == 1:
+            groups.setdefault(e["details"]["group"], []).append(e["seq"])
+    assert len(groups) < 200
+    for seqs in groups.values():  # a group's entries are never split by another writer
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
 # --- command line -----------------------------------------------------------------------

@@ -11,7 +11,10 @@ result record (RFC 8785), Merkle leaf hashes, SQLite rows, thumbnails, then the
    this process, so other load on the machine counts less), alternately with the
    baseline — the exact ``rfc8785`` implementation alone — and with
    ``canonical_bytes`` (the standard library's C encoder where it provably gives the
-   same bytes), ``--rounds`` times each;
+   same bytes), ``--rounds`` times each; then in groups of ``--groups`` batches taken in
+   together (group commit, issue 17: one transaction, one ledger fsync per group), for
+   the driver's wall time per batch and how many workers of the captured run's speed it
+   would keep fed;
 3. checks that both give the same Merkle roots and the same stored records, and prints
    microseconds per record, milliseconds per batch and the ratios.
 
@@ -48,16 +51,17 @@ def capture(out: Path, template: Path, argv: list[str]) -> None:
     from pipeline.run import collect
 
     outcomes: list[tuple[str, dict[str, Any]]] = []
-    store = collect.store_batch
+    store = collect.store_batches
 
-    def keep(case: Any, batch_id: str, outcome: dict[str, Any]) -> None:
+    def keep(case: Any, finished: list[tuple[str, dict[str, Any]]]) -> None:
         if not outcomes:  # the case before any result: the replays start from it
             case.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             shutil.copytree(case.directory, template)
-        outcomes.append((batch_id, pickle.loads(pickle.dumps(outcome))))
-        store(case, batch_id, outcome)
+        outcomes.extend((batch_id, pickle.loads(pickle.dumps(outcome)))
+                        for batch_id, outcome in finished)
+        store(case, finished)
 
-    collect.store_batch = keep
+    collect.store_batches = keep
     from pipeline.cli import main as exhibit_main
 
     sys.argv = ["exhibit", *argv]
@@ -70,20 +74,21 @@ def capture(out: Path, template: Path, argv: list[str]) -> None:
         out.write_bytes(pickle.dumps(outcomes))
 
 
-def replay(template: Path, blob: bytes, exact: bool) -> dict[str, Any]:
-    """Every phase of ``store_batch`` + ``record_batch`` over the captured outcomes."""
+def replay(template: Path, blob: bytes, exact: bool, group: int = 1) -> dict[str, Any]:
+    """Every phase of ``store_batches`` + ``record_batches`` over the captured outcomes,
+    ``group`` batches at a time (as many as finished together: group commit)."""
     from chain_of_custody import canonical
     from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
     from pipeline.case.store import Case
     from pipeline.run import collect
 
     encode = canonical.exact_canonical_bytes if exact else canonical.canonical_bytes
-    collect.canonical_bytes = encode  # what store_batch calls
+    collect.canonical_bytes = encode  # what store_batches calls
     cpu = time.process_time
     started = cpu()
     outcomes = pickle.loads(blob)
     phases = {"unpickle": cpu() - started, "canonical": 0.0, "leaf_hashes": 0.0,
-              "thumbnails": 0.0, "store_batch": 0.0, "record_batch": 0.0}
+              "thumbnails": 0.0, "store_batches": 0.0, "record_batches": 0.0}
     records = [[item["record"] for item in collect._flatten(o["records"])] for _, o in outcomes]
     for batch in records:
         started = cpu()
@@ -100,13 +105,14 @@ def replay(template: Path, blob: bytes, exact: bool) -> dict[str, Any]:
         phases["thumbnails"] += cpu() - started
     case = Case(work, examiner="benchmark", create=False)
     wall = time.perf_counter()
-    for batch_id, outcome in outcomes:
+    for first in range(0, len(outcomes), group):
+        finished = outcomes[first:first + group]
         started = cpu()
-        collect.store_batch(case, batch_id, outcome)
-        phases["store_batch"] += cpu() - started
+        collect.store_batches(case, finished)
+        phases["store_batches"] += cpu() - started
         started = cpu()
-        collect.record_batch(case, batch_id)
-        phases["record_batch"] += cpu() - started
+        collect.record_batches(case, [batch_id for batch_id, _ in finished])
+        phases["record_batches"] += cpu() - started
     wall = time.perf_counter() - wall
     db = case.db.conn
     roots = [r[0] for r in db.execute("SELECT merkle_root FROM batches ORDER BY id")]
@@ -115,10 +121,24 @@ def replay(template: Path, blob: bytes, exact: bool) -> dict[str, Any]:
         stored.update(text.encode("utf-8"))
     case.close()
     shutil.rmtree(work.parent)
-    # store_batch includes canonical JSON, leaf hashes and thumbnails: the rest is SQLite.
-    phases["sqlite"] = phases["store_batch"] - sum(
+    # store_batches includes canonical JSON, leaf hashes and thumbnails: the rest is SQLite.
+    phases["sqlite"] = phases["store_batches"] - sum(
         phases[k] for k in ("canonical", "leaf_hashes", "thumbnails"))
     return {"phases": phases, "wall": wall, "roots": roots, "records": stored.hexdigest()}
+
+
+def worker_seconds_per_batch(case_dir: Path, workers: int, batches: int) -> float:
+    """Worker time per batch in the captured run: the analysis's span (ledger times of
+    ``analysis.started`` and the last ``batch.analysed``) times the workers, per batch."""
+    from chain_of_custody.ledger import read_entries
+
+    times = {}
+    for entry in read_entries(case_dir / "ledger.jsonl"):
+        if entry["action"] in ("analysis.started", "batch.analysed"):
+            times.setdefault(entry["action"], []).append(
+                datetime.fromisoformat(entry["time"].replace("Z", "+00:00")))
+    span = (max(times["batch.analysed"]) - times["analysis.started"][0]).total_seconds()
+    return span * workers / batches
 
 
 def main() -> None:
@@ -129,6 +149,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--groups", default="1,4,16,32",
+                        help="batches taken in together (group commit) to time, e.g. 1,8,32")
     parser.add_argument("--out", type=Path, default=cache_root() / "results")
     args = parser.parse_args()
     manifest = build("many-small", args.scale)
@@ -155,6 +177,16 @@ def main() -> None:
                 raise SystemExit(f"{name}: Merkle roots or stored records differ from the run's")
     if runs["exact"][0]["records"] != runs["fast"][0]["records"]:
         raise SystemExit("the fast path stored different records than the exact one")
+    grouped: dict[int, float] = {}  # batches per group -> best wall seconds per batch
+    for group in (int(g) for g in args.groups.split(",")):
+        walls = []
+        for _ in range(args.rounds):
+            run = replay(template, blob, exact=False, group=group)
+            if run["roots"] != truth or run["records"] != runs["fast"][0]["records"]:
+                raise SystemExit(f"group of {group}: results differ from the run's")
+            walls.append(run["wall"])
+        grouped[group] = min(walls) / batches
+    per_batch = worker_seconds_per_batch(tmp / "case", args.workers, batches)
 
     def best(name: str, phase: str) -> float:
         return min(r["phases"][phase] for r in runs[name])
@@ -162,7 +194,8 @@ def main() -> None:
     phases = list(runs["exact"][0]["phases"])
     table = {phase: {name: round(best(name, phase) * 1e6 / n, 1) for name in runs}
              for phase in phases}
-    driver = {name: best(name, "store_batch") + best(name, "record_batch") for name in runs}
+    driver = {name: best(name, "store_batches") + best(name, "record_batches")
+              for name in runs}
     result = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "scale": args.scale,
         "records": n, "batches": batches, "cpus": os.cpu_count(),
@@ -170,6 +203,11 @@ def main() -> None:
         "driver_ms_per_batch": {k: round(v * 1000 / batches, 1) for k, v in driver.items()},
         "wall_ms_per_batch": {k: round(min(r["wall"] for r in v) * 1000 / batches, 1)
                               for k, v in runs.items()},
+        "group_commit_wall_ms_per_batch": {g: round(w * 1000, 2) for g, w in grouped.items()},
+        "worker_seconds_per_batch": round(per_batch, 3),
+        # W workers finish W / T batches a second; a group of g takes g * w(g) seconds of
+        # the driver, while W * g * w(g) / T more arrive: fed while W <= T / w(g).
+        "workers_fed_at_group": {g: int(per_batch / w) for g, w in grouped.items()},
         "canonical_speedup": round(best("exact", "canonical") / best("fast", "canonical"), 2),
         "driver_speedup": round(driver["exact"] / driver["fast"], 2),
     }
@@ -183,6 +221,10 @@ def main() -> None:
         print(f"| {phase} | {row['exact']} | {row['fast']} |")
     print(f"\ndriver CPU ms per batch: {result['driver_ms_per_batch']}; wall ms per batch"
           f" (store + ledger): {result['wall_ms_per_batch']}")
+    print(f"\ngroup commit: wall ms per batch by batches per group"
+          f" {result['group_commit_wall_ms_per_batch']}; worker seconds per batch in the"
+          f" captured run {result['worker_seconds_per_batch']}; workers the driver keeps fed"
+          f" {result['workers_fed_at_group']}")
     print(f"canonical JSON {result['canonical_speedup']}x, driver {result['driver_speedup']}x"
           " faster; Merkle roots equal to the triage run's in every replay")
     shutil.rmtree(tmp, ignore_errors=True)

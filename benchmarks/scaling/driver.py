@@ -1,9 +1,10 @@
 """``exhibit`` with the driver's per-batch work timed: ``driver.py OUT.json triage …``.
 
-The driver takes each finished batch into the case (``collect.store_batch``) and the
-ledger (``collect.record_batch``); both are wrapped here with a timer (wall time, and
-the CPU time of the calling thread: the machine may be shared), and the sums and the
-count are written to OUT.json when the run ends.
+The driver takes the batches that finished together into the case
+(``collect.store_batches``) and the ledger (``collect.record_batches``); both are wrapped
+here with a timer (wall time, and the CPU time of the calling thread: the machine may be
+shared), and the sums, the batch count and the number of groups are written to OUT.json
+when the run ends.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from pipeline.run import collect
 
-TOTALS = {"seconds": 0.0, "cpu_seconds": 0.0, "batches": 0}
+TOTALS = {"seconds": 0.0, "cpu_seconds": 0.0, "batches": 0, "groups": 0}
 
 
 def _timed(func: Any, counts: bool) -> Any:
@@ -28,14 +29,15 @@ def _timed(func: Any, counts: bool) -> Any:
             TOTALS["seconds"] += time.perf_counter() - started
             TOTALS["cpu_seconds"] += time.thread_time() - cpu  # this thread only
             if counts:
-                TOTALS["batches"] += 1
+                TOTALS["batches"] += len(args[1])
+                TOTALS["groups"] += 1
     return wrapper
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    collect.store_batch = _timed(collect.store_batch, counts=True)
-    collect.record_batch = _timed(collect.record_batch, counts=False)
+    collect.store_batches = _timed(collect.store_batches, counts=True)
+    collect.record_batches = _timed(collect.record_batches, counts=False)
     from pipeline.cli import main as exhibit_main
 
     sys.argv = ["exhibit", *sys.argv[2:]]

@@ -80,7 +80,7 @@ class _Job:
 
 
 class BatchRunner:
-    """``with BatchRunner(...) as r: for task, outcome in r.run(tasks, stop): ...``."""
+    """``with BatchRunner(...) as r: for finished in r.run(tasks, stop): ...``."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, *,
                  in_flight_per_worker: int = 2, worker_memory: str = DEFAULT_WORKER_MEMORY,
@@ -239,8 +239,10 @@ class BatchRunner:
     # -- running ---------------------------------------------------------------------
 
     def run(self, tasks: Iterable[BatchTask], stop: StopFlag
-            ) -> Iterator[tuple[BatchTask, dict[str, Any]]]:
-        """Yield (batch, outcome) per batch, in completion order; pulls ``tasks`` lazily."""
+            ) -> Iterator[list[tuple[BatchTask, dict[str, Any]]]]:
+        """Yield the (batch, outcome) pairs that finished together, in completion order;
+        pulls ``tasks`` lazily. The more workers finish while the driver stores the last
+        group, the larger the next: its durability cost is paid once (issue 17)."""
         from distributed import wait
 
         from pipeline.run.worker import analyze_batch
@@ -292,6 +294,7 @@ class BatchRunner:
                     for job in jobs:
                         submit(job)
                     continue
+            finished = []
             for future in done:
                 job, _ = running.pop(future)
                 batch = batches[job.task.batch_id]
@@ -311,9 +314,11 @@ class BatchRunner:
                 if batch.outstanding == 0:
                     del batches[job.task.batch_id]
                     records = [batch.records[item[0]] for item in batch.task.items]
-                    yield batch.task, {"batch_id": batch.task.batch_id, "records": records,
-                                       "worker": batch.worker}
-            top_up()
+                    finished.append((batch.task, {"batch_id": batch.task.batch_id,
+                                                  "records": records, "worker": batch.worker}))
+            top_up()  # before the driver stores them: the workers keep busy meanwhile
+            if finished:
+                yield finished
 
     # -- what to do when a job comes back ----------------------------------------------
 

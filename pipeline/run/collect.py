@@ -1,9 +1,10 @@
-"""Take a finished batch into the case: thumbnails, result rows, then its ledger entry.
+"""Take finished batches into the case: thumbnails, result rows, then ledger entries.
 
-The driver is the only writer. A batch's rows are one transaction; its ``batch.analysed``
-entry carries the Merkle root over the canonical result records and is written from the
-committed rows, so a run killed between the two can write it on resume (and one killed
-between the ledger append and noting its sequence number does not write it twice).
+The driver is the only writer. The batches that finished together are one transaction
+(group commit, issue 17); each batch's ``batch.analysed`` entry carries the Merkle root
+over its canonical result records and is written from the committed rows, so a run
+killed between the two can write it on resume (and one killed between the ledger append
+and noting its sequence number does not write it twice).
 """
 
 from __future__ import annotations
@@ -20,50 +21,68 @@ from chain_of_custody.canonical import canonical_bytes
 from chain_of_custody.ledger import read_entries
 from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
 from ingest.location import FileEntry
-from pipeline.case.database import derived_path
+from pipeline.case.database import CaseDatabase, derived_path
 from pipeline.case.store import THUMBNAIL_DIR, Case
 
 
-def store_batch(case: Case, batch_id: str, outcome: dict[str, Any]) -> None:
-    """Write one batch's results, derived entries and errors; mark it done with its root.
+def store_batches(case: Case, finished: list[tuple[str, dict[str, Any]]]) -> None:
+    """Write finished batches' results, derived entries and errors; mark each done.
 
-    The Merkle leaves are the batch's result records in order: each planned file's,
-    followed by those of everything derived from its content, depth first.
+    Group commit (issue 17): the thumbnails of all of them are fsynced side by side and
+    their rows go into one transaction, so a driver receiving many batches at once pays
+    the durability cost once. The Merkle leaves of each batch are its result records in
+    order: each planned file's, followed by those of everything derived from its
+    content, depth first.
     """
-    db = case.db
-    items = list(_flatten(outcome["records"]))
-    # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
-    canonical = [canonical_bytes(item["record"]) for item in items]
-    root = merkle_root([canonical_leaf_hash(c) for c in canonical])
+    prepared = []
+    every_item: list[dict[str, Any]] = []
+    for batch_id, outcome in finished:
+        items = list(_flatten(outcome["records"]))
+        # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
+        canonical = [canonical_bytes(item["record"]) for item in items]
+        root = merkle_root([canonical_leaf_hash(c) for c in canonical])
+        prepared.append((batch_id, outcome, items, canonical, root, len(every_item)))
+        every_item.extend(items)
     # Thumbnails before the rows: a committed record never names one that is not on disk.
-    bad_thumbnails = store_thumbnails(case.directory, items)
-    with db.atomic():
-        ids: dict[str, int] = {}  # entry key -> file id, for derived entries' parents
-        paths: dict[str, str] = {}
-        rows = []
-        for index, item in enumerate(items):
-            record = item["record"]
-            if "file_id" in item:
-                file_id = item["file_id"]
-                paths[record["entry"]] = record["location"]["path"]
-            else:
-                entry = FileEntry.from_dict(item["entry"])
-                path = derived_path(paths[item["parent_key"]], entry)
-                file_id = db.add_derived(ids[item["parent_key"]], item["key"], entry, path)
-                paths[item["key"]] = path
-            ids[record["entry"]] = file_id
-            rows.append((file_id, index, record, canonical[index].decode("utf-8")))
-        db.store_results(batch_id, rows)
-        for file_id, index, record, _ in rows:
-            for err in record["errors"] + bad_thumbnails.get(index, []):
-                db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
-                             message=err["message"],
-                             evidence_id=record["location"]["evidence_id"],
-                             file_id=file_id, batch_id=batch_id,
-                             analyzer=err.get("analyzer"),
-                             analyzer_version=err.get("version"),
-                             traceback=err.get("traceback"), location=record["location"])
-        db.finish_batch(batch_id, root, outcome.get("worker", {}))
+    bad_thumbnails = store_thumbnails(case.directory, every_item)
+    with case.db.atomic():
+        for batch_id, outcome, items, canonical, root, first in prepared:
+            bad = {index - first: errors for index, errors in bad_thumbnails.items()
+                   if first <= index < first + len(items)}
+            _store_rows(case, batch_id, outcome, items, canonical, root, bad)
+
+
+def _store_rows(case: Case, batch_id: str, outcome: dict[str, Any],
+                items: list[dict[str, Any]], canonical: list[bytes], root: str,
+                bad_thumbnails: dict[int, list[dict[str, Any]]]) -> None:
+    """One batch's rows, inside the caller's transaction."""
+    db = case.db
+    ids: dict[str, int] = {}  # entry key -> file id, for derived entries' parents
+    paths: dict[str, str] = {}
+    rows = []
+    for index, item in enumerate(items):
+        record = item["record"]
+        if "file_id" in item:
+            file_id = item["file_id"]
+            paths[record["entry"]] = record["location"]["path"]
+        else:
+            entry = FileEntry.from_dict(item["entry"])
+            path = derived_path(paths[item["parent_key"]], entry)
+            file_id = db.add_derived(ids[item["parent_key"]], item["key"], entry, path)
+            paths[item["key"]] = path
+        ids[record["entry"]] = file_id
+        rows.append((file_id, index, record, canonical[index].decode("utf-8")))
+    db.store_results(batch_id, rows)
+    for file_id, index, record, _ in rows:
+        for err in record["errors"] + bad_thumbnails.get(index, []):
+            db.add_error(stage=err.get("stage", "analyze"), error=err["error"],
+                         message=err["message"],
+                         evidence_id=record["location"]["evidence_id"],
+                         file_id=file_id, batch_id=batch_id,
+                         analyzer=err.get("analyzer"),
+                         analyzer_version=err.get("version"),
+                         traceback=err.get("traceback"), location=record["location"])
+    db.finish_batch(batch_id, root, outcome.get("worker", {}))
 
 
 def _flatten(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -72,9 +91,22 @@ def _flatten(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from item.get("children", ())
 
 
-def record_batch(case: Case, batch_id: str) -> None:
-    """Append the batch's ledger entry (from the committed rows, so a resume can too)."""
+def record_batches(case: Case, batch_ids: list[str]) -> None:
+    """Append the batches' ``batch.analysed`` entries (one write, one fsync), made from
+    the committed rows so a resume can too; then note their sequence numbers."""
+    if not batch_ids:
+        return
     db = case.db
+    steps = [("batch.analysed", *_batch_entry(db, batch_id)) for batch_id in batch_ids]
+    entries = case.ledger.append_many(steps)
+    with db.atomic():
+        case.note_head(entries[-1]["seq"], entries[-1]["hash"])
+        for batch_id, entry in zip(batch_ids, entries, strict=True):
+            db.set_batch_ledger_seq(batch_id, entry["seq"])
+
+
+def _batch_entry(db: CaseDatabase, batch_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(subject, details) of one committed batch's ledger entry."""
     batch = db.batch(batch_id)
     errors = [
         {"file_id": r["file_id"], "location": json.loads(r["location"] or "null"),
@@ -85,7 +117,7 @@ def record_batch(case: Case, batch_id: str) -> None:
     ids = json.loads(batch["file_ids"])
     thumbnails = db.batch_thumbnails(batch_id)
     derived = db.batch_derived(batch_id)
-    entry = case.record("batch.analysed", {
+    return {
         "evidence_id": batch["evidence_id"], "volume_offset": batch["volume_offset"],
         "batch_id": batch_id,
     }, {
@@ -96,8 +128,7 @@ def record_batch(case: Case, batch_id: str) -> None:
         "thumbnails": {"directory": THUMBNAIL_DIR, "count": len(thumbnails),
                        "sha256": thumbnails},
         **({"derived": derived} if derived["entries"] else {}),
-    })
-    db.set_batch_ledger_seq(batch_id, entry["seq"])
+    }
 
 
 def reconcile_batches(case: Case, batch_ids: list[str]) -> None:
@@ -112,11 +143,10 @@ def reconcile_batches(case: Case, batch_ids: list[str]) -> None:
         subject = entry.get("subject") or {}
         if entry.get("action") == "batch.analysed" and subject.get("batch_id") in wanted:
             found[subject["batch_id"]] = entry["seq"]
-    for batch_id in batch_ids:
-        if batch_id in found:
-            case.db.set_batch_ledger_seq(batch_id, found[batch_id])
-        else:
-            record_batch(case, batch_id)
+    with case.db.atomic():
+        for batch_id, seq in found.items():
+            case.db.set_batch_ledger_seq(batch_id, seq)
+    record_batches(case, [b for b in batch_ids if b not in found])
 
 
 THUMBNAIL_BLOBS = ("thumbnail", "video")

@@ -286,10 +286,12 @@ class Triage:
                 "cluster": runner.describe(),
             })
             try:
-                for task, outcome in runner.run(tasks(), stop):
-                    collect.store_batch(case, task.batch_id, outcome)
-                    collect.record_batch(case, task.batch_id)
-                    advance(len(task.items), sum(max(0, i[2]["size"]) for i in task.items))
+                for finished in runner.run(tasks(), stop):
+                    collect.store_batches(case, [(t.batch_id, out) for t, out in finished])
+                    collect.record_batches(case, [t.batch_id for t, _ in finished])
+                    for task, _ in finished:
+                        advance(len(task.items),
+                                sum(max(0, i[2]["size"]) for i in task.items))
                     acquisition.conclude(case, reg, wait=False)
             except RemoteError as exc:  # the evidence store failed: finished batches are kept
                 case.record("error", {"evidence_id": evidence_id}, {
