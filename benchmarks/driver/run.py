@@ -4,7 +4,9 @@ The driver (one process) takes every finished batch into the case: canonical JSO
 result record (RFC 8785), Merkle leaf hashes, SQLite rows, thumbnails, then the
 ``batch.analysed`` ledger entry. This benchmark
 
-1. builds the many-small image (``benchmarks/speed/generate.py``, ``--scale``) and runs
+1. builds the many-small image (or ``--image photos``: few records per batch, where the
+   fsyncs that make a batch durable dominate) (``benchmarks/speed/generate.py``,
+   ``--scale``) and runs
    ``exhibit triage`` on it once, keeping every batch outcome as the driver received it
    (pickled: the Dask result) and a copy of the case as it stood before analysis;
 2. replays those outcomes into copies of that case, timing each phase (CPU seconds of
@@ -18,7 +20,8 @@ result record (RFC 8785), Merkle leaf hashes, SQLite rows, thumbnails, then the
 3. checks that both give the same Merkle roots and the same stored records, and prints
    microseconds per record, milliseconds per batch and the ratios.
 
-Usage: ``python benchmarks/driver/run.py [--scale 0.1] [--rounds 3] [--out DIR]``.
+Usage: ``python benchmarks/driver/run.py [--image many-small|photos] [--scale 0.1]
+[--rounds 3] [--groups 1,4,16,32] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ def main() -> None:
         capture(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", choices=("many-small", "photos"), default="many-small")
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -153,7 +157,7 @@ def main() -> None:
                         help="batches taken in together (group commit) to time, e.g. 1,8,32")
     parser.add_argument("--out", type=Path, default=cache_root() / "results")
     args = parser.parse_args()
-    manifest = build("many-small", args.scale)
+    manifest = build(args.image, args.scale)
     tmp = Path(tempfile.mkdtemp(prefix="exhibit-driver-bench-"))
     outcomes, template = tmp / "outcomes.pickle", tmp / "template"
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -197,7 +201,8 @@ def main() -> None:
     driver = {name: best(name, "store_batches") + best(name, "record_batches")
               for name in runs}
     result = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"), "scale": args.scale,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"), "image": args.image,
+        "scale": args.scale,
         "records": n, "batches": batches, "cpus": os.cpu_count(),
         "us_per_record": table,
         "driver_ms_per_batch": {k: round(v * 1000 / batches, 1) for k, v in driver.items()},
@@ -214,7 +219,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"driver-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(result, indent=2))
-    print(f"many-small x{args.scale}: {n} records in {batches} batches;"
+    print(f"{args.image} x{args.scale}: {n} records in {batches} batches;"
           " CPU microseconds per record (best of rounds)")
     print("\n| phase | exact rfc8785 | canonical_bytes |\n|---|---|---|")
     for phase, row in table.items():
