@@ -13,8 +13,9 @@ Three measurements, each a ratio within one run (the machine is shared):
    ``s3://`` URL on 1 and 2 local workers; analysis throughput (bytes of files analysed
    per second of the analysis phase, from the ledger's timestamps), per worker, and the
    efficiency of adding the second worker (throughput(2) / (2 × throughput(1))).
-3. **Driver time per batch.** The driver is the only writer: for each batch it stores
-   the records and appends the ledger entry. Both calls are timed in the driver process
+3. **Driver time per batch.** The driver is the only writer: for the batches that
+   finished together it stores the records and appends the ledger entries (group
+   commit; the mean batches per group is printed). Both calls are timed in the driver process
    (``driver.py`` wraps them), giving the driver's seconds per batch; a worker needs
    (analysis seconds × workers / batches) per batch, so the driver keeps up with
    ``worker seconds per batch / driver seconds per batch`` workers — the 32-worker
@@ -118,6 +119,7 @@ def triage(source: str, workers: int, env: dict[str, str], tmp: Path) -> dict[st
             "mb_per_s": round(nbytes / 1e6 / analysis_s, 2),
             "mb_per_s_per_worker": round(nbytes / 1e6 / analysis_s / workers, 2),
             "driver_ms_per_batch": round(per_batch * 1000, 1),
+            "batches_per_group": round(driver["batches"] / max(1, driver.get("groups", 0)), 2),
             "driver_cpu_ms_per_batch": round(
                 driver.get("cpu_seconds", 0.0) * 1000 / max(1, driver["batches"]), 1),
             "worker_s_per_batch": round(analysis_s * workers / max(1, len(batches)), 2)}
@@ -172,13 +174,13 @@ def main() -> None:
         print(f"| {c['phase']} | {c['block_kib']} | {c['reads']} | {c['gets']} |"
               f" {c['mb_asked']} | {c['mb_fetched']} | {c['seconds']} |")
     print("\n| source | workers | analysis s | MB/s | MB/s per worker | efficiency |"
-          " driver ms/batch | driver CPU ms/batch | worker s/batch |"
+          " driver ms/batch | driver CPU ms/batch | batches per group | worker s/batch |"
           " workers the driver keeps up with |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['source']} | {r['workers']} | {r['analysis_s']} | {r['mb_per_s']} |"
               f" {r['mb_per_s_per_worker']} | {r['efficiency']} | {r['driver_ms_per_batch']} |"
-              f" {r['driver_cpu_ms_per_batch']} |"
+              f" {r['driver_cpu_ms_per_batch']} | {r['batches_per_group']} |"
               f" {r['worker_s_per_batch']} | {r['workers_driver_keeps_up_with']} |")
     print(f"\nwritten: {out}")
 
