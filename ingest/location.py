@@ -32,7 +32,13 @@ def decode_name(raw: bytes) -> str:
     (``encode_name(decode_name(b)) == b`` for every ``b``). Backslashes cannot occur in
     FAT/NTFS names, so Windows media reads as it always did.
     """
-    text = raw.decode("utf-8", errors="surrogateescape")
+    try:  # the common case, ~5x faster (issue 18: the walk's cost per entry)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="surrogateescape")
+    else:
+        if "\\" not in text:
+            return text
     out: list[str] = []
     for ch in text:
         code = ord(ch)
@@ -213,7 +219,11 @@ def iso_utc(seconds: int, nanos: int = 0) -> str | None:
         stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     except (OverflowError, OSError, ValueError):
         return None
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    if stamp.year >= 1000:  # formatted by hand: strftime was most of the walk's time
+        text = (f"{stamp.year}-{stamp.month:02d}-{stamp.day:02d}T{stamp.hour:02d}:"
+                f"{stamp.minute:02d}:{stamp.second:02d}")
+    else:  # what strftime's %Y makes of years before 1000 is the platform's own
+        text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         text += f".{nanos:09d}"
     return text + "Z"
