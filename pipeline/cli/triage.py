@@ -160,9 +160,9 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
     if scheduler is None:  # issue 18: the local workers' Dask import begins now, beside ours
-        from pipeline.run.cluster import start_fork_server
+        from pipeline.run.cluster import prepare_local_cluster
 
-        start_fork_server()
+        prepare_local_cluster()
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
     except NoExaminerKeyError as exc:

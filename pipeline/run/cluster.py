@@ -429,6 +429,14 @@ def start_fork_server() -> None:
     forkserver.ensure_running()
 
 
+def prepare_local_cluster() -> None:
+    """What a local cluster's start waits for, begun as early as a command can: the fork
+    server, and Dask's import in this process (a thread; the cluster's start joins it)."""
+    start_fork_server()
+    threading.Thread(target=importlib.import_module, args=("distributed",),
+                     name="import-dask", daemon=True).start()
+
+
 def _culprit_error(analyzer: str | None, label: str) -> dict[str, Any]:
     version = None
     if analyzer is not None:
