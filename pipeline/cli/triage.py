@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import errno
-import gc
 import os
 import sqlite3
 import sys
@@ -188,9 +186,6 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
             os.environ[name] = value
     try:
         result = Triage(options).run()
-        # Issue 18: the case is closed and durable; the interpreter's last garbage
-        # collections over the whole heap (~0.3 s) would only delay the exit.
-        atexit.register(gc.freeze)
     except HashMismatchError as exc:
         fail(str(exc), EXIT_MISMATCH)
     except IngestError as exc:
