@@ -157,6 +157,10 @@ def triage(image: tuple[str, ...], case_dir: Path, examiner: str | None, create_
         cluster_security(scheduler, tls)  # an insecure cluster is refused before anything
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    if scheduler is None:  # issue 18: the local workers' Dask import begins now, beside ours
+        from pipeline.run.cluster import prepare_local_cluster
+
+        prepare_local_cluster()
     try:
         load_signer(examiner, create=create_key)  # refuse before touching anything
     except NoExaminerKeyError as exc:

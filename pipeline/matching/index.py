@@ -48,6 +48,7 @@ MEMORY_FACTOR = 2.5  # tables ≤ this × the raw hash bytes, fingerprints inclu
 FINGERPRINT_FACTOR = 2.95  # with fingerprints: still under the 3× the issue allows
 _BRUTE_FORCE_BELOW = 4096  # known hashes; below this a scan is as fast and simpler
 _CHUNK_CANDIDATES = 1 << 22  # candidates verified per step (bounds temporary memory)
+_SCAN_BLOCK = 1 << 18  # (query, known) pairs per step of a scan: 512 KiB of counters
 
 
 def hex_to_words(values: list[str] | tuple[str, ...], bits: int) -> np.ndarray:
@@ -83,6 +84,30 @@ def brute_force(known: np.ndarray, queries: np.ndarray, radius: int
         block = queries[start:start + step]
         dist = np.bitwise_count(block[:, None, :] ^ known[None, :, :]).sum(axis=2,
                                                                            dtype=np.int32)
+        q, k = np.nonzero(dist <= radius)
+        out_q.append(q + start)
+        out_k.append(k)
+        out_d.append(dist[q, k])
+    return _sorted_hits(out_q, out_k, out_d)
+
+
+def scan(known: np.ndarray, queries: np.ndarray, radius: int
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :func:`brute_force` answers, word by word into a small counter (issue 18: the
+    near-duplicate grouping at the end of a card's triage; 550 photos' PDQ variants 0.58 →
+    0.03 s): no (queries, known, words) temporary and no reduction over a 4-long axis, and
+    blocks small enough to stay in the CPU's cache."""
+    known = _as_words(known)
+    queries = _as_words(queries)
+    columns = [np.ascontiguousarray(known[:, w]) for w in range(known.shape[1])]
+    out_q, out_k, out_d = [], [], []
+    counter = np.uint16 if len(columns) * 64 <= 0xFFFF else np.int32  # cannot overflow
+    step = max(1, _SCAN_BLOCK // max(1, len(known)))
+    for start in range(0, len(queries), step):
+        block = queries[start:start + step]
+        dist = np.bitwise_count(block[:, 0, None] ^ columns[0][None, :]).astype(counter)
+        for w in range(1, len(columns)):
+            dist += np.bitwise_count(block[:, w, None] ^ columns[w][None, :])
         q, k = np.nonzero(dist <= radius)
         out_q.append(q + start)
         out_k.append(k)
@@ -196,7 +221,7 @@ class HammingIndex:
         if queries.shape[1] != self.hashes.shape[1]:
             raise ValueError("queries and known hashes differ in width")
         if self.brute or len(queries) == 0:
-            return brute_force(self.hashes, queries, radius)
+            return scan(self.hashes, queries, radius)
         n = len(self.hashes)
         expected = sum(len(self._masks[t.bits, t.radius]) * (1 + n / (1 << t.bits))
                        for t in self.tables)

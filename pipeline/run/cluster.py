@@ -40,6 +40,11 @@ DEFAULT_TASK_TIMEOUT = 3600.0
 # and the driver alone decides what stops.
 IGNORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
 WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
+# Issue 18: local workers are forked from one fork server that imported Dask once, instead
+# of each being a fresh interpreter importing it (spawn): N workers for the cost of one
+# import, and the fork server imports while the driver does. Dask's own preload list (every
+# optional package it knows: pandas, pyarrow, …) would cost more than it saves.
+FORK_SERVER_PRELOAD = ("distributed",)
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +124,9 @@ class BatchRunner:
         started here ignore it themselves (:data:`IGNORE_CTRL_C`).
         ``warm``: modules the driver will need later, imported here meanwhile."""
         def start() -> None:
+            self.__enter__()  # first: the workers' start is the longest step
             for name in warm:
                 importlib.import_module(name)
-            self.__enter__()
 
         self._in_background("cluster-start", start)
 
@@ -162,7 +167,9 @@ class BatchRunner:
             raise error
 
     def _start_local(self) -> None:
+        start_fork_server()
         settings = {
+            "distributed.worker.multiprocessing-method": "forkserver",
             # A worker that dies with a task fails that task at once; the runner splits.
             "distributed.scheduler.allowed-failures": 0,
             # One task per worker thread at a time, so a dying worker takes no bystander.
@@ -195,6 +202,9 @@ class BatchRunner:
                     n_workers=self.workers, threads_per_worker=1, processes=True,
                     dashboard_address=None, silence_logs=logging.CRITICAL,
                     memory_limit=self.worker_memory,
+                    # A forked worker's environment is the fork server's; the driver's
+                    # (e.g. a volume password given on the command line) is handed over.
+                    env=dict(os.environ),
                 )
                 self.client = Client(self.cluster)
         finally:
@@ -412,6 +422,24 @@ class BatchRunner:
             if late & set(keys):
                 log.warning("restarting worker %s: task over %s s", address, self.task_timeout)
                 client.restart_workers(workers=[address], raise_for_error=False)
+
+
+def start_fork_server() -> None:
+    """Start multiprocessing's fork server with :data:`FORK_SERVER_PRELOAD` imported, if it
+    is not running (idempotent; cheap to call early: the import runs in that process)."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_SERVER_PRELOAD))
+    forkserver.ensure_running()
+
+
+def prepare_local_cluster() -> None:
+    """What a local cluster's start waits for, begun as early as a command can: the fork
+    server, and Dask's import in this process (a thread; the cluster's start joins it)."""
+    start_fork_server()
+    threading.Thread(target=importlib.import_module, args=("distributed",),
+                     name="import-dask", daemon=True).start()
 
 
 def _culprit_error(analyzer: str | None, label: str) -> dict[str, Any]:

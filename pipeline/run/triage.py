@@ -133,16 +133,33 @@ class Triage:
         self.started = time.monotonic()
 
     def run(self) -> TriageResult:
-        case = Case(self.options.case_dir, self.options.examiner, running="triage")
+        opts = self.options
+        self.security = cluster_security(opts.scheduler, opts.tls)
+        # The cluster starts first (issue 18: its start is the longest step before the first
+        # result), beside opening the case, the image hash and the walk.
+        runner = self.runner or BatchRunner(
+            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
+            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
+            security=self.security)
+        if self.runner is None:
+            runner.start_in_background(warm=_LATER_MODULES)
         try:
-            return self._run(case)
-        finally:
-            case.close()
+            case = Case(opts.case_dir, opts.examiner, running="triage")
+            try:
+                return self._run(case, runner)
+            finally:
+                case.close()
+        except BaseException:
+            if self.runner is None:
+                try:
+                    runner.shutdown()
+                except Exception:  # the run's own error is the one raised
+                    log.exception("closing the Dask cluster after a failed run")
+            raise
 
-    def _run(self, case: Case) -> TriageResult:
+    def _run(self, case: Case, runner: BatchRunner) -> TriageResult:
         opts = self.options
         analyzers = self._analyzer_names()
-        self.security = cluster_security(opts.scheduler, opts.tls)
         case.record("triage.started", None, {
             "command": command_line(),
             "images": [str(p) for p in opts.images],
@@ -176,12 +193,6 @@ class Triage:
         reg = acquisition.register(case, image, opts.expected_hashes, opts.allow_hash_mismatch)
         evidence_id = reg.evidence_id
         # The image hash, the walk (a child process) and the cluster's start run together.
-        runner = self.runner or BatchRunner(
-            opts.workers, opts.scheduler, worker_memory=opts.worker_memory,
-            file_timeout=opts.file_timeout, task_timeout=opts.task_timeout,
-            security=self.security)
-        if self.runner is None:
-            runner.start_in_background(warm=_LATER_MODULES)
         try:
             empty = self._walk_and_plan(case, image, evidence_id)
             acquisition.conclude(case, reg, wait=False)
@@ -202,11 +213,6 @@ class Triage:
         except BaseException:
             if reg.hashing is not None:  # the run failed: the hash stops with it
                 reg.hashing.stop()
-            if self.runner is None:
-                try:
-                    runner.shutdown()
-                except Exception:  # the run's own error is the one raised
-                    log.exception("closing the Dask cluster after a failed run")
             raise
         if self.runner is None:
             runner.shutdown()
