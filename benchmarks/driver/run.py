@@ -14,9 +14,9 @@ result record (RFC 8785), Merkle leaf hashes, SQLite rows, thumbnails, then the
    baseline — the exact ``rfc8785`` implementation alone — and with
    ``canonical_bytes`` (the standard library's C encoder where it provably gives the
    same bytes), ``--rounds`` times each; then in groups of ``--groups`` batches taken in
-   together (group commit, issue 17: one transaction, one ledger fsync per group), for
-   the driver's wall time per batch and how many workers of the captured run's speed it
-   would keep fed;
+   together (group commit, issue 17: one transaction, one ledger fsync per group) with
+   the canonical JSON the workers made (as exhibit runs), for the driver's wall time per
+   batch and how many workers of the captured run's speed it would keep fed;
 3. checks that both give the same Merkle roots and the same stored records, and prints
    microseconds per record, milliseconds per batch and the ratios.
 
@@ -77,9 +77,12 @@ def capture(out: Path, template: Path, argv: list[str]) -> None:
         out.write_bytes(pickle.dumps(outcomes))
 
 
-def replay(template: Path, blob: bytes, exact: bool, group: int = 1) -> dict[str, Any]:
+def replay(template: Path, blob: bytes, exact: bool, group: int = 1,
+           worker_canonical: bool = False) -> dict[str, Any]:
     """Every phase of ``store_batches`` + ``record_batches`` over the captured outcomes,
-    ``group`` batches at a time (as many as finished together: group commit)."""
+    ``group`` batches at a time (as many as finished together: group commit); with
+    ``worker_canonical`` the canonical JSON the workers made is used (as exhibit does),
+    else the driver makes it (as before issue 17's change, and to compare encoders)."""
     from chain_of_custody import canonical
     from chain_of_custody.merkle import canonical_leaf_hash, merkle_root
     from pipeline.case.store import Case
@@ -90,6 +93,10 @@ def replay(template: Path, blob: bytes, exact: bool, group: int = 1) -> dict[str
     cpu = time.process_time
     started = cpu()
     outcomes = pickle.loads(blob)
+    if not worker_canonical:
+        for _, outcome in outcomes:
+            for item in collect._flatten(outcome["records"]):
+                item.pop("canonical", None)
     phases = {"unpickle": cpu() - started, "canonical": 0.0, "leaf_hashes": 0.0,
               "thumbnails": 0.0, "store_batches": 0.0, "record_batches": 0.0}
     records = [[item["record"] for item in collect._flatten(o["records"])] for _, o in outcomes]
@@ -182,14 +189,17 @@ def main() -> None:
     if runs["exact"][0]["records"] != runs["fast"][0]["records"]:
         raise SystemExit("the fast path stored different records than the exact one")
     grouped: dict[int, float] = {}  # batches per group -> best wall seconds per batch
+    grouped_cpu: dict[int, float] = {}  # -> best driver CPU seconds per record
     for group in (int(g) for g in args.groups.split(",")):
-        walls = []
+        walls, cpus = [], []
         for _ in range(args.rounds):
-            run = replay(template, blob, exact=False, group=group)
+            run = replay(template, blob, exact=False, group=group, worker_canonical=True)
             if run["roots"] != truth or run["records"] != runs["fast"][0]["records"]:
                 raise SystemExit(f"group of {group}: results differ from the run's")
             walls.append(run["wall"])
+            cpus.append(run["phases"]["store_batches"] + run["phases"]["record_batches"])
         grouped[group] = min(walls) / batches
+        grouped_cpu[group] = min(cpus) / n
     per_batch = worker_seconds_per_batch(tmp / "case", args.workers, batches)
 
     def best(name: str, phase: str) -> float:
@@ -209,6 +219,9 @@ def main() -> None:
         "wall_ms_per_batch": {k: round(min(r["wall"] for r in v) * 1000 / batches, 1)
                               for k, v in runs.items()},
         "group_commit_wall_ms_per_batch": {g: round(w * 1000, 2) for g, w in grouped.items()},
+        # as exhibit runs now: canonical JSON made by the workers
+        "driver_cpu_us_per_record_by_group": {g: round(c * 1e6, 1)
+                                              for g, c in grouped_cpu.items()},
         "worker_seconds_per_batch": round(per_batch, 3),
         # W workers finish W / T batches a second; a group of g takes g * w(g) seconds of
         # the driver, while W * g * w(g) / T more arrive: fed while W <= T / w(g).
@@ -227,7 +240,9 @@ def main() -> None:
     print(f"\ndriver CPU ms per batch: {result['driver_ms_per_batch']}; wall ms per batch"
           f" (store + ledger): {result['wall_ms_per_batch']}")
     print(f"\ngroup commit: wall ms per batch by batches per group"
-          f" {result['group_commit_wall_ms_per_batch']}; worker seconds per batch in the"
+          f" {result['group_commit_wall_ms_per_batch']} (driver CPU µs per record"
+          f" {result['driver_cpu_us_per_record_by_group']}, canonical JSON from the"
+          f" workers); worker seconds per batch in the"
           f" captured run {result['worker_seconds_per_batch']}; workers the driver keeps fed"
           f" {result['workers_fed_at_group']}")
     print(f"canonical JSON {result['canonical_speedup']}x, driver {result['driver_speedup']}x"

@@ -338,9 +338,11 @@ class BatchRunner:
             return replace(job, prefix=job.prefix + 1,
                            task=replace(job.task, analyzers=job.full[: job.prefix + 1]))
         for item in outcome["records"]:
-            record = item["record"]
-            record["errors"] = list(record["errors"]) + [
-                _culprit_error(analyzer, label) for analyzer, label in job.culprits]
+            if job.culprits:  # the record changes: its worker-made canonical bytes go
+                record = item["record"]
+                record["errors"] = list(record["errors"]) + [
+                    _culprit_error(analyzer, label) for analyzer, label in job.culprits]
+                item.pop("canonical", None)
             batch.records[item["file_id"]] = item
         return None
 

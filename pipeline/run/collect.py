@@ -38,8 +38,10 @@ def store_batches(case: Case, finished: list[tuple[str, dict[str, Any]]]) -> Non
     every_item: list[dict[str, Any]] = []
     for batch_id, outcome in finished:
         items = list(_flatten(outcome["records"]))
-        # Canonical JSON is the driver's main cost per file: made once, hashed and stored.
-        canonical = [canonical_bytes(item["record"]) for item in items]
+        # Canonical JSON, made once, hashed and stored: by the worker (issue 17), or here
+        # for a record the driver made or changed.
+        canonical = [item.get("canonical") or canonical_bytes(item["record"])
+                     for item in items]
         root = merkle_root([canonical_leaf_hash(c) for c in canonical])
         prepared.append((batch_id, outcome, items, canonical, root, len(every_item)))
         every_item.extend(items)

@@ -10,6 +10,7 @@ per-process cache across tasks (``ingest.content.reader_for``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import os
 import socket
@@ -20,6 +21,8 @@ from typing import Any
 from analyzers import registry
 from analyzers.base import Analyzer
 from analyzers.run import analyze_chunks
+from chain_of_custody.canonical import canonical_bytes
+from chain_of_custody.errors import CanonicalizationError
 from ingest.content import reader_for
 from ingest.derive import Limits
 from ingest.image import ImageSpec
@@ -167,6 +170,21 @@ def detach_blobs(findings: dict[str, Any]) -> dict[str, bytes]:
     return blobs
 
 
+def attach_canonical(records: list[dict[str, Any]]) -> None:
+    """Each record's RFC 8785 bytes beside it (``canonical``), children included.
+
+    Issue 17: canonical JSON was a third of the driver's CPU per record, and the driver
+    is one process for every worker; made here, it costs the driver nothing. Same
+    function, same bytes: the driver stores them as the record and hashes them into the
+    batch's Merkle tree, and makes them itself for any record it changes. A record that
+    cannot be made canonical is left for the driver, which fails on it as before.
+    """
+    for item in records:
+        with contextlib.suppress(CanonicalizationError):
+            item["canonical"] = canonical_bytes(item["record"])
+        attach_canonical(item.get("children", []))
+
+
 def analyze_batch(task: BatchTask) -> dict[str, Any]:
     """Run every analyzer over every file of the batch; one record per file, in order."""
     tune_allocator()
@@ -213,6 +231,7 @@ def analyze_batch(task: BatchTask) -> dict[str, Any]:
             )
     finally:
         guard.disarm()
+    attach_canonical(records)
     return {
         "batch_id": task.batch_id,
         "records": records,
