@@ -480,13 +480,14 @@ def test_recorded_head_with_other_hash_fails(
 def _append_many(path: str, worker: int, count: int) -> None:
     """Worker 0 appends one entry at a time, worker 1 in groups of 1-5 (group commit)."""
     ledger = CustodyLedger(Path(path), SIGNER, TOOL, {"worker": f"worker-{worker}"})
-    i = 0
+    i = group = 0
     while i < count:
-        size = 1 if worker == 0 else min(count - i, 1 + i % 5)
+        size = 1 if worker == 0 else min(count - i, 1 + group % 5)
         ledger.append_many([("batch.analysed", None, {"worker": worker, "i": i + k,
-                                                      "group": i})
+                                                      "group": i, "size": size})
                             for k in range(size)])
         i += size
+        group += 1
 
 
 @pytest.mark.slow
@@ -507,11 +508,14 @@ def test_two_processes_never_fork_the_chain(tmp_path: Path) -> None:
         mine = [e["details"]["i"] for e in entries if e["details"]["worker"] == worker]
         assert mine == list(range(200))
     groups: dict[int, list[int]] = {}
+    sizes: dict[int, int] = {}
     for e in entries:
         if e["details"]["worker"] == 1:
             groups.setdefault(e["details"]["group"], []).append(e["seq"])
-    assert len(groups) < 200
-    for seqs in groups.values():  # a group's entries are never split by another writer
+            sizes[e["details"]["group"]] = e["details"]["size"]
+    assert max(sizes.values()) == 5
+    for group, seqs in groups.items():  # whole, and never split by another writer
+        assert len(seqs) == sizes[group]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
