@@ -222,3 +222,50 @@ def test_full_disk_stops_clearly_and_leaves_a_sound_case(
     shutil.copytree(case, moved)
     triage(many_files_image, moved, "--batch-files", "20")
     assert export_jsonl(moved) == expected
+
+
+def test_first_batches_start_while_the_walk_runs(
+        many_files_image: Path, reference_export: tuple[list[dict], int], tmp_path: Path) -> None:
+    """With the cluster up before the walk ends (here: before it starts), the plan's
+    quick-start batches are sent as the walk stores their files, and taken as planned:
+    the export is the ordinary run's. A result sent early for a task the plan does not
+    give is cancelled, never taken."""
+    from ingest.image import open_image
+    from pipeline.case.database import CaseDatabase
+    from pipeline.run.cluster import BatchRunner
+    from pipeline.run.triage import Triage, TriageOptions
+    from pipeline.run.worker import BatchTask
+
+    expected, _ = reference_export
+    case = tmp_path / "quick"
+    options = TriageOptions([many_files_image], case, workers=2, batch_files=20,
+                            progress=False)
+    with BatchRunner(2) as runner:
+        Triage(options, runner=runner).run()
+        assert runner.taken_early == 2 and runner.prestarted == 0
+        entries = ledger_entries(case)
+        actions = [e["action"] for e in entries]
+        started = entries[actions.index("analysis.started")]["details"]
+        assert started["batches_sent_during_walk"] == 2
+        # The ledger's order stays the custody order: plan, start, then results.
+        assert actions.index("batches.planned") < actions.index("analysis.started") < \
+            actions.index("batch.analysed")
+        assert export_jsonl(case) == expected
+        exhibit("ledger", "verify", case)
+
+        db = CaseDatabase(case / "case.sqlite")
+        rows = db.conn.execute("SELECT * FROM files WHERE kind = 'file' ORDER BY id LIMIT 2"
+                               ).fetchall()
+        one, other = (BatchTask("probe-1", open_image([many_files_image]).spec, 0,
+                                ((r["id"], r["entry_key"], db.file_entry(r).to_dict()),),
+                                ("hashes",)) for r in rows)
+        db.close()
+        runner.prestart(one)
+        finished = [out for group in runner.run([other], _Never()) for _, out in group]
+        assert runner.taken_early == 2 and runner.prestarted == 0
+        assert [r["file_id"] for r in finished[0]["records"]] == [rows[1]["id"]]
+
+
+class _Never:
+    def is_set(self) -> bool:
+        return False

@@ -9,6 +9,7 @@ between batches, and repeated walk entries still get distinct keys.
 from __future__ import annotations
 
 import hashlib
+import random
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ from analyzers import registry
 from analyzers.run import analyze_bytes
 from ingest.location import EvidenceLocation, FileEntry
 from pipeline.case.database import CaseDatabase
-from pipeline.run.plan import MIN_BATCH_COST, PER_FILE_COST, plan_batches
+from pipeline.run.plan import MIN_BATCH_COST, PER_FILE_COST, BatchCutter, plan_batches
 
 REPO = Path(__file__).resolve().parent.parent
 EVIDENCE = "ef" * 32
@@ -70,6 +71,32 @@ def test_guided_plan_covers_every_file_once_within_the_maxima(tmp_path: Path,
     tail = rest[-3:]
     assert cost(tail[-1]) <= max(MIN_BATCH_COST + (3 << 20) + PER_FILE_COST,
                                  cost(rest[0])), "batches shrink towards the end"
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 16])
+@pytest.mark.parametrize("seed", range(4))
+def test_quick_start_batches_cut_during_the_walk_are_the_plans_first(
+        tmp_path: Path, parallelism: int, seed: int) -> None:
+    """The batches sent while the walk runs (``run.quickstart``) must be the very first
+    batches of the plan made after it, from the files walked so far alone."""
+    rng = random.Random(seed)
+    volumes = [[rng.choice([0, 100, 4096, 70_000, 3 << 20, 9 << 20])
+                for _ in range(rng.randint(0, 60))] for _ in range(rng.randint(1, 3))]
+    db = _files_db(tmp_path, volumes)
+    batch_bytes, batch_files = rng.choice([(64 << 20, 400), (4 << 20, 7), (256 << 20, 2000)])
+    planned = list(plan_batches(db, EVIDENCE, batch_bytes, batch_files, parallelism))
+    cutter = BatchCutter(batch_bytes, batch_files, parallelism)
+    early = []
+    for row in db.conn.execute("SELECT id, volume_offset, size FROM files ORDER BY id"):
+        batch = cutter.add(row["id"], row["volume_offset"], row["size"])
+        if batch is not None:
+            early.append(batch)
+    assert cutter.quick_start_done == (len(planned) > parallelism)
+    # All cut before the walk ended but the last (cut by the plan, once every file is in).
+    assert early == planned[:min(parallelism, len(planned) - 1)] or (
+        not planned and not early)
+    if cutter.quick_start_done:  # nothing more is cut before the totals are known
+        assert cutter.add(10**9, 0, 1) is None and cutter.planned == parallelism
 
 
 def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> None:

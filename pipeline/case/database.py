@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -265,8 +265,10 @@ class CaseDatabase:
 
     # -- files -----------------------------------------------------------------------
 
-    def add_files(self, entries: Iterable[FileEntry]) -> int:
-        """Insert walked entries; returns how many were written."""
+    def add_files(self, entries: Iterable[FileEntry],
+                  on_file: Callable[[int, int, int], None] | None = None) -> int:
+        """Insert walked entries; returns how many were written. ``on_file(id, volume
+        offset, size)`` is told of each one the plan will take (``plannable_files``)."""
         count = 0
         for entry in entries:
             loc = entry.location
@@ -285,7 +287,7 @@ class CaseDatabase:
             dup = 0
             while True:
                 try:
-                    self.conn.execute(
+                    cursor = self.conn.execute(
                         "INSERT INTO files (entry_key, evidence_id, volume_index, volume_offset,"
                         " fs_type, inode, path, stream, name, size, kind, allocated, mtime, atime,"
                         " ctime, crtime, mode, uid, gid, meta_allocated, notes, snapshot,"
@@ -298,6 +300,8 @@ class CaseDatabase:
                         raise
                     dup += 1
             count += 1
+            if on_file is not None and entry.kind == "file" and row[-1] is None:
+                on_file(cursor.lastrowid, loc.volume_offset, entry.size)  # type: ignore[arg-type]
         return count
 
     def _live_twin(self, entry: FileEntry) -> int | None:

@@ -104,6 +104,10 @@ class BatchRunner:
         self.client: Client | None = None
         self._helper: threading.Thread | None = None  # starting or closing in the background
         self._helper_error: BaseException | None = None
+        self._submitted = 0  # numbers the submissions' Dask keys
+        # Batches sent before run() (prestart): batch id -> (task as given, future, job, when)
+        self._early: dict[str, tuple[BatchTask, Future, _Job, float]] = {}
+        self.taken_early = 0  # of those, how many run() took as planned
 
     # -- cluster life ----------------------------------------------------------------
 
@@ -132,6 +136,36 @@ class BatchRunner:
 
     def wait_started(self) -> None:
         self._join_helper()
+
+    def started(self) -> bool:
+        """Whether tasks can be sent now (without waiting for a start in the background)."""
+        return self.client is not None and self._helper_error is None
+
+    def prestart(self, task: BatchTask) -> None:
+        """Send a batch before :meth:`run` (the walk still runs): ``run`` takes its result
+        when given an equal task, and cancels it otherwise (issue 18: first result at
+        once). Only after :meth:`started`."""
+        self._early[task.batch_id] = (task, *self._submit(_Job(task)))
+
+    @property
+    def prestarted(self) -> int:
+        """Batches sent by :meth:`prestart` and not yet taken by :meth:`run`."""
+        return len(self._early)
+
+    def _drop_early(self) -> None:
+        for _, future, _, _ in self._early.values():
+            future.cancel()
+        self._early.clear()
+
+    def _submit(self, job: _Job) -> tuple[Future, _Job, float]:
+        from pipeline.run.worker import analyze_batch
+
+        self._submitted += 1
+        key = f"exhibit-{job.task.batch_id}-{job.purpose}-{self._submitted}"
+        task = replace(job.task, key=key, file_timeout=self.file_timeout,
+                       timeout_grace=min(10.0, max(1.0, self.file_timeout / 2)))
+        future = self._client().submit(analyze_batch, task, key=key, pure=False, retries=0)
+        return future, replace(job, task=task), time.monotonic()
 
     def close_in_background(self) -> None:
         """Close the cluster in a thread while the driver matches and summarises."""
@@ -253,9 +287,14 @@ class BatchRunner:
         """Yield the (batch, outcome) pairs that finished together, in completion order;
         pulls ``tasks`` lazily. The more workers finish while the driver stores the last
         group, the larger the next: its durability cost is paid once (issue 17)."""
-        from distributed import wait
+        try:
+            yield from self._run(tasks, stop)
+        finally:  # sent early but never planned so (or the run stopped first)
+            self._drop_early()
 
-        from pipeline.run.worker import analyze_batch
+    def _run(self, tasks: Iterable[BatchTask], stop: StopFlag
+             ) -> Iterator[list[tuple[BatchTask, dict[str, Any]]]]:
+        from distributed import wait
 
         client = self._client()
         source = iter(tasks)
@@ -263,16 +302,10 @@ class BatchRunner:
         limit = max(self.workers, worker_count) * self.in_flight_per_worker
         batches: dict[str, _Batch] = {}
         running: dict[Future, tuple[_Job, float]] = {}
-        counter = 0
 
         def submit(job: _Job) -> None:
-            nonlocal counter
-            counter += 1
-            key = f"exhibit-{job.task.batch_id}-{job.purpose}-{counter}"
-            task = replace(job.task, key=key, file_timeout=self.file_timeout,
-                           timeout_grace=min(10.0, max(1.0, self.file_timeout / 2)))
-            future = client.submit(analyze_batch, task, key=key, pure=False, retries=0)
-            running[future] = (replace(job, task=task), time.monotonic())
+            future, job, when = self._submit(job)
+            running[future] = (job, when)
 
         def top_up() -> None:
             while len(running) < limit and not stop.is_set():
@@ -280,6 +313,13 @@ class BatchRunner:
                 if task is None:
                     return
                 batches[task.batch_id] = _Batch(task, outstanding=1)
+                early = self._early.pop(task.batch_id, None)
+                if early is not None and early[0] == task:  # sent during the walk: taken
+                    running[early[1]] = early[2:]
+                    self.taken_early += 1
+                    continue
+                if early is not None:
+                    early[1].cancel()
                 submit(_Job(task))
 
         top_up()
@@ -298,6 +338,7 @@ class BatchRunner:
                 elif time.monotonic() - workerless_since > WORKERLESS_GRACE:
                     jobs = [job for job, _ in running.values()]
                     running.clear()
+                    self._drop_early()  # lost with the workers: planned ones are sent again
                     self._restart_local()
                     client = self._client()
                     workerless_since = None

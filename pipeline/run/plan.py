@@ -1,9 +1,11 @@
 """Split the walked files into Dask batches, once per evidence (a resume keeps the plan).
 
 Batches follow guided self-scheduling with a quick start: each takes 1/(2p) of the work
-still unplanned (p = parallelism), the first p a quarter of that, so the first results
-come within seconds and no worker is left alone with one big batch at the end.
-``--batch-mb``/``--batch-files`` are hard maxima.
+still unplanned (p = parallelism), so no worker is left alone with one big batch at the
+end; the first p take the smallest batch worth a task, whatever the total, so the first
+results come within seconds and those batches can be cut from the first files walked,
+before the walk ends (``run.quickstart``). ``--batch-mb``/``--batch-files`` are hard
+maxima.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ MIN_BATCH_COST = 8 << 20
 REMOTE_PARALLELISM = 16
 
 
+def batch_name(evidence_id: str, number: int) -> str:
+    """The id of the evidence's ``number``-th batch (1-based), as planned."""
+    return f"{evidence_id[:12]}-{number:06d}"
+
+
 def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
          parallelism: int) -> None:
     """Store the evidence's batches and ledger the plan, unless it is planned already."""
@@ -34,8 +41,8 @@ def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
             totals["batches"] += 1
             totals["files"] += len(ids)
             totals["bytes"] += nbytes
-            batch_id = f"{evidence_id[:12]}-{totals['batches']:06d}"
-            db.add_batch(batch_id, evidence_id, vol_offset, ids, nbytes)
+            db.add_batch(batch_name(evidence_id, totals["batches"]), evidence_id, vol_offset,
+                         ids, nbytes)
     case.record("batches.planned", {"evidence_id": evidence_id}, {
         **totals, "batch_bytes": batch_bytes, "batch_files": batch_files,
         "parallelism": parallelism,
@@ -44,35 +51,85 @@ def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
 
 def batch_target(remaining: int, planned: int, parallelism: int) -> float:
     """Cost one batch should have (see the module docstring)."""
-    target = max(MIN_BATCH_COST, remaining / (2 * parallelism))
-    return max(MIN_BATCH_COST, target / 4) if planned < parallelism else target
+    if planned < parallelism:  # the quick start: independent of the total
+        return MIN_BATCH_COST
+    return max(MIN_BATCH_COST, remaining / (2 * parallelism))
+
+
+Batch = tuple[int, list[int], int]  # (volume offset, file ids, bytes)
+
+
+class BatchCutter:
+    """Cuts files, given one by one in walk order, into batches (see the module docstring).
+
+    ``remaining`` is the cost of all files to plan; None while it is not known (during the
+    walk), when only the quick-start batches can be cut: :meth:`add` then returns nothing
+    once they are (:attr:`quick_start_done`).
+    """
+
+    def __init__(self, batch_bytes: int, batch_files: int, parallelism: int,
+                 remaining: int | None = None) -> None:
+        self.batch_bytes = batch_bytes
+        self.batch_files = batch_files
+        self.parallelism = parallelism
+        self.remaining = remaining
+        self.planned = 0
+        self._current: list[int] = []
+        self._size = self._cost = 0
+        self._offset: int | None = None
+
+    @property
+    def quick_start_done(self) -> bool:
+        return self.remaining is None and self.planned >= self.parallelism
+
+    def _target(self) -> float:
+        return batch_target(self.remaining or 0, self.planned, self.parallelism)
+
+    def add(self, file_id: int, volume_offset: int, size: int) -> Batch | None:
+        """Take the next file; the batch it closes, if it closes one."""
+        if self.quick_start_done:
+            return None
+        closed = None
+        if self._current and (volume_offset != self._offset or self._size >= self.batch_bytes
+                              or len(self._current) >= self.batch_files
+                              or self._cost >= self._target()):
+            closed = self._close()
+            if self.quick_start_done:
+                return closed
+        self._offset = volume_offset
+        self._current.append(file_id)
+        self._size += max(0, size)
+        self._cost += max(0, size) + PER_FILE_COST
+        return closed
+
+    def _close(self) -> Batch:
+        assert self._offset is not None
+        batch = (self._offset, self._current, self._size)
+        if self.remaining is not None:
+            self.remaining -= self._cost
+        self.planned += 1
+        self._current, self._size, self._cost = [], 0, 0
+        return batch
+
+    def finish(self) -> Batch | None:
+        """The last batch, once every file was given."""
+        return self._close() if self._current else None
 
 
 def plan_batches(db: CaseDatabase, evidence_id: str, batch_bytes: int, batch_files: int,
-                 parallelism: int = 1) -> Iterator[tuple[int, list[int], int]]:
+                 parallelism: int = 1) -> Iterator[Batch]:
     """(volume offset, file ids, bytes) per batch, streamed in walk order per volume.
 
     ``batch_bytes``/``batch_files`` are hard maxima; within them batch sizes follow
     :func:`batch_target`, a file costing its size plus :data:`PER_FILE_COST`.
     """
     count, total, rows = db.plannable_files(evidence_id)
-    remaining = count * PER_FILE_COST + total
-    planned = 0
-    target = batch_target(remaining, planned, parallelism)
-    current: list[int] = []
-    size = cost = 0
-    offset = None
+    cutter = BatchCutter(batch_bytes, batch_files, parallelism,
+                         remaining=count * PER_FILE_COST + total)
     for row in rows:
-        if current and (row["volume_offset"] != offset or size >= batch_bytes
-                        or len(current) >= batch_files or cost >= target):
-            yield offset, current, size
-            remaining -= cost
-            planned += 1
-            target = batch_target(remaining, planned, parallelism)
-            current, size, cost = [], 0, 0
-        offset = row["volume_offset"]
-        current.append(row["id"])
-        size += max(0, row["size"])
-        cost += max(0, row["size"]) + PER_FILE_COST
-    if current:
-        yield offset, current, size
+        batch = cutter.add(row["id"], row["volume_offset"], row["size"])
+        if batch is not None:
+            yield batch
+    last = cutter.finish()
+    if last is not None:
+        yield last

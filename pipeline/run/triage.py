@@ -9,7 +9,8 @@ ledger and made durable before the next:
 3. find the volumes and walk every filesystem into the case (``run.walk``); when not one
    could be read, say what the image looks like (``run.unreadable``:
    ``triage.nothing_examined``);
-4. plan batches of roughly equal work, persisted for resume (``run.plan``);
+4. plan batches of roughly equal work, persisted for resume (``run.plan``); the first
+   few were cut and sent to the cluster while the walk ran (``run.quickstart``);
 5. run the batches on Dask (``run.cluster``, ``run.worker``) and take each finished one
    into the case and the ledger with its Merkle root (``run.collect``);
 6. match against the loaded sets and group near duplicates (``matching``);
@@ -32,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.derive import Limits
 from ingest.errors import IngestError
@@ -51,9 +52,13 @@ from pipeline.run.cluster import (
 )
 from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
 from pipeline.run.progress import Reporter
+from pipeline.run.quickstart import QuickStart
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
+
+if TYPE_CHECKING:  # with the analysis stack, imported beside the walk (_LATER_MODULES)
+    from pipeline.run.worker import BatchTask
 
 # Imported by the cluster's start thread while the walk runs, not before the case opens.
 _LATER_MODULES = ("pipeline.carving.plan", "pipeline.matching.match", "pipeline.run.worker")
@@ -192,11 +197,19 @@ class Triage:
             raise
         reg = acquisition.register(case, image, opts.expected_hashes, opts.allow_hash_mismatch)
         evidence_id = reg.evidence_id
-        # The image hash, the walk (a child process) and the cluster's start run together.
+        names = (*analyzers, EXPAND) if opts.expand else tuple(analyzers)
+        scratch = _fresh_scratch(case.directory / SCRATCH_DIR)
+        # The image hash, the walk (a child process) and the cluster's start run together,
+        # and the first batches start while the walk goes on.
+        quick = QuickStart(runner, evidence_id, opts.batch_bytes, opts.batch_files,
+                           opts.parallelism,
+                           lambda name, offset, ids: self._task(case, image.spec, name, offset,
+                                                                ids, names, scratch))
         try:
-            empty = self._walk_and_plan(case, image, evidence_id)
+            empty = self._walk_and_plan(case, image, evidence_id, quick)
             acquisition.conclude(case, reg, wait=False)
-            interrupted = self._analyse(case, image.spec, reg, analyzers, runner)
+            interrupted = self._analyse(case, image.spec, reg, names, scratch, runner,
+                                        quick.sent)
             if self.runner is None:  # while the hash ends and the driver matches
                 runner.close_in_background()
             if interrupted:
@@ -213,19 +226,20 @@ class Triage:
         except BaseException:
             if reg.hashing is not None:  # the run failed: the hash stops with it
                 reg.hashing.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
             raise
         if self.runner is None:
             runner.shutdown()
         return TriageResult(opts.case_dir, evidence_id, summary, bool(reg.verified), interrupted)
 
-    def _walk_and_plan(self, case: Case, image: EvidenceImage, evidence_id: str
-                       ) -> dict[str, Any] | None:
+    def _walk_and_plan(self, case: Case, image: EvidenceImage, evidence_id: str,
+                       quick: QuickStart) -> dict[str, Any] | None:
         """Walk, plan the batches and the carve ranges; what the image looks like when
         nothing in it could be read (else None). The image is closed after."""
         opts = self.options
         try:
             walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
-                          opts.snapshots)
+                          opts.snapshots, quick.on_file)
             empty = nothing_examined(case.db, image, evidence_id)
             if empty is not None:
                 case.record("triage.nothing_examined", {"evidence_id": evidence_id},
@@ -245,8 +259,27 @@ class Triage:
 
         return [a.name for a in registry.create(self.options.analyzers, self.options.settings)]
 
+    def _task(self, case: Case, spec: ImageSpec, batch_id: str, volume_offset: int,
+              file_ids: list[int], names: tuple[str, ...], scratch: Path) -> BatchTask:
+        """One batch's task, as the case stands now (also for a batch sent while the walk
+        runs: the runner takes its result only if the planned task is equal)."""
+        from pipeline.carving import plan as carving
+        from pipeline.run.worker import BatchTask, frozen_settings
+
+        db = case.db
+        opts = self.options
+        rows = db.files_by_ids(file_ids)
+        items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
+        # The case's budget for bytes copied out of containers, as it stands now.
+        budget = max(0, opts.limits.case_bytes - db.derived_bytes(rows[0]["evidence_id"]))
+        return BatchTask(batch_id, spec, volume_offset, items, names,
+                         limits=replace(opts.limits, case_bytes=budget), scratch=str(scratch),
+                         carve=carving.carve_spec(db, file_ids),
+                         settings=frozen_settings(opts.settings))
+
     def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
-                 analyzers: list[str], runner: BatchRunner) -> bool:
+                 names: tuple[str, ...], scratch: Path, runner: BatchRunner,
+                 sent_during_walk: int = 0) -> bool:
         """Run the unfinished batches; returns True when interrupted by the examiner.
 
         Between batches the acquisition hash running beside them is recorded once it
@@ -258,30 +291,19 @@ class Triage:
         if unrecorded:
             collect.reconcile_batches(case, unrecorded)
         from pipeline.carving import plan as carving
-        from pipeline.run.worker import BatchTask, frozen_settings
 
         todo = carving.interleave([b for b in db.batches(evidence_id)
                                    if b["status"] != "done"])
         if not todo:
+            shutil.rmtree(scratch, ignore_errors=True)
             return False
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
         total_bytes = sum(b["bytes"] for b in todo)
-        opts = self.options
-        scratch = _fresh_scratch(case.directory / SCRATCH_DIR)
-        names = (*analyzers, EXPAND) if opts.expand else tuple(analyzers)
 
         def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
             for batch in todo:
-                rows = db.files_by_ids(json.loads(batch["file_ids"]))
-                items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict())
-                              for r in rows)
-                # The case's budget for bytes copied out of containers, as it stands now.
-                budget = max(0, opts.limits.case_bytes - db.derived_bytes(evidence_id))
-                yield BatchTask(batch["id"], spec, batch["volume_offset"], items, names,
-                                limits=replace(opts.limits, case_bytes=budget),
-                                scratch=str(scratch),
-                                carve=carving.carve_spec(db, [r["id"] for r in rows]),
-                                settings=frozen_settings(opts.settings))
+                yield self._task(case, spec, batch["id"], batch["volume_offset"],
+                                 json.loads(batch["file_ids"]), names, scratch)
 
         if self.runner is None:
             runner.wait_started()
@@ -289,7 +311,7 @@ class Triage:
                 total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
-                "cluster": runner.describe(),
+                "cluster": runner.describe(), "batches_sent_during_walk": sent_during_walk,
             })
             try:
                 for finished in runner.run(tasks(), stop):

@@ -27,11 +27,14 @@ from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT, WalkContained, Wal
 from pipeline.run.progress import Reporter
 
 _ACTIONS = {"walked": "filesystem.walked", "no-filesystem": "error", "stalled": "error"}
+OnFile = Callable[[int, int, int], None]  # told of each plannable file stored (id, offset, size)
 
 
 def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: Reporter,
-                  walk_timeout: float = DEFAULT_WALK_TIMEOUT, snapshots: bool = True) -> None:
-    """Walk every volume of ``image`` unless a complete walk is already stored."""
+                  walk_timeout: float = DEFAULT_WALK_TIMEOUT, snapshots: bool = True,
+                  on_file: OnFile | None = None) -> None:
+    """Walk every volume of ``image`` unless a complete walk is already stored;
+    ``on_file`` is told of each file the plan will take, as it is stored."""
     db = case.db
     row = db.evidence(evidence_id)
     if row is not None and row["walk_complete"]:
@@ -42,7 +45,8 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
         db.forget_walk(evidence_id)
         db.set_partition_table(evidence_id, scan.partition_table)
         for volume in scan.volumes:
-            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter, snapshots))
+            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter, snapshots,
+                                       on_file))
         db.mark_walk_complete(evidence_id)
     several = {s["volume_index"]: d["volume_filesystems"] for s, d in walked
                if "volume_filesystems" in d}
@@ -63,7 +67,7 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
 
 
 def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
-                 reporter: Reporter, snapshots: bool = True
+                 reporter: Reporter, snapshots: bool = True, on_file: OnFile | None = None
                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Store one volume's filesystems; returns a ledger subject and details for each."""
     db = case.db
@@ -93,15 +97,16 @@ def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volum
         return [(subject, detail)]
     several = fs_types if len(fs_types) > 1 else None
     out = [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
-                            reporter)
+                            reporter, on_file=on_file)
            for slot, fs_type in enumerate(fs_types)]
     if snapshots and "ntfs" in fs_types and not volume.extents:  # not inside an LVM LV
-        out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter))
+        out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter, on_file))
     return out
 
 
 def _walk_snapshots(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
-                    reporter: Reporter) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+                    reporter: Reporter, on_file: OnFile | None = None
+                    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Walk each shadow copy store of an NTFS volume; a catalog or store that cannot be
     read is an error record (the live volume's walk stands)."""
     db = case.db
@@ -125,7 +130,7 @@ def _walk_snapshots(case: Case, child: WalkProcess, evidence_id: str, volume: Vo
                       "errors": scan.errors})]
     for snap in scan.snapshots:
         out.append(_walk_filesystem(case, child, evidence_id, volume, "ntfs", 0, None, {},
-                                    reporter, snap))
+                                    reporter, snap, on_file))
     return out
 
 
@@ -137,8 +142,8 @@ def _method() -> str:
 
 def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
                      fs_type: str, slot: int, several: list[str] | None, base: dict[str, Any],
-                     reporter: Reporter, snapshot: Snapshot | None = None
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+                     reporter: Reporter, snapshot: Snapshot | None = None,
+                     on_file: OnFile | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Store one filesystem's entries, keeping those walked before a stall or failure.
     A shadow copy's walk (``snapshot``) has no volume row: its ledger entry says it all."""
     db = case.db
@@ -153,7 +158,7 @@ def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: V
     with reporter.count_task(label) as advance:
         entries = _Counting(child.walk(volume, fs_type, snapshot), advance)
         try:
-            db.add_files(entries)
+            db.add_files(entries, on_file)
         except WalkContained as exc:  # stalled or crashed: the run goes on
             contained = exc
             db.add_error(stage="walk", error=exc.code, message=str(exc),
