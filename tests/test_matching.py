@@ -52,6 +52,7 @@ def _clustered(rng: np.random.Generator, n: int, words: int, spread: int) -> np.
     (50_000, 1, 10, None), (50_000, 1, 10, 4), (50_000, 1, 10, 5), (20_000, 1, 0, None),
     (20_000, 1, 3, 3), (30_000, 4, 31, None), (30_000, 4, 31, 3), (30_000, 4, 12, 4),
     (500, 1, 10, None), (500, 4, 31, None), (4_000, 4, 31, None), (3_000, 1, 0, None),
+    (12_000, 4, 31, None), (800, 4, 140, None), (700, 2, 40, None),  # scans: pruned or not
 ])
 def test_index_answers_exactly_what_brute_force_answers(n: int, words: int, radius: int,
                                                         parts: int | None) -> None:

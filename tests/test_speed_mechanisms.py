@@ -115,6 +115,33 @@ def test_repeated_walk_entries_get_distinct_keys(tmp_path: Path) -> None:
     assert keys[1:] == [keys[0] + "#1", keys[0] + "#2"]
 
 
+def test_walked_entries_go_in_with_their_ids_and_repeats(tmp_path: Path) -> None:
+    """The walk's inserts: every entry once, in order, the quick start told each regular
+    file's real id, a repeated key numbered, and the entries before a failure kept."""
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    db.conn.execute("PRAGMA foreign_keys=OFF")
+
+    def entries(n: int, fail_at: int | None = None):  # type: ignore[no-untyped-def]
+        for i in range(n):
+            if i == fail_at:
+                raise OSError("the walk stopped here")
+            inode = 7 if i in (400, 401) else 1000 + i  # 401 repeats 400 exactly
+            loc = EvidenceLocation(EVIDENCE, 0, 0, "ext4", inode, f"/d/f{min(i, 400)}")
+            yield FileEntry(loc, f"f{i}", i, "dir" if i % 5 == 0 else "file", True)
+
+    told: list[tuple[int, int, int]] = []
+    db.conn.execute("BEGIN")
+    assert db.add_files(entries(700), lambda *a: told.append(a)) == 700
+    rows = db.conn.execute("SELECT id, entry_key, size, kind FROM files ORDER BY id").fetchall()
+    assert [r["size"] for r in rows] == list(range(700))
+    assert rows[401]["entry_key"] == rows[400]["entry_key"] + "#1"
+    assert told == [(r["id"], 0, r["size"]) for r in rows if r["kind"] == "file"]
+    with pytest.raises(OSError):
+        db.add_files(entries(300, fail_at=290))
+    assert db.count("SELECT COUNT(*) FROM files") == 700 + 290
+    db.conn.execute("COMMIT")
+
+
 def test_one_decode_serves_perceptual_and_thumbnail(monkeypatch: pytest.MonkeyPatch) -> None:
     data = encode(procedural(5, (1600, 1200)), "JPEG", quality=90)
     file = entry("photo.jpg", len(data))
