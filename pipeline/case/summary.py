@@ -28,26 +28,8 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         # walked in volume shadow copies.
         "apfs_volumes": {v["fs_type"]: json.loads(v["detail"])["apfs_volume"] for v in volumes
                          if "apfs_volume" in json.loads(v["detail"])},
-        "snapshot_entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"
-                                     " AND snapshot IS NOT NULL", q),
-        "entries": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?", q),
-        "files": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND kind = 'file'", q),
-        "derived": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ?"
-                            " AND parent_id IS NOT NULL", q),
-        "carved": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND parent_id"
-                           " IS NOT NULL AND json_extract(derivation, '$[0].method') = 'carved'",
-                           q),
-        "deleted": db.count("SELECT COUNT(*) FROM files WHERE evidence_id = ? AND allocated = 0",
-                            q),
-        "bytes": db.count("SELECT SUM(size) FROM files WHERE evidence_id = ? AND kind = 'file'",
-                          q),
-        "analysed": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
-                             " WHERE f.evidence_id = ?", q),
-        "images": db.count("SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
-                           " WHERE f.evidence_id = ? AND r.mime LIKE 'image/%'", q),
-        "type_mismatches": db.count(
-            "SELECT COUNT(*) FROM results r JOIN files f ON f.id = r.file_id"
-            " WHERE f.evidence_id = ? AND r.extension_mismatch = 1", q),
+        **_file_counts(db, evidence_id),
+        **_result_counts(db, evidence_id),
         "known_hash_matches": db.count(
             "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
             " JOIN hashsets h ON h.id = m.hashset_id"
@@ -75,3 +57,30 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
                             " AND error = 'Skipped'", q),
     }
+
+
+def _file_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
+    """The entries' counts, in one pass over the evidence's files (issue 18: a case of
+    100,000 files paid one pass per count at the end of every run)."""
+    row = db.conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(snapshot IS NOT NULL), 0),"
+        " COALESCE(SUM(kind = 'file'), 0), COALESCE(SUM(parent_id IS NOT NULL), 0),"
+        " COALESCE(SUM(parent_id IS NOT NULL"
+        " AND json_extract(derivation, '$[0].method') = 'carved'), 0),"
+        " COALESCE(SUM(allocated = 0), 0),"
+        " COALESCE(SUM(CASE WHEN kind = 'file' THEN size END), 0)"
+        " FROM files WHERE evidence_id = ?", (evidence_id,)).fetchone()
+    entries, snapshot, files, derived, carved, deleted, size = (int(v) for v in row)
+    return {"snapshot_entries": snapshot, "entries": entries, "files": files,
+            "derived": derived, "carved": carved, "deleted": deleted, "bytes": size}
+
+
+def _result_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
+    """The analysed files' counts, in one pass over the evidence's results."""
+    row = db.conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(r.mime LIKE 'image/%'), 0),"
+        " COALESCE(SUM(r.extension_mismatch = 1), 0)"
+        " FROM results r JOIN files f ON f.id = r.file_id WHERE f.evidence_id = ?",
+        (evidence_id,)).fetchone()
+    analysed, images, mismatches = (int(v) for v in row)
+    return {"analysed": analysed, "images": images, "type_mismatches": mismatches}

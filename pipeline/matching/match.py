@@ -93,6 +93,10 @@ def fill_pdq_columns(db: CaseDatabase, evidence_id: str) -> None:
 
 def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     """Record exact MD5/SHA-1/SHA-256 matches for one evidence item; return the counts."""
+    marks = ",".join("?" for _ in EXACT_ALGORITHMS)
+    if db.conn.execute(f"SELECT 1 FROM known_hashes WHERE algorithm IN ({marks}) LIMIT 1",
+                       tuple(EXACT_ALGORITHMS)).fetchone() is None:
+        return {}  # no set to match: no pass over every result (issue 18: fixed cost)
     db.begin()
     try:
         for algo in EXACT_ALGORITHMS:
