@@ -230,6 +230,8 @@ def test_first_batches_start_while_the_walk_runs(
     quick-start batches are sent as the walk stores their files, and taken as planned:
     the export is the ordinary run's. A result sent early for a task the plan does not
     give is cancelled, never taken."""
+    from fuzz.harness import product_analyzers
+
     from ingest.image import open_image
     from pipeline.case.database import CaseDatabase
     from pipeline.run.cluster import BatchRunner
@@ -238,8 +240,9 @@ def test_first_batches_start_while_the_walk_runs(
 
     expected, _ = reference_export
     case = tmp_path / "quick"
+    # The CLI's analyzers, not test-only ones another test registered in this process.
     options = TriageOptions([many_files_image], case, workers=2, batch_files=20,
-                            progress=False)
+                            analyzers=product_analyzers(), progress=False)
     with BatchRunner(2) as runner:
         Triage(options, runner=runner).run()
         assert runner.taken_early == 2 and runner.prestarted == 0

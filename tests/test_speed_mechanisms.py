@@ -77,7 +77,7 @@ def test_guided_plan_covers_every_file_once_within_the_maxima(tmp_path: Path,
 @pytest.mark.parametrize("seed", range(4))
 def test_quick_start_batches_cut_during_the_walk_are_the_plans_first(
         tmp_path: Path, parallelism: int, seed: int) -> None:
-    """The batches sent while the walk runs (``run.quickstart``) must be the very first
+    """The batches sent while the walk runs (``plan.QuickStart``) must be the very first
     batches of the plan made after it, from the files walked so far alone."""
     rng = random.Random(seed)
     volumes = [[rng.choice([0, 100, 4096, 70_000, 3 << 20, 9 << 20])

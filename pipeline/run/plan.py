@@ -4,16 +4,21 @@ Batches follow guided self-scheduling with a quick start: each takes 1/(2p) of t
 still unplanned (p = parallelism), so no worker is left alone with one big batch at the
 end; the first p take the smallest batch worth a task, whatever the total, so the first
 results come within seconds and those batches can be cut from the first files walked,
-before the walk ends (``run.quickstart``). ``--batch-mb``/``--batch-files`` are hard
+before the walk ends (:class:`QuickStart`). ``--batch-mb``/``--batch-files`` are hard
 maxima.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from pipeline.case.database import CaseDatabase
 from pipeline.case.store import Case
+
+if TYPE_CHECKING:
+    from pipeline.run.cluster import BatchRunner
+    from pipeline.run.worker import BatchTask
 
 # A file's fixed cost (open, libmagic, records) in content-byte equivalents, the smallest
 # batch worth a Dask task, and how many batches a worker should get when nothing else is
@@ -133,3 +138,46 @@ def plan_batches(db: CaseDatabase, evidence_id: str, batch_bytes: int, batch_fil
     last = cutter.finish()
     if last is not None:
         yield last
+
+
+MakeTask = Callable[[str, int, list[int]], "BatchTask"]  # (batch id, volume offset, file ids)
+
+
+class QuickStart:
+    """Cut the quick-start batches from the files the walk stores; send them to the
+    cluster while the walk still runs (issue 18).
+
+    A walk of 100,000 entries takes seconds, and the plan needs the whole walk; but the
+    plan's quick-start batches depend only on the files walked before them.
+    So they are cut as the walk stores each file, and sent as soon as the cluster is up: the
+    first results come while the walk goes on.
+
+    Nothing of them is stored or ledgered before the walk is committed and the plan made,
+    in the usual order (``batches.planned``, ``analysis.started``, ``batch.analysed``): the
+    runner takes a result sent early only for the very task the plan gives (same batch id,
+    files, limits and analyzers) and cancels it otherwise, so the speculation can cost
+    wasted work, never a result. An interrupted walk leaves nothing: its transaction rolls
+    back and the tasks end with the cluster.
+    """
+
+    def __init__(self, runner: BatchRunner, evidence_id: str, batch_bytes: int,
+                 batch_files: int, parallelism: int, make_task: MakeTask) -> None:
+        self.runner = runner
+        self.evidence_id = evidence_id
+        self.cutter = BatchCutter(batch_bytes, batch_files, parallelism)
+        self.make_task = make_task
+        self.pending: list[tuple[str, Batch]] = []
+        self.sent = 0
+
+    def on_file(self, file_id: int, volume_offset: int, size: int) -> None:
+        """Told of each plannable file as the walk stores it (in walk order)."""
+        if self.cutter.quick_start_done and not self.pending:
+            return
+        batch = self.cutter.add(file_id, volume_offset, size)
+        if batch is not None:
+            self.pending.append((batch_name(self.evidence_id, self.cutter.planned), batch))
+        if self.pending and self.runner.started():
+            for name, (offset, ids, _) in self.pending:
+                self.runner.prestart(self.make_task(name, offset, ids))
+                self.sent += 1
+            self.pending.clear()

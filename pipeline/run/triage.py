@@ -10,7 +10,7 @@ ledger and made durable before the next:
    could be read, say what the image looks like (``run.unreadable``:
    ``triage.nothing_examined``);
 4. plan batches of roughly equal work, persisted for resume (``run.plan``); the first
-   few were cut and sent to the cluster while the walk ran (``run.quickstart``);
+   few were cut and sent to the cluster while the walk ran (``run.plan.QuickStart``);
 5. run the batches on Dask (``run.cluster``, ``run.worker``) and take each finished one
    into the case and the ledger with its Merkle root (``run.collect``);
 6. match against the loaded sets and group near duplicates (``matching``);
@@ -51,8 +51,8 @@ from pipeline.run.cluster import (
     BatchRunner,
 )
 from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT
+from pipeline.run.plan import QuickStart
 from pipeline.run.progress import Reporter
-from pipeline.run.quickstart import QuickStart
 from pipeline.run.unreadable import nothing_examined
 from pipeline.run.walk import walk_evidence
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
