@@ -152,7 +152,9 @@ class BatchRunner:
         """Batches sent by :meth:`prestart` and not yet taken by :meth:`run`."""
         return len(self._early)
 
-    def _drop_early(self) -> None:
+    def cancel_early(self) -> None:
+        """Cancel what :meth:`prestart` sent and :meth:`run` did not take (a shared runner
+        outlives a triage that failed before its analysis)."""
         for _, future, _, _ in self._early.values():
             future.cancel()
         self._early.clear()
@@ -290,7 +292,7 @@ class BatchRunner:
         try:
             yield from self._run(tasks, stop)
         finally:  # sent early but never planned so (or the run stopped first)
-            self._drop_early()
+            self.cancel_early()
 
     def _run(self, tasks: Iterable[BatchTask], stop: StopFlag
              ) -> Iterator[list[tuple[BatchTask, dict[str, Any]]]]:
@@ -338,7 +340,7 @@ class BatchRunner:
                 elif time.monotonic() - workerless_since > WORKERLESS_GRACE:
                     jobs = [job for job, _ in running.values()]
                     running.clear()
-                    self._drop_early()  # lost with the workers: planned ones are sent again
+                    self.cancel_early()  # lost with the workers: planned ones are sent again
                     self._restart_local()
                     client = self._client()
                     workerless_since = None

@@ -226,6 +226,7 @@ class Triage:
         except BaseException:
             if reg.hashing is not None:  # the run failed: the hash stops with it
                 reg.hashing.stop()
+            runner.cancel_early()  # and what was sent during the walk
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         if self.runner is None:
