@@ -195,3 +195,36 @@ def test_watchdog_timer_is_disarmed_after_a_batch() -> None:
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "alive"
+
+
+@pytest.mark.parametrize(("exit_with", "status", "stderr"), [
+    ("None", 0, ""), ("3", 3, ""), ("'no key'", 1, "no key")])
+def test_prompt_exit_keeps_status_output_threads_and_exit_handlers(
+        tmp_path: Path, exit_with: str, status: int, stderr: str) -> None:
+    """The console script ends without Python's teardown, but as Python would end: the
+    command's status, everything printed, non-daemon threads finished, exit handlers run
+    (multiprocessing's stops helper processes)."""
+    marks = tmp_path / "marks"
+    script = textwrap.dedent(f"""
+        import atexit, sys, threading, time
+        import pipeline.cli as cli
+
+        def slow():
+            time.sleep(0.3)
+            open({str(marks)!r}, "a").write("thread ")
+
+        def command(*args, **kwargs):
+            threading.Thread(target=slow).start()
+            atexit.register(lambda: open({str(marks)!r}, "a").write("atexit"))
+            sys.stdout.write("summary without a newline")  # buffered: flushed on the way out
+            sys.exit({exit_with})
+
+        cli.main = command
+        cli.run()
+        print("never reached")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (
+        status, "summary without a newline", stderr)
+    assert marks.read_text() == "thread atexit"
