@@ -7,6 +7,7 @@ in ``test_fuzz.py`` and ``test_ingest_images.py``, against ``fls``/``icat``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -76,7 +77,7 @@ def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
 
     db = CaseDatabase(path)
     try:
-        assert db.info("schema_version") == str(SCHEMA_VERSION) == "5"
+        assert db.info("schema_version") == str(SCHEMA_VERSION) == "6"
         rows = [dict(r) for r in db.volumes(EVIDENCE_ID)]
         assert rows == [{"evidence_id": EVIDENCE_ID, "idx": 2, "offset": 1048576,
                          "length": 4096, "description": "FAT32", "allocated": 1,
@@ -119,7 +120,7 @@ def test_schema4_evidence_takes_a_hash_not_yet_known(tmp_path: Path) -> None:
     conn.close()
     db = CaseDatabase(path)
     try:
-        assert db.info("schema_version") == "5"
+        assert db.info("schema_version") == "6"
         assert {k: db.evidence(EVIDENCE_ID)[k] for k in row} == row
         db.add_evidence(dict(row, id="ev-new", md5=None, sha1=None, sha256=None, verified=None))
         assert db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -153,5 +154,66 @@ def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> 
     db = CaseDatabase(tmp_path / "case.sqlite")
     try:
         assert hashed <= indexes()
+    finally:
+        db.close()
+
+
+MEDIA_COLUMNS = {"pdq": "$.findings.perceptual.pdq",
+                 "pdq_quality": "$.findings.perceptual.pdq_quality",
+                 "pdq_dihedral": "$.findings.perceptual.pdq_dihedral",
+                 "vpdq": "$.findings.video.vpdq",
+                 "vpdq_step": "$.findings.video.seconds_per_hash"}
+
+
+def _media_columns(db: CaseDatabase) -> list[tuple[tuple[object, object], ...]]:
+    """Per result: (column, the same value read from the record's JSON) for each."""
+    select = ", ".join(f"{c}, json_extract(record, '{p}')" for c, p in MEDIA_COLUMNS.items())
+    rows = db.conn.execute(f"SELECT {select} FROM results ORDER BY file_id").fetchall()
+    return [tuple((r[2 * i], r[2 * i + 1]) for i in range(len(MEDIA_COLUMNS))) for r in rows]
+
+
+def test_media_columns_are_stored_with_the_result_and_filled_in_an_older_case(
+        tmp_path: Path) -> None:
+    """Matching reads PDQ and vPDQ from columns (issue 18: no pass over every record at the
+    end of a run): stored with each result, equal to what the record says; a schema-5 case
+    gets them from its records once, on open."""
+    from test_analyzers import encode, entry, procedural
+    from video_clips import ffmpeg
+
+    from analyzers import registry
+    from analyzers.run import analyze_bytes
+
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=10", "-t", "3", "-pix_fmt", "yuv420p", clip)
+    samples = [(encode(procedural(7), "JPEG"), "a.jpg", ["filetype", "perceptual"]),
+               (clip.read_bytes(), "clip.mp4", ["filetype", "video"]),
+               (b"plain text\n", "a.txt", ["filetype", "perceptual", "video"])]
+    path = tmp_path / "case.sqlite"
+    db = CaseDatabase(path)
+    db.conn.execute("PRAGMA foreign_keys=OFF")  # results alone: no files or batches needed
+    records = []
+    for file_id, (data, name, names) in enumerate(samples, 1):
+        found = analyze_bytes(data, entry(name, len(data)), registry.create(names))
+        record = {"findings": found.findings}
+        records.append((file_id, 0, record, json.dumps(record, sort_keys=True)))
+    db.store_results("b1", records)
+    stored = _media_columns(db)
+    db.close()
+    assert all(column == from_json for row in stored for column, from_json in row)
+    image, video, text = stored
+    assert image[0][0] and len(json.loads(image[2][0])) == 8 and image[3][0] is None
+    assert len(json.loads(video[3][0])) == 3 and video[4][0] == 1 and video[0][0] is None
+    assert all(column is None for column, _ in text)
+
+    conn = sqlite3.connect(path)  # back to schema 5: no vPDQ columns, PDQ not yet copied
+    conn.executescript("UPDATE results SET pdq = NULL, pdq_quality = NULL, pdq_dihedral = NULL;"
+                       " ALTER TABLE results DROP COLUMN vpdq;"
+                       " ALTER TABLE results DROP COLUMN vpdq_step;"
+                       " UPDATE case_info SET value = '5' WHERE key = 'schema_version';")
+    conn.close()
+    db = CaseDatabase(path)
+    try:
+        assert db.info("schema_version") == "6"
+        assert _media_columns(db) == stored
     finally:
         db.close()

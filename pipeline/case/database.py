@@ -22,6 +22,7 @@ from pipeline.case.schema import (
     ADDED_COLUMNS,
     CARVE_SCHEMA,
     EVIDENCE_TABLE,
+    FILL_MEDIA_COLUMNS,
     RESULT_HASH_INDEX_NAMES,
     RESULT_HASH_INDEXES,
     SCHEMA,
@@ -88,12 +89,22 @@ def _result_row(batch_id: str, file_id: int, leaf_index: int, record: dict[str, 
     ftype = findings.get("filetype", {})
     exif = findings.get("exif")
     perceptual = findings.get("perceptual", {})
+    video = findings.get("video") or {}
+    vpdq = video.get("vpdq")
     return (file_id, batch_id, leaf_index, canonical, hashes.get("md5"),
             hashes.get("sha1"), hashes.get("sha256"), ftype.get("mime"), ftype.get("magic"),
             None if "extension_mismatch" not in ftype
             else int(bool(ftype["extension_mismatch"])),
             None if exif is None else json.dumps(exif, sort_keys=True),
-            perceptual.get("phash"), perceptual.get("dhash"))
+            perceptual.get("phash"), perceptual.get("dhash"),
+            perceptual.get("pdq"), perceptual.get("pdq_quality"),
+            _json_column(perceptual.get("pdq_dihedral")),
+            _json_column(vpdq), None if vpdq is None else video.get("seconds_per_hash"))
+
+
+def _json_column(value: Any) -> str | None:
+    """A list as SQLite's json_extract gives it (compact), so either source reads alike."""
+    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 class CaseDatabase:
@@ -130,6 +141,7 @@ class CaseDatabase:
         self.conn.execute("CREATE INDEX IF NOT EXISTS files_by_inode"  # shadow copies
                           " ON files(evidence_id, volume_offset, inode)")
         if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
+            self.conn.executescript(FILL_MEDIA_COLUMNS)
             self.set_info("schema_version", str(SCHEMA_VERSION))
 
     def _rekey_volumes(self) -> None:
@@ -431,8 +443,9 @@ class CaseDatabase:
                               " ('read', 'analyze', 'worker')", [(r[0],) for r in rows])
         self.conn.executemany(
             "INSERT OR REPLACE INTO results (file_id, batch_id, leaf_index, record, md5,"
-            " sha1, sha256, mime, magic, extension_mismatch, exif, phash, dhash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " sha1, sha256, mime, magic, extension_mismatch, exif, phash, dhash, pdq,"
+            " pdq_quality, pdq_dihedral, vpdq, vpdq_step)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [_result_row(batch_id, *row) for row in rows])
 
     def finish_batch(self, batch_id: str, merkle_root: str, worker: dict[str, Any]) -> None:

@@ -5,10 +5,12 @@ place: the core tables, the feature tables a case of any age gets on open (video
 carve ranges), and the columns added since schema 1.
 """
 
-SCHEMA_VERSION = 5  # 2: PDQ columns, known entries, near matches, media groups
+SCHEMA_VERSION = 6  # 2: PDQ columns, known entries, near matches, media groups
 #                    3: volumes keyed by (evidence, index, fs_slot): several filesystems
 #                    4: derived entries (files.parent_id, files.derivation)
 #                    5: evidence named before its hash (hash columns NULL until known)
+#                    6: PDQ and vPDQ columns filled when a result is stored (an older
+#                       case's are filled from its records once, on open)
 
 # The results' hash indexes serve matching and proofs, after the analysis. Random hex keys
 # make every insert into them a random page write, so the analysis runs without them and
@@ -98,8 +100,10 @@ CREATE TABLE IF NOT EXISTS results (
     md5 TEXT, sha1 TEXT, sha256 TEXT,
     mime TEXT, magic TEXT, extension_mismatch INTEGER,
     exif TEXT, phash TEXT, dhash TEXT,
-    pdq TEXT, pdq_quality INTEGER,       -- filled from the record by matching
-    pdq_dihedral TEXT                    -- JSON list of the 8 rotation/mirror hashes
+    pdq TEXT, pdq_quality INTEGER,       -- copied from the record when it is stored
+    pdq_dihedral TEXT,                   -- JSON list of the 8 rotation/mirror hashes
+    vpdq TEXT,                           -- a video's frames: JSON list of "pdq,quality,time"
+    vpdq_step REAL                       -- its seconds per hashed frame
 );
 """ + RESULT_HASH_INDEXES + """
 CREATE INDEX IF NOT EXISTS results_by_batch ON results(batch_id);
@@ -214,4 +218,21 @@ ADDED_COLUMNS = (  # schema 1 -> 2
     # it (JSON {index, id, created}); ``same_as`` is the live entry whose bytes it shares,
     # proven at walk time, analysed once for both (ingest/layers/snapshots.py).
     ("files", "snapshot", "TEXT"), ("files", "same_as", "INTEGER REFERENCES files(id)"),
+    # schema 5 -> 6: a video's frame hashes beside the PDQ columns (filled on open).
+    ("results", "vpdq", "TEXT"), ("results", "vpdq_step", "REAL"),
 )
+
+# Schema 5 -> 6: what matching reads, copied from the stored records once (a case of
+# schema 6 has it from the moment each result is stored; issue 18: no pass over every
+# record's JSON at the end of each run).
+FILL_MEDIA_COLUMNS = """
+UPDATE results SET
+    pdq = json_extract(record, '$.findings.perceptual.pdq'),
+    pdq_quality = json_extract(record, '$.findings.perceptual.pdq_quality'),
+    pdq_dihedral = json_extract(record, '$.findings.perceptual.pdq_dihedral')
+    WHERE pdq IS NULL AND json_extract(record, '$.findings.perceptual.pdq') IS NOT NULL;
+UPDATE results SET
+    vpdq = json_extract(record, '$.findings.video.vpdq'),
+    vpdq_step = json_extract(record, '$.findings.video.seconds_per_hash')
+    WHERE vpdq IS NULL AND json_extract(record, '$.findings.video.vpdq') IS NOT NULL;
+"""

@@ -60,7 +60,6 @@ DEFAULT_THRESHOLDS = Thresholds()
 def match_evidence(db: CaseDatabase, evidence_id: str,
                    thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
     """Every kind of match for one evidence item, and its near-duplicate groups."""
-    fill_pdq_columns(db, evidence_id)
     result = match_exact(db, evidence_id)
     result["near"] = match_near(db, evidence_id, thresholds)
     videos = match_videos(db, evidence_id)
@@ -71,24 +70,6 @@ def match_evidence(db: CaseDatabase, evidence_id: str,
     result["series"] = group_series(db, evidence_id, thresholds)
     result["thresholds"] = asdict(thresholds)
     return result
-
-
-def fill_pdq_columns(db: CaseDatabase, evidence_id: str) -> None:
-    """Copy PDQ findings from the stored result records into their indexed columns."""
-    db.begin()
-    try:
-        db.conn.execute(
-            "UPDATE results SET"
-            " pdq = json_extract(record, '$.findings.perceptual.pdq'),"
-            " pdq_quality = json_extract(record, '$.findings.perceptual.pdq_quality'),"
-            " pdq_dihedral = json_extract(record, '$.findings.perceptual.pdq_dihedral')"
-            " WHERE pdq IS NULL AND file_id IN (SELECT id FROM files WHERE evidence_id = ?)"
-            " AND json_extract(record, '$.findings.perceptual.pdq') IS NOT NULL",
-            (evidence_id,))
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
 
 
 def match_exact(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:

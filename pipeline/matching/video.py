@@ -40,11 +40,9 @@ def evidence_videos(db: CaseDatabase, evidence_id: str) -> list[tuple[int, list[
     """(file id, frames, sampling interval) of every hashed video of the evidence."""
     out = []
     for row in db.conn.execute(
-            "SELECT r.file_id, json_extract(r.record, '$.findings.video.vpdq') AS vpdq,"
-            " json_extract(r.record, '$.findings.video.seconds_per_hash') AS step"
+            "SELECT r.file_id, r.vpdq, r.vpdq_step AS step"
             " FROM results r JOIN files f ON f.id = r.file_id WHERE f.evidence_id = ?"
-            " AND json_extract(r.record, '$.findings.video.vpdq') IS NOT NULL"
-            " ORDER BY r.file_id", (evidence_id,)):
+            " AND r.vpdq IS NOT NULL ORDER BY r.file_id", (evidence_id,)):
         frames = [parse_compact(s, f"file {row['file_id']}") for s in json.loads(row["vpdq"])]
         if frames:
             out.append((row["file_id"], frames, float(row["step"] or 1.0)))

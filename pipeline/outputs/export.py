@@ -52,14 +52,9 @@ COLUMNS = (
     "dhash", "pdq", "pdq_quality", "video", "vpdq", "matches", "errors",
 )
 
-# The PDQ matching compares (its indexed columns, filled from the result record by
-# matching); read from the record itself when matching has not run yet (an interrupted
-# triage), so the export never shows a hash matching would not use, nor hides one.
-PDQ_COLUMNS = (
-    "coalesce(r.pdq, json_extract(r.record, '$.findings.perceptual.pdq')) AS pdq,"
-    " coalesce(r.pdq_quality, json_extract(r.record, '$.findings.perceptual.pdq_quality'))"
-    " AS pdq_quality"
-)
+# The PDQ matching compares: its columns, stored with each result (schema 6; an older
+# case's are copied from its records when it is opened).
+PDQ_COLUMNS = "r.pdq, r.pdq_quality"
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
