@@ -57,7 +57,9 @@ sys.path.insert(0, str(HERE))
 from generate import MB, Manifest, build, cache_root  # noqa: E402
 
 PY = str(Path(sys.executable))
-EXHIBIT = str(Path(sys.executable).with_name("exhibit"))
+# ``python -m pipeline.cli`` is the ``exhibit`` command of whichever source tree is on
+# PYTHONPATH (--source, --baseline-source), its own entry point included.
+EXHIBIT = (PY, "-m", "pipeline.cli")
 TOOLS = ("probe", "samework", "exhibit", "baseline", "fiwalk", "tsk_loaddb", "naive")
 
 
@@ -241,7 +243,7 @@ def command(tool: str, image: Path, work: Path, workers: int) -> tuple[list[str]
         return [PY, str(HERE / "probe.py"), str(image), "--jobs", str(workers)], None
     if tool in ("exhibit", "baseline"):
         case = work / "case"
-        return [EXHIBIT, "triage", str(image), "--case", str(case), "--no-progress",
+        return [*EXHIBIT, "triage", str(image), "--case", str(case), "--no-progress",
                 "--examiner", "benchmark", "--create-key", "--workers", str(workers)
                 ], case / "ledger.jsonl"
     if tool == "fiwalk":
