@@ -203,10 +203,11 @@ def test_prompt_exit_keeps_status_output_threads_and_exit_handlers(
         tmp_path: Path, exit_with: str, status: int, stderr: str) -> None:
     """The console script ends without Python's teardown, but as Python would end: the
     command's status, everything printed, non-daemon threads finished, exit handlers run
-    (multiprocessing's stops helper processes)."""
+    (multiprocessing's stops helper processes), an executor left open stopped."""
     marks = tmp_path / "marks"
     script = textwrap.dedent(f"""
         import atexit, sys, threading, time
+        from concurrent.futures import ThreadPoolExecutor
         import pipeline.cli as cli
 
         def slow():
@@ -214,7 +215,10 @@ def test_prompt_exit_keeps_status_output_threads_and_exit_handlers(
             open({str(marks)!r}, "a").write("thread ")
 
         def command(*args, **kwargs):
+            global pool
             threading.Thread(target=slow).start()
+            pool = ThreadPoolExecutor(1)  # left open: its idle worker waits for more
+            pool.submit(print, end="")
             atexit.register(lambda: open({str(marks)!r}, "a").write("atexit"))
             sys.stdout.write("summary without a newline")  # buffered: flushed on the way out
             sys.exit({exit_with})

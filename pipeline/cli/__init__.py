@@ -62,9 +62,10 @@ def _leave(code: object) -> None:
     if code is not None and not isinstance(code, int):  # sys.exit("message"), as Python
         print(code, file=sys.stderr)
         code = 1
-    for thread in threading.enumerate():  # what Python's own exit waits for
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What Python's exit does first, in its order: the threading module's exit hooks (they
+    # stop idle concurrent.futures workers), the join of every non-daemon thread; then the
+    # exit handlers. Only the teardown of the modules after them is skipped.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
