@@ -82,29 +82,30 @@ class BatchCutter:
         self._current: list[int] = []
         self._size = self._cost = 0
         self._offset: int | None = None
+        self._target = batch_target(remaining or 0, 0, parallelism)  # changes as batches close
 
     @property
     def quick_start_done(self) -> bool:
         return self.remaining is None and self.planned >= self.parallelism
 
-    def _target(self) -> float:
-        return batch_target(self.remaining or 0, self.planned, self.parallelism)
-
     def add(self, file_id: int, volume_offset: int, size: int) -> Batch | None:
-        """Take the next file; the batch it closes, if it closes one."""
-        if self.quick_start_done:
-            return None
+        """Take the next file; the batch it closes, if it closes one (called once per file
+        walked: kept to a few comparisons)."""
+        if self.remaining is None and self.planned >= self.parallelism:
+            return None  # the quick start is done
         closed = None
         if self._current and (volume_offset != self._offset or self._size >= self.batch_bytes
                               or len(self._current) >= self.batch_files
-                              or self._cost >= self._target()):
+                              or self._cost >= self._target):
             closed = self._close()
             if self.quick_start_done:
                 return closed
         self._offset = volume_offset
         self._current.append(file_id)
-        self._size += max(0, size)
-        self._cost += max(0, size) + PER_FILE_COST
+        if size > 0:
+            self._size += size
+            self._cost += size
+        self._cost += PER_FILE_COST
         return closed
 
     def _close(self) -> Batch:
@@ -113,6 +114,7 @@ class BatchCutter:
         if self.remaining is not None:
             self.remaining -= self._cost
         self.planned += 1
+        self._target = batch_target(self.remaining or 0, self.planned, self.parallelism)
         self._current, self._size, self._cost = [], 0, 0
         return batch
 
@@ -131,8 +133,9 @@ def plan_batches(db: CaseDatabase, evidence_id: str, batch_bytes: int, batch_fil
     count, total, rows = db.plannable_files(evidence_id)
     cutter = BatchCutter(batch_bytes, batch_files, parallelism,
                          remaining=count * PER_FILE_COST + total)
-    for row in rows:
-        batch = cutter.add(row["id"], row["volume_offset"], row["size"])
+    add = cutter.add
+    for file_id, volume_offset, size in rows:
+        batch = add(file_id, volume_offset, size)
         if batch is not None:
             yield batch
     last = cutter.finish()
