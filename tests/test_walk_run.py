@@ -59,6 +59,14 @@ def test_walk_timeout_must_be_positive(sample_raw: Path) -> None:
         WalkProcess(image.spec, EVIDENCE_ID, timeout=0)
 
 
+def _as_older_case(path: Path, version: int, script: str) -> None:
+    """Turn a case back into one an older exhibit made: ``script``, then its version."""
+    conn = sqlite3.connect(path)
+    conn.executescript(script + f"; UPDATE case_info SET value = '{version}'"
+                       " WHERE key = 'schema_version';")
+    conn.close()
+
+
 def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
     path = tmp_path / "case.sqlite"
     db = CaseDatabase(path)  # then turned back into a schema-2 case with one volume
@@ -67,13 +75,9 @@ def test_schema2_case_is_rekeyed_and_reads_as_before(tmp_path: Path) -> None:
                      "verification": "[]", "verified": 1, "container_stat": "{}",
                      "registered_at": "2024-01-01T00:00:00Z"})
     db.close()
-    conn = sqlite3.connect(path)
-    conn.executescript("DROP TABLE volumes;" + _SCHEMA2_VOLUMES +
-                       "UPDATE case_info SET value = '2' WHERE key = 'schema_version';")
-    conn.execute("INSERT INTO volumes VALUES (?, 2, 1048576, 4096, 'FAT32', 1, 'fat32',"
-                 " 'walked', '{\"entries\": 3}')", (EVIDENCE_ID,))
-    conn.commit()
-    conn.close()
+    _as_older_case(path, 2, "DROP TABLE volumes;" + _SCHEMA2_VOLUMES +
+                   "INSERT INTO volumes VALUES ('" + EVIDENCE_ID + "', 2, 1048576, 4096,"
+                   " 'FAT32', 1, 'fat32', 'walked', '{\"entries\": 3}')")
 
     db = CaseDatabase(path)
     try:
@@ -105,8 +109,8 @@ def test_schema4_evidence_takes_a_hash_not_yet_known(tmp_path: Path) -> None:
                    "description": "d", "allocated": 1, "fs_type": None, "status": "walked",
                    "detail": "{}", "fs_slot": 0})
     db.close()
-    conn = sqlite3.connect(path)  # the schema-4 table: every hash column NOT NULL
-    conn.executescript(
+    _as_older_case(  # the schema-4 table: every hash column NOT NULL
+        path, 4,
         "PRAGMA foreign_keys=OFF;"
         " CREATE TABLE e4 (id TEXT PRIMARY KEY, format TEXT NOT NULL, paths TEXT NOT NULL,"
         " size INTEGER NOT NULL, md5 TEXT NOT NULL, sha1 TEXT NOT NULL, sha256 TEXT NOT NULL,"
@@ -115,9 +119,7 @@ def test_schema4_evidence_takes_a_hash_not_yet_known(tmp_path: Path) -> None:
         " registered_at TEXT NOT NULL, walk_complete INTEGER NOT NULL DEFAULT 0,"
         " partition_table TEXT);"
         " INSERT INTO e4 SELECT * FROM evidence; DROP TABLE evidence;"
-        " ALTER TABLE e4 RENAME TO evidence;"
-        " UPDATE case_info SET value = '4' WHERE key = 'schema_version';")
-    conn.close()
+        " ALTER TABLE e4 RENAME TO evidence")
     db = CaseDatabase(path)
     try:
         assert db.info("schema_version") == "6"
@@ -205,12 +207,9 @@ def test_media_columns_are_stored_with_the_result_and_filled_in_an_older_case(
     assert len(json.loads(video[3][0])) == 3 and video[4][0] == 1 and video[0][0] is None
     assert all(column is None for column, _ in text)
 
-    conn = sqlite3.connect(path)  # back to schema 5: no vPDQ columns, PDQ not yet copied
-    conn.executescript("UPDATE results SET pdq = NULL, pdq_quality = NULL, pdq_dihedral = NULL;"
-                       " ALTER TABLE results DROP COLUMN vpdq;"
-                       " ALTER TABLE results DROP COLUMN vpdq_step;"
-                       " UPDATE case_info SET value = '5' WHERE key = 'schema_version';")
-    conn.close()
+    _as_older_case(  # schema 5: no vPDQ columns, PDQ not yet copied
+        path, 5, "UPDATE results SET pdq = NULL, pdq_quality = NULL, pdq_dihedral = NULL;"
+        " ALTER TABLE results DROP COLUMN vpdq; ALTER TABLE results DROP COLUMN vpdq_step")
     db = CaseDatabase(path)
     try:
         assert db.info("schema_version") == "6"
