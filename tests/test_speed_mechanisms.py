@@ -232,3 +232,14 @@ def test_prompt_exit_keeps_status_output_threads_and_exit_handlers(
     assert (done.returncode, done.stdout, done.stderr.strip()) == (
         status, "summary without a newline", stderr)
     assert marks.read_text() == "thread atexit"
+
+
+def test_a_profiled_command_keeps_the_usual_exit(tmp_path: Path) -> None:
+    """``python -m cProfile`` writes its profile after the command returns: the prompt
+    exit must not skip it."""
+    out = tmp_path / "exhibit.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m",
+                           "pipeline.cli", "--version"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "exhibit" in done.stdout, done.stderr
+    assert out.stat().st_size > 0

@@ -49,13 +49,24 @@ def run() -> None:
     command has returned, the threads it left have ended and the exit handlers have run
     (multiprocessing's among them, which stops the helper processes), the process ends
     without tearing the interpreter down. An unexpected exception keeps Python's usual
-    exit (traceback and full teardown)."""
+    exit (traceback and full teardown), and so does a run under a profiler, tracer or
+    debugger (``python -m cProfile`` writes its output after the command returns)."""
+    if _instrumented():
+        main()
+        return
     try:
         main()
         code: object = 0
     except SystemExit as exc:
         code = exc.code
     _leave(code)
+
+
+def _instrumented() -> bool:
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: cProfile, coverage
+    return monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
 
 
 def _leave(code: object) -> None:
