@@ -39,7 +39,6 @@ for _command in (triage, examiner, evidence, custody, ledger, export_cmd, report
     main.add_command(_command)
 
 
-
 def run() -> None:
     """The ``exhibit`` console script: the command, then a prompt exit.
 
