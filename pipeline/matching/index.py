@@ -53,8 +53,9 @@ FINGERPRINT_FACTOR = 2.95  # with fingerprints: still under the 3× the issue al
 _BRUTE_FORCE_BELOW = 4096
 _WIDE_BRUTE_FORCE_BELOW = 16384
 _CHUNK_CANDIDATES = 1 << 22  # candidates verified per step (bounds temporary memory)
-Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query index, known index, distance)
 _SCAN_BLOCK = 1 << 18  # (query, known) pairs per step of a scan: 512 KiB of counters
+
+Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # (query index, known index, distance)
 
 
 def hex_to_words(values: list[str] | tuple[str, ...], bits: int) -> np.ndarray:
@@ -79,8 +80,7 @@ def distances(known: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.bitwise_count(known ^ query).sum(axis=1, dtype=np.int32)
 
 
-def brute_force(known: np.ndarray, queries: np.ndarray, radius: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def brute_force(known: np.ndarray, queries: np.ndarray, radius: int) -> Hits:
     """(query index, known index, distance) of every pair within ``radius``: the oracle."""
     known = _as_words(known)
     queries = _as_words(queries)
@@ -97,8 +97,7 @@ def brute_force(known: np.ndarray, queries: np.ndarray, radius: int
     return _sorted_hits(out_q, out_k, out_d)
 
 
-def scan(known: np.ndarray, queries: np.ndarray, radius: int, threads: int = 2
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scan(known: np.ndarray, queries: np.ndarray, radius: int, threads: int = 2) -> Hits:
     """What :func:`brute_force` answers, word by word into a small counter (issue 18: the
     near-duplicate grouping at the end of a card's triage; 550 photos' PDQ variants 0.58 →
     0.03 s): no (queries, known, words) temporary and no reduction over a 4-long axis, and
@@ -240,8 +239,7 @@ class HammingIndex:
                 "fingerprinted": [t.fingerprint is not None for t in self.tables],
                 "index_bytes": self.nbytes}
 
-    def search(self, queries: np.ndarray, radius: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, radius: int | None = None) -> Hits:
         """(query index, known index, distance) of every pair within ``radius``, sorted."""
         radius = self.radius if radius is None else radius
         if radius > self.radius:
@@ -262,8 +260,7 @@ class HammingIndex:
 
         return _blocks(one, range(0, len(queries), step), self.threads)
 
-    def _search_block(self, block: np.ndarray, radius: int
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _search_block(self, block: np.ndarray, radius: int) -> Hits:
         hits_q, hits_k, hits_d = [], [], []
         nq = len(block)
         single = block.shape[1] == 1
@@ -374,8 +371,7 @@ def _choose_layout(n: int, words: int, radius: int) -> tuple[int, int]:
     return best
 
 
-def _sorted_hits(qs: list[np.ndarray], ks: list[np.ndarray], ds: list[np.ndarray]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted_hits(qs: list[np.ndarray], ks: list[np.ndarray], ds: list[np.ndarray]) -> Hits:
     if not qs:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.copy(), np.zeros(0, dtype=np.int32)

@@ -91,8 +91,8 @@ class BatchCutter:
     def add(self, file_id: int, volume_offset: int, size: int) -> Batch | None:
         """Take the next file; the batch it closes, if it closes one (called once per file
         walked: kept to a few comparisons)."""
-        if self.remaining is None and self.planned >= self.parallelism:
-            return None  # the quick start is done
+        if self.quick_start_done:
+            return None
         closed = None
         if self._current and (volume_offset != self._offset or self._size >= self.batch_bytes
                               or len(self._current) >= self.batch_files
