@@ -250,9 +250,17 @@ def test_first_batches_start_while_the_walk_runs(
         actions = [e["action"] for e in entries]
         started = entries[actions.index("analysis.started")]["details"]
         assert started["batches_sent_during_walk"] == 2
-        # The ledger's order stays the custody order: plan, start, then results.
-        assert actions.index("batches.planned") < actions.index("analysis.started") < \
-            actions.index("batch.analysed")
+        # The ledger's order stays the custody order: a batch is ledgered (cut during the
+        # walk, or planned) before its results.
+        ledgered: set[str] = set()
+        for entry in entries:
+            if entry["action"] == "batches.quick_start":
+                ledgered |= {b["batch_id"] for b in entry["details"]["batches"]}
+            elif entry["action"] == "batches.planned":
+                ledgered = {"*"}
+            elif entry["action"] == "batch.analysed":
+                assert ledgered & {"*", entry["subject"]["batch_id"]}
+        assert actions.index("batches.planned") < actions.index("analysis.started")
         assert export_jsonl(case) == expected
         exhibit("ledger", "verify", case)
 
@@ -272,3 +280,50 @@ def test_first_batches_start_while_the_walk_runs(
 class _Never:
     def is_set(self) -> bool:
         return False
+
+
+def test_a_resumed_walk_keeps_the_entries_committed_and_refuses_a_different_walk(
+        many_files_image: Path, tmp_path: Path) -> None:
+    """A walk interrupted after results of its first batches were stored (issue 18) is
+    walked again, keeping the entries committed: the new walk must give them again, in
+    order; where it does not, the run stops with an error entry and nothing changes."""
+    from ingest.image import open_image
+    from pipeline.case.store import Case
+    from pipeline.run.progress import Reporter
+    from pipeline.run.walk import WalkDiverged, walk_evidence
+
+    case_dir = tmp_path / "case"
+    triage(many_files_image, case_dir, "--batch-files", "20")
+    case = Case(case_dir, "Test Examiner", create=False)
+    try:
+        db = case.db
+        evidence_id = db.all_evidence()[0]["id"]
+        before = [tuple(r) for r in db.conn.execute("SELECT * FROM files ORDER BY id")]
+        volumes = [tuple(r) for r in db.conn.execute("SELECT * FROM volumes")]
+        assert len(before) > 1200 and db.batches(evidence_id)
+
+        def interrupted() -> None:
+            with db.atomic():
+                db.conn.execute("UPDATE evidence SET walk_complete = 0")
+                db.conn.execute("DELETE FROM volumes")
+
+        interrupted()
+        walk_evidence(case, open_image([many_files_image]), evidence_id, Reporter(False))
+        assert [tuple(r) for r in db.conn.execute("SELECT * FROM files ORDER BY id")] == before
+        assert [tuple(r) for r in db.conn.execute("SELECT * FROM volumes")] == volumes
+        assert db.evidence(evidence_id)["walk_complete"] == 1
+
+        interrupted()
+        middle = before[len(before) // 2][0]
+        db.conn.execute("UPDATE files SET entry_key = entry_key || '~' WHERE id = ?", (middle,))
+        with pytest.raises(WalkDiverged, match="interrupted walk stored"):
+            walk_evidence(case, open_image([many_files_image]), evidence_id, Reporter(False))
+        assert db.conn.execute("SELECT count(*) FROM files").fetchone()[0] == len(before)
+        assert db.evidence(evidence_id)["walk_complete"] == 0
+        db.conn.execute("UPDATE files SET entry_key = rtrim(entry_key, '~') WHERE id = ?",
+                        (middle,))  # the test's change undone: the case verifies again
+    finally:
+        case.close()
+    last = ledger_entries(case_dir)[-1]
+    assert last["action"] == "error" and last["details"]["error"] == "WalkDiverged"
+    exhibit("ledger", "verify", case_dir)

@@ -97,6 +97,10 @@ def test_quick_start_batches_cut_during_the_walk_are_the_plans_first(
         not planned and not early)
     if cutter.quick_start_done:  # nothing more is cut before the totals are known
         assert cutter.add(10**9, 0, 1) is None and cutter.planned == parallelism
+    # Those stored during the walk, the plan made after it gives the rest, the same.
+    for stored in range(len(early) + 1):
+        assert list(plan_batches(db, EVIDENCE, batch_bytes, batch_files, parallelism,
+                                 early[:stored])) == planned[stored:]
 
 
 def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> None:

@@ -222,6 +222,9 @@ class CaseDatabase:
         verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
         self.conn.execute(f"{verb} INTO case_info(key, value) VALUES (?, ?)", (key, value))
 
+    def forget_info(self, key: str) -> None:
+        self.conn.execute("DELETE FROM case_info WHERE key = ?", (key,))
+
     def info(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM case_info WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["value"])
@@ -266,14 +269,23 @@ class CaseDatabase:
     def mark_walk_complete(self, evidence_id: str) -> None:
         self.conn.execute("UPDATE evidence SET walk_complete = 1 WHERE id = ?", (evidence_id,))
 
-    def forget_walk(self, evidence_id: str) -> None:
-        """Drop a walk that did not complete (no results can refer to it yet)."""
+    def forget_walk(self, evidence_id: str, keep_entries: bool = False) -> None:
+        """Drop a walk that did not complete; with ``keep_entries``, only what the walk
+        adds again (volumes, walk errors), not the entries results refer to already."""
         self.conn.execute("DELETE FROM volumes WHERE evidence_id = ?", (evidence_id,))
         self.conn.execute(
             "DELETE FROM errors WHERE evidence_id = ? AND stage IN ('volumes', 'walk')",
             (evidence_id,),
         )
-        self.conn.execute("DELETE FROM files WHERE evidence_id = ?", (evidence_id,))
+        if not keep_entries:
+            self.conn.execute("DELETE FROM files WHERE evidence_id = ?", (evidence_id,))
+
+    def walked_keys(self, evidence_id: str) -> list[str]:
+        """The entry keys of the evidence's walked entries (not derived ones, nor the
+        unallocated ranges planned for carving), in walk order."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT entry_key FROM files WHERE evidence_id = ? AND parent_id IS NULL"
+            " AND id NOT IN (SELECT file_id FROM carve_ranges) ORDER BY id", (evidence_id,))]
 
     # -- files -----------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class BatchRunner:
         self._submitted = 0  # numbers the submissions' Dask keys
         # Batches sent before run() (prestart): batch id -> (task as given, future, job, when)
         self._early: dict[str, tuple[BatchTask, Future, _Job, float]] = {}
-        self.taken_early = 0  # of those, how many run() took as planned
+        self.taken_early = 0  # of those, how many were taken (by run() or during the walk)
 
     # -- cluster life ----------------------------------------------------------------
 
@@ -146,6 +146,22 @@ class BatchRunner:
         when given an equal task, and cancels it otherwise (issue 18: first result at
         once). Only after :meth:`started`."""
         self._early[task.batch_id] = (task, *self._submit(_Job(task)))
+
+    def take_early_finished(self) -> list[tuple[BatchTask, dict[str, Any]]]:
+        """The batches sent by :meth:`prestart` that have finished cleanly, as :meth:`run`
+        yields them; taken, so ``run`` will not see them. A batch that failed stays for
+        ``run``, which splits, probes and retries (issue 18: results during the walk)."""
+        taken = []
+        for batch_id, (task, future, _, _) in list(self._early.items()):
+            if future.status != "finished":
+                continue
+            del self._early[batch_id]
+            outcome = future.result()
+            future.release()
+            self.taken_early += 1
+            by_id = {item["file_id"]: item for item in outcome["records"]}
+            taken.append((task, _finished(task, by_id, outcome.get("worker", {}))))
+        return taken
 
     @property
     def prestarted(self) -> int:
@@ -366,9 +382,8 @@ class BatchRunner:
                 future.release()
                 if batch.outstanding == 0:
                     del batches[job.task.batch_id]
-                    records = [batch.records[item[0]] for item in batch.task.items]
-                    finished.append((batch.task, {"batch_id": batch.task.batch_id,
-                                                  "records": records, "worker": batch.worker}))
+                    finished.append((batch.task, _finished(batch.task, batch.records,
+                                                           batch.worker)))
             top_up()  # before the driver stores them: the workers keep busy meanwhile
             if finished:
                 yield finished
@@ -467,6 +482,13 @@ class BatchRunner:
             if late & set(keys):
                 log.warning("restarting worker %s: task over %s s", address, self.task_timeout)
                 client.restart_workers(workers=[address], raise_for_error=False)
+
+
+def _finished(task: BatchTask, records: dict[int, dict[str, Any]], worker: dict[str, Any]
+              ) -> dict[str, Any]:
+    """A finished batch's outcome as the driver stores it: its records in the task's order."""
+    return {"batch_id": task.batch_id, "records": [records[item[0]] for item in task.items],
+            "worker": worker}
 
 
 def start_fork_server() -> None:

@@ -10,8 +10,10 @@ maxima.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipeline.case.database import CaseDatabase
 from pipeline.case.store import Case
@@ -33,24 +35,52 @@ def batch_name(evidence_id: str, number: int) -> str:
     return f"{evidence_id[:12]}-{number:06d}"
 
 
+def quick_start_key(evidence_id: str) -> str:
+    """The case-info key present while the evidence's plan holds only the batches cut
+    during the walk (:func:`store_quick_start`), i.e. while the plan is not finished."""
+    return f"quick_start_batches:{evidence_id}"
+
+
 def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
          parallelism: int) -> None:
-    """Store the evidence's batches and ledger the plan, unless it is planned already."""
+    """Store the evidence's batches and ledger the plan, unless it is planned already;
+    batches stored during the walk (:class:`QuickStart`) stay its first."""
     db = case.db
-    if db.batches(evidence_id):
+    existing = db.batches(evidence_id)
+    if existing and db.info(quick_start_key(evidence_id)) is None:
         return
-    totals = {"batches": 0, "files": 0, "bytes": 0}
+    before = [(b["volume_offset"], json.loads(b["file_ids"]), b["bytes"]) for b in existing]
     with db.atomic():
+        number = len(before)
         for vol_offset, ids, nbytes in plan_batches(db, evidence_id, batch_bytes,
-                                                    batch_files, parallelism):
-            totals["batches"] += 1
-            totals["files"] += len(ids)
-            totals["bytes"] += nbytes
-            db.add_batch(batch_name(evidence_id, totals["batches"]), evidence_id, vol_offset,
-                         ids, nbytes)
+                                                    batch_files, parallelism, before):
+            number += 1
+            db.add_batch(batch_name(evidence_id, number), evidence_id, vol_offset, ids, nbytes)
+        db.forget_info(quick_start_key(evidence_id))
+    batches = db.batches(evidence_id)
     case.record("batches.planned", {"evidence_id": evidence_id}, {
-        **totals, "batch_bytes": batch_bytes, "batch_files": batch_files,
-        "parallelism": parallelism,
+        "batches": len(batches), "files": sum(len(json.loads(b["file_ids"])) for b in batches),
+        "bytes": sum(b["bytes"] for b in batches), "cut_during_walk": len(before),
+        "batch_bytes": batch_bytes, "batch_files": batch_files, "parallelism": parallelism,
+    })
+
+
+def store_quick_start(case: Case, evidence_id: str, cut: list[tuple[str, Batch]],
+                      settings: dict[str, Any]) -> None:
+    """Store and ledger batches cut during the walk (``batches.quick_start``), so their
+    results can be: the plan made after the walk keeps them as its first batches."""
+    db = case.db
+    with db.atomic():
+        for name, (vol_offset, ids, nbytes) in cut:
+            db.add_batch(name, evidence_id, vol_offset, ids, nbytes)
+        db.set_info(quick_start_key(evidence_id), str(len(db.batches(evidence_id))))
+    case.record("batches.quick_start", {"evidence_id": evidence_id}, {
+        "batches": [{"batch_id": name, "volume_offset": vol_offset, "files": len(ids),
+                     "first_file_id": ids[0], "last_file_id": ids[-1], "bytes": nbytes}
+                    for name, (vol_offset, ids, nbytes) in cut],
+        "note": "cut from the first files walked while the walk goes on; the plan made"
+                " after the walk keeps them as its first batches",
+        **settings,
     })
 
 
@@ -73,16 +103,18 @@ class BatchCutter:
     """
 
     def __init__(self, batch_bytes: int, batch_files: int, parallelism: int,
-                 remaining: int | None = None) -> None:
+                 remaining: int | None = None, planned: int = 0) -> None:
+        """``planned``: batches planned before this cutter's first (``remaining`` then
+        excludes their cost)."""
         self.batch_bytes = batch_bytes
         self.batch_files = batch_files
         self.parallelism = parallelism
         self.remaining = remaining
-        self.planned = 0
+        self.planned = planned
         self._current: list[int] = []
         self._size = self._cost = 0
         self._offset: int | None = None
-        self._target = batch_target(remaining or 0, 0, parallelism)  # changes as batches close
+        self._target = batch_target(remaining or 0, planned, parallelism)  # set as batches close
 
     @property
     def quick_start_done(self) -> bool:
@@ -123,18 +155,30 @@ class BatchCutter:
         return self._close() if self._current else None
 
 
+def batch_cost(ids: Sequence[int], nbytes: int) -> int:
+    """A batch's cost: its bytes plus :data:`PER_FILE_COST` per file."""
+    return nbytes + len(ids) * PER_FILE_COST
+
+
 def plan_batches(db: CaseDatabase, evidence_id: str, batch_bytes: int, batch_files: int,
-                 parallelism: int = 1) -> Iterator[Batch]:
+                 parallelism: int = 1, after: Sequence[Batch] = ()) -> Iterator[Batch]:
     """(volume offset, file ids, bytes) per batch, streamed in walk order per volume.
 
     ``batch_bytes``/``batch_files`` are hard maxima; within them batch sizes follow
-    :func:`batch_target`, a file costing its size plus :data:`PER_FILE_COST`.
+    :func:`batch_target`, a file costing its size plus :data:`PER_FILE_COST`. ``after``:
+    batches planned already (cut during the walk), whose files are skipped; the batches
+    that follow them are the ones a plan of all files would give after them.
     """
     count, total, rows = db.plannable_files(evidence_id)
+    taken = {i for _, ids, _ in after for i in ids}
     cutter = BatchCutter(batch_bytes, batch_files, parallelism,
-                         remaining=count * PER_FILE_COST + total)
+                         remaining=count * PER_FILE_COST + total
+                         - sum(batch_cost(ids, nbytes) for _, ids, nbytes in after),
+                         planned=len(after))
     add = cutter.add
     for file_id, volume_offset, size in rows:
+        if taken and file_id in taken:
+            continue
         batch = add(file_id, volume_offset, size)
         if batch is not None:
             yield batch
@@ -146,41 +190,59 @@ def plan_batches(db: CaseDatabase, evidence_id: str, batch_bytes: int, batch_fil
 MakeTask = Callable[[str, int, list[int]], "BatchTask"]  # (batch id, volume offset, file ids)
 
 
+TakeEarly = Callable[[list[tuple[str, Batch]], list[Any]], None]  # (batches to store, results)
+POLL_SECONDS = 0.02  # how often the walk asks the cluster for finished early batches
+
+
 class QuickStart:
     """Cut the quick-start batches from the files the walk stores; send them to the
-    cluster while the walk still runs (issue 18).
+    cluster while the walk still runs, and take their results in (issue 18).
 
     A walk of 100,000 entries takes seconds, and the plan needs the whole walk; but the
     plan's quick-start batches depend only on the files walked before them.
-    So they are cut as the walk stores each file, and sent as soon as the cluster is up: the
-    first results come while the walk goes on.
-
-    Nothing of them is stored or ledgered before the walk is committed and the plan made,
-    in the usual order (``batches.planned``, ``analysis.started``, ``batch.analysed``): the
-    runner takes a result sent early only for the very task the plan gives (same batch id,
-    files, limits and analyzers) and cancels it otherwise, so the speculation can cost
-    wasted work, never a result. An interrupted walk leaves nothing: its transaction rolls
-    back and the tasks end with the cluster.
+    So they are cut as the walk stores each file, and sent as soon as the cluster is up.
+    When one has finished, ``take_early`` is given it with the batches cut but not yet
+    stored: the conductor commits the walk so far, stores and ledgers those batches
+    (``batches.quick_start``), then the results (``batch.analysed``), and the walk goes
+    on. The plan made after the walk keeps them as its first batches (:func:`plan`), and
+    a resumed walk keeps the entries committed (``run.walk``). A batch sent early and
+    not finished by the walk's end is taken by the runner if the plan gives the very same
+    task, and cancelled otherwise: speculation can cost wasted work, never a result.
     """
 
     def __init__(self, runner: BatchRunner, evidence_id: str, batch_bytes: int,
-                 batch_files: int, parallelism: int, make_task: MakeTask) -> None:
+                 batch_files: int, parallelism: int, make_task: MakeTask,
+                 take_early: TakeEarly | None = None) -> None:
         self.runner = runner
         self.evidence_id = evidence_id
         self.cutter = BatchCutter(batch_bytes, batch_files, parallelism)
         self.make_task = make_task
-        self.pending: list[tuple[str, Batch]] = []
+        self.take_early = take_early
+        self.cut: list[tuple[str, Batch]] = []
+        self.stored = 0  # of the batches cut, how many the case holds
         self.sent = 0
+        self.taken = 0  # batches whose results were stored during the walk
+        self._next_poll = 0.0
 
     def on_file(self, file_id: int, volume_offset: int, size: int) -> None:
         """Told of each plannable file as the walk stores it (in walk order)."""
-        if self.cutter.quick_start_done and not self.pending:
+        if self.cutter.quick_start_done and self.sent == len(self.cut) \
+                and self.taken == self.sent:
             return
-        batch = self.cutter.add(file_id, volume_offset, size)
-        if batch is not None:
-            self.pending.append((batch_name(self.evidence_id, self.cutter.planned), batch))
-        if self.pending and self.runner.started():
-            for name, (offset, ids, _) in self.pending:
+        if not self.cutter.quick_start_done:
+            batch = self.cutter.add(file_id, volume_offset, size)
+            if batch is not None:
+                self.cut.append((batch_name(self.evidence_id, self.cutter.planned), batch))
+        if self.sent < len(self.cut) and self.runner.started():
+            for name, (offset, ids, _) in self.cut[self.sent:]:
                 self.runner.prestart(self.make_task(name, offset, ids))
-                self.sent += 1
-            self.pending.clear()
+            self.sent = len(self.cut)
+        if self.take_early is not None and self.taken < self.sent:
+            now = time.monotonic()
+            if now >= self._next_poll:
+                self._next_poll = now + POLL_SECONDS
+                finished = self.runner.take_early_finished()
+                if finished:
+                    self.take_early(self.cut[self.stored:self.sent], finished)
+                    self.stored = self.sent
+                    self.taken += len(finished)

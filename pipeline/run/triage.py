@@ -204,12 +204,13 @@ class Triage:
         quick = QuickStart(runner, evidence_id, opts.batch_bytes, opts.batch_files,
                            opts.parallelism,
                            lambda name, offset, ids: self._task(case, image.spec, name, offset,
-                                                                ids, names, scratch))
+                                                                ids, names, scratch),
+                           lambda cut, finished: self._take_early(case, evidence_id, runner,
+                                                                  cut, finished))
         try:
             empty = self._walk_and_plan(case, image, evidence_id, quick)
             acquisition.conclude(case, reg, wait=False)
-            interrupted = self._analyse(case, image.spec, reg, names, scratch, runner,
-                                        quick.sent)
+            interrupted = self._analyse(case, image.spec, reg, names, scratch, runner, quick)
             if self.runner is None:  # while the hash ends and the driver matches
                 runner.close_in_background()
             if interrupted:
@@ -238,9 +239,11 @@ class Triage:
         """Walk, plan the batches and the carve ranges; what the image looks like when
         nothing in it could be read (else None). The image is closed after."""
         opts = self.options
+        # A resumed run's batches are stored already: nothing to cut or send early.
+        on_file = None if case.db.batches(evidence_id) else quick.on_file
         try:
             walk_evidence(case, image, evidence_id, self.reporter, opts.walk_timeout,
-                          opts.snapshots, quick.on_file)
+                          opts.snapshots, on_file)
             empty = nothing_examined(case.db, image, evidence_id)
             if empty is not None:
                 case.record("triage.nothing_examined", {"evidence_id": evidence_id},
@@ -254,6 +257,23 @@ class Triage:
             return empty
         finally:
             image.close()
+
+    def _take_early(self, case: Case, evidence_id: str, runner: BatchRunner,
+                    cut: list[tuple[str, plan.Batch]], finished: list[Any]) -> None:
+        """Results of batches sent during the walk, taken in while it runs (issue 18:
+        first result at once): the walk so far is committed (the results name its
+        entries), the batches cut are stored and ledgered, then the results, in the order
+        a run after the walk would record them; then the walk's transaction goes on."""
+        db = case.db
+        db.commit()
+        if cut:
+            opts = self.options
+            plan.store_quick_start(case, evidence_id, cut, {
+                "batch_bytes": opts.batch_bytes, "batch_files": opts.batch_files,
+                "parallelism": opts.parallelism, "cluster": runner.describe()})
+        collect.store_batches(case, [(t.batch_id, out) for t, out in finished])
+        collect.record_batches(case, [t.batch_id for t, _ in finished])
+        db.begin()
 
     def _analyzer_names(self) -> list[str]:
         from analyzers import registry
@@ -280,7 +300,7 @@ class Triage:
 
     def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
                  names: tuple[str, ...], scratch: Path, runner: BatchRunner,
-                 sent_during_walk: int = 0) -> bool:
+                 quick: QuickStart) -> bool:
         """Run the unfinished batches; returns True when interrupted by the examiner.
 
         Between batches the acquisition hash running beside them is recorded once it
@@ -312,7 +332,8 @@ class Triage:
                 total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
-                "cluster": runner.describe(), "batches_sent_during_walk": sent_during_walk,
+                "cluster": runner.describe(), "batches_sent_during_walk": quick.sent,
+                "batches_done_during_walk": quick.taken,
             })
             try:
                 for finished in runner.run(tasks(), stop):

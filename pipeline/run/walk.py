@@ -1,9 +1,14 @@
 """Find the volumes and walk every filesystem into the case, once per evidence.
 
-The whole walk is one database transaction: an interrupted walk leaves nothing, and a
-resumed run walks again. Each filesystem is walked in a child process with a time limit
-(``contained_walk``), so a stall or crash inside The Sleuth Kit costs that filesystem's
-remaining entries, not the run. A volume whose auto-detection is ambiguous gets one
+The walk is one database transaction, except where results of the batches cut from its
+first files are stored while it runs (``plan.QuickStart``): the entries walked so far are
+then committed first. An interrupted walk leaves nothing else; a resumed run walks
+again, and the walk being deterministic, it keeps the entries committed (checking that
+the new walk gives them again, in the same order) and stores the rest.
+
+Each filesystem is walked in a child process with a time limit (``contained_walk``), so
+a stall or crash inside The Sleuth Kit costs that filesystem's remaining entries, not
+the run. A volume whose auto-detection is ambiguous gets one
 walk per filesystem that opens. The ledger gets the volumes found and one entry per
 filesystem (or per volume not walked).
 
@@ -15,14 +20,15 @@ location, and the ledger gets the stores found and one walk entry per store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ingest.errors import IngestError
 from ingest.image import EvidenceImage
-from ingest.location import Snapshot
+from ingest.location import FileEntry, Snapshot
 from ingest.volumes import Volume, find_volumes
-from pipeline.case.store import Case
+from pipeline.case.database import entry_key
+from pipeline.case.store import Case, CaseError
 from pipeline.run.contained_walk import DEFAULT_WALK_TIMEOUT, WalkContained, WalkProcess
 from pipeline.run.progress import Reporter
 
@@ -41,13 +47,21 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
         return
     scan = find_volumes(image)
     walked: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    with db.atomic(), WalkProcess(image.spec, evidence_id, walk_timeout) as child:
-        db.forget_walk(evidence_id)
-        db.set_partition_table(evidence_id, scan.partition_table)
-        for volume in scan.volumes:
-            walked.extend(_walk_volume(case, child, evidence_id, volume, reporter, snapshots,
-                                       on_file))
-        db.mark_walk_complete(evidence_id)
+    # Entries committed by an interrupted walk that stored results (see the docstring).
+    kept = _Kept(db.walked_keys(evidence_id) if db.batches(evidence_id) else [])
+    try:
+        with db.atomic(), WalkProcess(image.spec, evidence_id, walk_timeout) as child:
+            db.forget_walk(evidence_id, keep_entries=bool(kept.keys))
+            db.set_partition_table(evidence_id, scan.partition_table)
+            for volume in scan.volumes:
+                walked.extend(_walk_volume(case, child, evidence_id, volume, reporter,
+                                           snapshots, on_file, kept))
+            kept.check_all_given()
+            db.mark_walk_complete(evidence_id)
+    except WalkDiverged as exc:
+        case.record("error", {"evidence_id": evidence_id},
+                    {"stage": "walk", "error": "WalkDiverged", "message": str(exc)})
+        raise
     several = {s["volume_index"]: d["volume_filesystems"] for s, d in walked
                if "volume_filesystems" in d}
     case.record("volumes.found", {"evidence_id": evidence_id}, {
@@ -67,7 +81,7 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
 
 
 def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
-                 reporter: Reporter, snapshots: bool = True, on_file: OnFile | None = None
+                 reporter: Reporter, snapshots: bool, on_file: OnFile | None, kept: _Kept
                  ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Store one volume's filesystems; returns a ledger subject and details for each."""
     db = case.db
@@ -97,15 +111,16 @@ def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volum
         return [(subject, detail)]
     several = fs_types if len(fs_types) > 1 else None
     out = [_walk_filesystem(case, child, evidence_id, volume, fs_type, slot, several, base,
-                            reporter, on_file=on_file)
+                            reporter, kept, on_file=on_file)
            for slot, fs_type in enumerate(fs_types)]
     if snapshots and "ntfs" in fs_types and not volume.extents:  # not inside an LVM LV
-        out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter, on_file))
+        out.extend(_walk_snapshots(case, child, evidence_id, volume, reporter, kept,
+                                   on_file))
     return out
 
 
 def _walk_snapshots(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
-                    reporter: Reporter, on_file: OnFile | None = None
+                    reporter: Reporter, kept: _Kept, on_file: OnFile | None = None
                     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Walk each shadow copy store of an NTFS volume; a catalog or store that cannot be
     read is an error record (the live volume's walk stands)."""
@@ -130,7 +145,7 @@ def _walk_snapshots(case: Case, child: WalkProcess, evidence_id: str, volume: Vo
                       "errors": scan.errors})]
     for snap in scan.snapshots:
         out.append(_walk_filesystem(case, child, evidence_id, volume, "ntfs", 0, None, {},
-                                    reporter, snap, on_file))
+                                    reporter, kept, snap, on_file))
     return out
 
 
@@ -142,7 +157,7 @@ def _method() -> str:
 
 def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
                      fs_type: str, slot: int, several: list[str] | None, base: dict[str, Any],
-                     reporter: Reporter, snapshot: Snapshot | None = None,
+                     reporter: Reporter, kept: _Kept, snapshot: Snapshot | None = None,
                      on_file: OnFile | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Store one filesystem's entries, keeping those walked before a stall or failure.
     A shadow copy's walk (``snapshot``) has no volume row: its ledger entry says it all."""
@@ -158,7 +173,7 @@ def _walk_filesystem(case: Case, child: WalkProcess, evidence_id: str, volume: V
     with reporter.count_task(label) as advance:
         entries = _Counting(child.walk(volume, fs_type, snapshot), advance)
         try:
-            db.add_files(entries, on_file)
+            db.add_files(kept.skip(entries), on_file)
         except WalkContained as exc:  # stalled or crashed: the run goes on
             contained = exc
             db.add_error(stage="walk", error=exc.code, message=str(exc),
@@ -206,3 +221,38 @@ class _Counting:
             yield entry
         if self.advance is not None and self.count > shown:
             self.advance(self.count - shown)
+
+
+class WalkDiverged(CaseError):
+    """A resumed walk does not give again the entries the interrupted one committed."""
+
+
+class _Kept:
+    """The entries an interrupted walk committed, in walk order: given again by the new
+    walk, each is checked against its stored key and not stored twice."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.given = 0
+
+    def skip(self, entries: Iterable[FileEntry]) -> Iterator[FileEntry]:
+        for entry in entries:
+            if self.given == len(self.keys):
+                yield entry
+                continue
+            stored = self.keys[self.given]
+            key = entry_key(entry.location, entry.allocated)
+            if stored != key and not (stored.startswith(key + "#")
+                                      and stored[len(key) + 1:].isdigit()):
+                raise WalkDiverged(
+                    f"the walk gave {key!r} where the interrupted walk stored {stored!r}"
+                    f" (entry {self.given + 1} of {len(self.keys)} committed); the results"
+                    " already recorded stand; triage this image into a new case")
+            self.given += 1
+
+    def check_all_given(self) -> None:
+        if self.given < len(self.keys):
+            raise WalkDiverged(
+                f"the walk ended after {self.given} of the {len(self.keys)} entries the"
+                " interrupted walk committed; the results already recorded stand; triage"
+                " this image into a new case")
