@@ -103,6 +103,48 @@ def test_quick_start_batches_cut_during_the_walk_are_the_plans_first(
                                  early[:stored])) == planned[stored:]
 
 
+def _walked(cutter: BatchCutter, db: CaseDatabase) -> list[tuple[int, list[int], int]]:
+    """The batches ``add_walked`` cuts, given the files in walk order as the walk would."""
+    out = []
+    for row in db.conn.execute("SELECT id, volume_offset, size FROM files"
+                               " ORDER BY volume_offset, id"):
+        out.extend(cutter.add_walked(row["id"], row["volume_offset"], row["size"]))
+    return out
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 16])
+@pytest.mark.parametrize("seed", range(6))
+def test_batches_cut_during_the_walk_are_the_plans_own(tmp_path: Path, parallelism: int,
+                                                       seed: int) -> None:
+    """Past the quick start, a batch cut while the walk runs (``add_walked``, the total
+    unknown) is the batch the plan of all files cuts there, and the plan made after the
+    walk continues after any of them exactly as the whole plan does."""
+    rng = random.Random(100 + seed)
+    sizes = [0, 100, 4096, 70_000, 1 << 20, 3 << 20, 9 << 20]
+    volumes = [[rng.choice(sizes) for _ in range(rng.randint(0, 900))]
+               for _ in range(rng.randint(1, 3))]
+    db = _files_db(tmp_path, volumes)
+    batch_bytes, batch_files = rng.choice([(64 << 20, 400), (4 << 20, 7), (256 << 20, 2000),
+                                           (32 << 20, 50)])
+    planned = list(plan_batches(db, EVIDENCE, batch_bytes, batch_files, parallelism))
+    early = _walked(BatchCutter(batch_bytes, batch_files, parallelism), db)
+    assert early == planned[:len(early)]
+    assert len(early) < len(planned) or not planned  # the last waits for the walk's end
+    for stored in sorted({0, len(early) // 2, max(0, len(early) - 1), len(early)}):
+        assert list(plan_batches(db, EVIDENCE, batch_bytes, batch_files, parallelism,
+                                 early[:stored])) == planned[stored:]
+
+
+def test_a_long_walk_feeds_the_workers_before_it_ends(tmp_path: Path) -> None:
+    """Many small files (the many-small image's shape): batches close on --batch-files,
+    so all but the plan's shrinking tail are cut before the walk ends."""
+    db = _files_db(tmp_path, [[4096] * 20_000])
+    planned = list(plan_batches(db, EVIDENCE, 256 << 20, 400, 2))
+    early = _walked(BatchCutter(256 << 20, 400, 2), db)
+    assert len(early) > 2 and early == planned[:len(early)]
+    assert sum(len(ids) for _, ids, _ in early) > 0.8 * 20_000
+
+
 def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> None:
     db = _files_db(tmp_path, [[1 << 20] * 2000])
     counts = [len(list(plan_batches(db, EVIDENCE, 256 << 20, 2000, p))) for p in (1, 2, 8)]

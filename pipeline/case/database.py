@@ -34,6 +34,11 @@ from pipeline.case.schema import (
 # A file row's media SHA-256 (evidence is named before its hash: ``evidence_id_for``).
 EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS evidence_sha256"
 
+# Page cache of the case's connection, and while the result hash indexes are built
+# (negative: KiB, as SQLite's PRAGMA takes it).
+CACHE_KIB = -65536
+INDEX_BUILD_CACHE_KIB = -2000
+
 __all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key",
            "utc_now"]
 
@@ -119,7 +124,7 @@ class CaseDatabase:
         self.conn.execute("PRAGMA foreign_keys=ON")
         # Issue 18: the result hash indexes take random inserts; a 64 MiB page cache (a
         # bound, not an allocation) keeps them off the OS for cases of ~10**5-10**6 files.
-        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
         self.conn.executescript(SCHEMA)
         self.conn.executescript(VIDEO_SCHEMA)
         self.conn.executescript(CARVE_SCHEMA)
@@ -186,7 +191,14 @@ class CaseDatabase:
         try:
             yield
         finally:
-            self.conn.executescript(RESULT_HASH_INDEXES)
+            # The sort that builds an index takes its runs' size from the page cache: with
+            # SQLite's default 2 MiB they stay in the CPU's caches (100,000 results: 0.40 →
+            # 0.29 s for the three indexes, measured on the many-small case).
+            self.conn.execute(f"PRAGMA cache_size={INDEX_BUILD_CACHE_KIB}")
+            try:
+                self.conn.executescript(RESULT_HASH_INDEXES)
+            finally:
+                self.conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
 
     def close(self) -> None:
         self.conn.close()

@@ -4,14 +4,17 @@ Batches follow guided self-scheduling with a quick start: each takes 1/(2p) of t
 still unplanned (p = parallelism), so no worker is left alone with one big batch at the
 end; the first p take the smallest batch worth a task, whatever the total, so the first
 results come within seconds and those batches can be cut from the first files walked,
-before the walk ends (:class:`QuickStart`). ``--batch-mb``/``--batch-files`` are hard
-maxima.
+before the walk ends (:class:`QuickStart`). The batches after them are cut during the
+walk too, as soon as the files walked prove the plan of all files would cut them so
+(:meth:`BatchCutter.add_walked`), so the workers are not idle while a long walk runs.
+``--batch-mb``/``--batch-files`` are hard maxima.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -98,8 +101,8 @@ class BatchCutter:
     """Cuts files, given one by one in walk order, into batches (see the module docstring).
 
     ``remaining`` is the cost of all files to plan; None while it is not known (during the
-    walk), when only the quick-start batches can be cut: :meth:`add` then returns nothing
-    once they are (:attr:`quick_start_done`).
+    walk), when :meth:`add` cuts only the quick-start batches (:attr:`quick_start_done`)
+    and :meth:`add_walked` also the later ones the walk so far decides.
     """
 
     def __init__(self, batch_bytes: int, batch_files: int, parallelism: int,
@@ -115,6 +118,11 @@ class BatchCutter:
         self._size = self._cost = 0
         self._offset: int | None = None
         self._target = batch_target(remaining or 0, planned, parallelism)  # set as batches close
+        # add_walked, after the quick start: the files walked and not yet in a batch cut, in
+        # order, their cost, and how many of them the next batch takes so far (its size, cost).
+        self._ahead: deque[tuple[int, int, int]] = deque()
+        self._ahead_cost = 0
+        self._next_files = self._next_size = self._next_cost = 0
 
     @property
     def quick_start_done(self) -> bool:
@@ -153,6 +161,56 @@ class BatchCutter:
     def finish(self) -> Batch | None:
         """The last batch, once every file was given."""
         return self._close() if self._current else None
+
+    def add_walked(self, file_id: int, volume_offset: int, size: int) -> list[Batch]:
+        """Take the next file walked (the total is not known yet); the batches now known to
+        be the plan's next, in order.
+
+        After the quick start a batch's target is ``remaining / 2p``, and ``remaining``
+        is at least the cost of the files walked and not yet in a batch. So the next batch
+        is decided once it closes on a maximum or a volume's end before its cost reaches
+        the target that lower bound gives: the plan of all files, whose target can only
+        be larger, closes it at the same file. Until then it waits for more of the walk;
+        what is left at the walk's end is the plan's to cut (:func:`plan_batches`)."""
+        if not self.quick_start_done:
+            batch = self.add(file_id, volume_offset, size)
+            if not self.quick_start_done:
+                return [] if batch is None else [batch]
+            # The quick start's last batch closed at this file, which was not taken.
+            out = [] if batch is None else [batch]
+        else:
+            out = []
+        self._ahead.append((file_id, volume_offset, size))
+        self._ahead_cost += max(size, 0) + PER_FILE_COST
+        while (batch := self._cut_ahead()) is not None:
+            out.append(batch)
+        return out
+
+    def _cut_ahead(self) -> Batch | None:
+        ahead = self._ahead
+        target = batch_target(self._ahead_cost, self.planned, self.parallelism)
+        while self._next_files < len(ahead):
+            _, volume_offset, size = ahead[self._next_files]
+            if self._next_files:
+                if (volume_offset != ahead[0][1] or self._next_size >= self.batch_bytes
+                        or self._next_files >= self.batch_files):
+                    return self._cut_next()
+                if self._next_cost >= target:  # the plan's target may be larger: wait
+                    return None
+            self._next_files += 1
+            if size > 0:
+                self._next_size += size
+                self._next_cost += size
+            self._next_cost += PER_FILE_COST
+        return None
+
+    def _cut_next(self) -> Batch:
+        taken = [self._ahead.popleft() for _ in range(self._next_files)]
+        batch = (taken[0][1], [file_id for file_id, _, _ in taken], self._next_size)
+        self._ahead_cost -= self._next_cost
+        self.planned += 1
+        self._next_files = self._next_size = self._next_cost = 0
+        return batch
 
 
 def batch_cost(ids: Sequence[int], nbytes: int) -> int:
@@ -195,12 +253,14 @@ POLL_SECONDS = 0.02  # how often the walk asks the cluster for finished early ba
 
 
 class QuickStart:
-    """Cut the quick-start batches from the files the walk stores; send them to the
+    """Cut the plan's first batches from the files the walk stores; send them to the
     cluster while the walk still runs, and take their results in (issue 18).
 
     A walk of 100,000 entries takes seconds, and the plan needs the whole walk; but the
-    plan's quick-start batches depend only on the files walked before them.
-    So they are cut as the walk stores each file, and sent as soon as the cluster is up.
+    plan's quick-start batches depend only on the files walked before them, and each
+    later one is decided once enough files after it were walked
+    (:meth:`BatchCutter.add_walked`). So they are cut as the walk stores each file, and
+    sent as soon as the cluster is up, two per worker at a time.
     When one has finished, ``take_early`` is given it with the batches cut but not yet
     stored: the conductor commits the walk so far, stores and ledgers those batches
     (``batches.quick_start``), then the results (``batch.analysed``), and the walk goes
@@ -226,17 +286,14 @@ class QuickStart:
 
     def on_file(self, file_id: int, volume_offset: int, size: int) -> None:
         """Told of each plannable file as the walk stores it (in walk order)."""
-        if self.cutter.quick_start_done and self.sent == len(self.cut) \
-                and self.taken == self.sent:
-            return
-        if not self.cutter.quick_start_done:
-            batch = self.cutter.add(file_id, volume_offset, size)
-            if batch is not None:
-                self.cut.append((batch_name(self.evidence_id, self.cutter.planned), batch))
+        for batch in self.cutter.add_walked(file_id, volume_offset, size):
+            self.cut.append((batch_name(self.evidence_id, len(self.cut) + 1), batch))
         if self.sent < len(self.cut) and self.runner.started():
-            for name, (offset, ids, _) in self.cut[self.sent:]:
+            # Enough sent to keep every worker busy and one more batch each queued.
+            room = 2 * self.cutter.parallelism - (self.sent - self.taken)
+            for name, (offset, ids, _) in self.cut[self.sent:self.sent + max(0, room)]:
                 self.runner.prestart(self.make_task(name, offset, ids))
-            self.sent = len(self.cut)
+                self.sent += 1
         if self.take_early is not None and self.taken < self.sent:
             now = time.monotonic()
             if now >= self._next_poll:
