@@ -87,6 +87,11 @@ def store_quick_start(case: Case, evidence_id: str, cut: list[tuple[str, Batch]]
     })
 
 
+def file_cost(size: int) -> int:
+    """A file's cost in a batch: its bytes plus :data:`PER_FILE_COST`."""
+    return max(size, 0) + PER_FILE_COST
+
+
 def batch_target(remaining: int, planned: int, parallelism: int) -> float:
     """Cost one batch should have (see the module docstring)."""
     if planned < parallelism:  # the quick start: independent of the total
@@ -134,19 +139,21 @@ class BatchCutter:
         if self.quick_start_done:
             return None
         closed = None
-        if self._current and (volume_offset != self._offset or self._size >= self.batch_bytes
-                              or len(self._current) >= self.batch_files
-                              or self._cost >= self._target):
+        if self._current and (self._full(self._offset, self._size, len(self._current),
+                                         volume_offset) or self._cost >= self._target):
             closed = self._close()
             if self.quick_start_done:
                 return closed
         self._offset = volume_offset
         self._current.append(file_id)
-        if size > 0:
-            self._size += size
-            self._cost += size
-        self._cost += PER_FILE_COST
+        self._size += max(size, 0)
+        self._cost += file_cost(size)
         return closed
+
+    def _full(self, offset: int | None, size: int, files: int, next_offset: int) -> bool:
+        """Whether a batch closes before the next file whatever its target: the next file
+        is on another volume, or the batch reached a maximum."""
+        return next_offset != offset or size >= self.batch_bytes or files >= self.batch_files
 
     def _close(self) -> Batch:
         assert self._offset is not None
@@ -181,7 +188,7 @@ class BatchCutter:
         else:
             out = []
         self._ahead.append((file_id, volume_offset, size))
-        self._ahead_cost += max(size, 0) + PER_FILE_COST
+        self._ahead_cost += file_cost(size)
         while (batch := self._cut_ahead()) is not None:
             out.append(batch)
         return out
@@ -192,16 +199,13 @@ class BatchCutter:
         while self._next_files < len(ahead):
             _, volume_offset, size = ahead[self._next_files]
             if self._next_files:
-                if (volume_offset != ahead[0][1] or self._next_size >= self.batch_bytes
-                        or self._next_files >= self.batch_files):
+                if self._full(ahead[0][1], self._next_size, self._next_files, volume_offset):
                     return self._cut_next()
                 if self._next_cost >= target:  # the plan's target may be larger: wait
                     return None
             self._next_files += 1
-            if size > 0:
-                self._next_size += size
-                self._next_cost += size
-            self._next_cost += PER_FILE_COST
+            self._next_size += max(size, 0)
+            self._next_cost += file_cost(size)
         return None
 
     def _cut_next(self) -> Batch:
