@@ -151,6 +151,52 @@ def test_planning_more_workers_gives_more_smaller_batches(tmp_path: Path) -> Non
     assert counts[0] < counts[1] < counts[2]
 
 
+def _results_db(tmp_path: Path, pictures: int, others: int) -> CaseDatabase:
+    """A real case database whose files have results: ``pictures`` with pHash and PDQ
+    (near duplicates of one another in pairs), ``others`` without (text, say)."""
+    tmp_path.mkdir()
+    db = _files_db(tmp_path, [[4096] * (pictures + others)])
+    rng = random.Random(pictures + others)
+    ids = [r[0] for r in db.conn.execute("SELECT id FROM files ORDER BY id")]
+    rows = []
+    for n, file_id in enumerate(ids):
+        phash = pdq = None
+        if n < pictures:  # pairs: the second flips a few bits of the first
+            seed = random.Random(n // 2)
+            phash = f"{seed.getrandbits(64) ^ (n % 2) * 0b101:016x}"
+            pdq = f"{seed.getrandbits(256) ^ (n % 2) * 0b1011:064x}"
+        rows.append((file_id, "b", n, "{}", phash, pdq, 100 if pdq else None,
+                     f"{rng.getrandbits(128):032x}"))
+    db.conn.executemany("INSERT INTO results (file_id, batch_id, leaf_index, record, phash,"
+                        " pdq, pdq_quality, md5) VALUES (?,?,?,?,?,?,?,?)", rows)
+    db.conn.commit()
+    return db
+
+
+def test_the_grouping_at_the_end_reads_only_the_pictures_and_videos(tmp_path: Path) -> None:
+    """Near-duplicate grouping (the end of every run) reads the pictures' and videos'
+    rows through their partial indexes: its work does not grow with the other results
+    (SQLite's virtual-machine steps, counted, not timed), and it still groups them."""
+    from pipeline.matching.match import Thresholds, group_series
+
+    steps = []
+    for others in (100, 5_000):
+        db = _results_db(tmp_path / f"others-{others}", pictures=40, others=others)
+        counted = [0]
+
+        def tick(counted: list[int] = counted) -> int:
+            counted[0] += 1
+            return 0
+
+        db.conn.set_progress_handler(tick, 100)
+        found = group_series(db, EVIDENCE, Thresholds())
+        db.conn.set_progress_handler(None, 0)
+        assert found == {"groups": 20, "images_in_groups": 40, "largest": 2}
+        steps.append(counted[0])
+        db.close()
+    assert steps[1] < 2 * steps[0], steps  # 50 × the other rows, about the same work
+
+
 def test_repeated_walk_entries_get_distinct_keys(tmp_path: Path) -> None:
     loc = EvidenceLocation(EVIDENCE, 0, 0, "ext4", 12, "/same")
     same = FileEntry(loc, "same", 3, "file", True)

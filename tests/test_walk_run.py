@@ -207,8 +207,9 @@ def test_media_columns_are_stored_with_the_result_and_filled_in_an_older_case(
     assert len(json.loads(video[3][0])) == 3 and video[4][0] == 1 and video[0][0] is None
     assert all(column is None for column, _ in text)
 
-    _as_older_case(  # schema 5: no vPDQ columns, PDQ not yet copied
+    _as_older_case(  # schema 5: no vPDQ columns nor media indexes, PDQ not yet copied
         path, 5, "UPDATE results SET pdq = NULL, pdq_quality = NULL, pdq_dihedral = NULL;"
+        " DROP INDEX results_pictures; DROP INDEX results_videos;"
         " ALTER TABLE results DROP COLUMN vpdq; ALTER TABLE results DROP COLUMN vpdq_step")
     db = CaseDatabase(path)
     try:

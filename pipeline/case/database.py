@@ -23,6 +23,7 @@ from pipeline.case.schema import (
     CARVE_SCHEMA,
     EVIDENCE_TABLE,
     FILL_MEDIA_COLUMNS,
+    MEDIA_RESULT_INDEXES,
     RESULT_HASH_INDEX_NAMES,
     RESULT_HASH_INDEXES,
     SCHEMA,
@@ -145,6 +146,8 @@ class CaseDatabase:
         self.conn.execute("CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)")
         self.conn.execute("CREATE INDEX IF NOT EXISTS files_by_inode"  # shadow copies
                           " ON files(evidence_id, volume_offset, inode)")
+        for index in MEDIA_RESULT_INDEXES:  # after the columns they name exist
+            self.conn.execute(index)
         if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
             self.conn.executescript(FILL_MEDIA_COLUMNS)
             self.set_info("schema_version", str(SCHEMA_VERSION))

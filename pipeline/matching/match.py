@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.case.database import CaseDatabase
+from pipeline.case.schema import PICTURES_CONDITION
 from pipeline.matching.index import HammingIndex, hex_to_words
 from pipeline.matching.known import EXACT_ALGORITHMS
 from pipeline.matching.video import frame_queries, match_videos, series_links
@@ -202,11 +203,10 @@ def _summary(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
 
 def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> dict[str, Any]:
     """Group the evidence's near-duplicate images; store and return the groups."""
-    rows = db.conn.execute(
+    rows = db.conn.execute(  # the pictures' rows only (schema.MEDIA_RESULT_INDEXES)
         "SELECT r.file_id, r.phash, r.pdq, r.pdq_quality, r.pdq_dihedral FROM results r"
-        " JOIN files f ON f.id = r.file_id WHERE f.evidence_id = ?"
-        " AND (r.phash IS NOT NULL OR r.pdq IS NOT NULL) ORDER BY r.file_id",
-        (evidence_id,)).fetchall()
+        f" CROSS JOIN files f ON f.id = r.file_id WHERE ({PICTURES_CONDITION})"
+        " AND f.evidence_id = ? ORDER BY r.file_id", (evidence_id,)).fetchall()
     ids = [r["file_id"] for r in rows]
     parent = list(range(len(rows)))
     link: dict[int, tuple[int, str]] = {}

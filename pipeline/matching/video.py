@@ -33,16 +33,17 @@ from analyzers.video.vpdq import (
     time_ranges,
 )
 from pipeline.case.database import CaseDatabase
+from pipeline.case.schema import VIDEOS_CONDITION
 from pipeline.matching.index import HammingIndex, hex_to_words
 
 
 def evidence_videos(db: CaseDatabase, evidence_id: str) -> list[tuple[int, list[Any], float]]:
     """(file id, frames, sampling interval) of every hashed video of the evidence."""
     out = []
-    for row in db.conn.execute(
-            "SELECT r.file_id, r.vpdq, r.vpdq_step AS step"
-            " FROM results r JOIN files f ON f.id = r.file_id WHERE f.evidence_id = ?"
-            " AND r.vpdq IS NOT NULL ORDER BY r.file_id", (evidence_id,)):
+    for row in db.conn.execute(  # the videos' rows only (schema.MEDIA_RESULT_INDEXES)
+            "SELECT r.file_id, r.vpdq, r.vpdq_step AS step FROM results r CROSS JOIN files f"
+            f" ON f.id = r.file_id WHERE {VIDEOS_CONDITION} AND f.evidence_id = ?"
+            " ORDER BY r.file_id", (evidence_id,)):
         frames = [parse_compact(s, f"file {row['file_id']}") for s in json.loads(row["vpdq"])]
         if frames:
             out.append((row["file_id"], frames, float(row["step"] or 1.0)))
