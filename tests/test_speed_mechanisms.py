@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -173,28 +174,45 @@ def _results_db(tmp_path: Path, pictures: int, others: int) -> CaseDatabase:
     return db
 
 
-def test_the_grouping_at_the_end_reads_only_the_pictures_and_videos(tmp_path: Path) -> None:
-    """Near-duplicate grouping (the end of every run) reads the pictures' and videos'
-    rows through their partial indexes: its work does not grow with the other results
-    (SQLite's virtual-machine steps, counted, not timed), and it still groups them."""
-    from pipeline.matching.match import Thresholds, group_series
+def _steps(db: CaseDatabase, work: Callable[[], object]) -> tuple[int, object]:
+    """SQLite virtual-machine steps (in hundreds) that ``work`` takes, and its answer."""
+    counted = [0]
 
-    steps = []
+    def tick() -> int:
+        counted[0] += 1
+        return 0
+
+    db.conn.set_progress_handler(tick, 100)
+    try:
+        answer = work()
+    finally:
+        db.conn.set_progress_handler(None, 0)
+    return counted[0], answer
+
+
+def test_the_end_of_a_run_reads_only_the_pictures_and_videos(tmp_path: Path) -> None:
+    """Near-duplicate grouping (the end of every run) and matching against pHash/PDQ sets
+    read the pictures' and videos' rows through their partial indexes: their work does not
+    grow with the other results (SQLite's steps, counted, not timed), and they still find
+    what they found before."""
+    from pipeline.matching.match import Thresholds, group_series, match_near
+
+    grouping, matching = [], []
     for others in (100, 5_000):
         db = _results_db(tmp_path / f"others-{others}", pictures=40, others=others)
-        counted = [0]
-
-        def tick(counted: list[int] = counted) -> int:
-            counted[0] += 1
-            return 0
-
-        db.conn.set_progress_handler(tick, 100)
-        found = group_series(db, EVIDENCE, Thresholds())
-        db.conn.set_progress_handler(None, 0)
+        steps, found = _steps(db, lambda db=db: group_series(db, EVIDENCE, Thresholds()))
         assert found == {"groups": 20, "images_in_groups": 40, "largest": 2}
-        steps.append(counted[0])
+        grouping.append(steps)
+        first = db.conn.execute("SELECT phash, pdq FROM results ORDER BY file_id").fetchone()
+        db.conn.executemany("INSERT INTO known_hashes (hashset_id, algorithm, value)"
+                            " VALUES (1, ?, ?)", [("phash", first[0]), ("pdq", first[1])])
+        steps, searched = _steps(db, lambda db=db: match_near(db, EVIDENCE, Thresholds()))
+        assert {a: s["pairs"] for a, s in searched.items()} == {"phash": 2, "pdq": 2}
+        matching.append(steps)
         db.close()
-    assert steps[1] < 2 * steps[0], steps  # 50 × the other rows, about the same work
+    # 50 × the other rows, about the same work
+    assert grouping[1] < 2 * grouping[0] and matching[1] < 2 * matching[0], (grouping,
+                                                                             matching)
 
 
 def test_repeated_walk_entries_get_distinct_keys(tmp_path: Path) -> None:

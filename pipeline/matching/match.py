@@ -138,19 +138,25 @@ def match_near(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> di
 
 def _queries(db: CaseDatabase, evidence_id: str, algo: str, thresholds: Thresholds
              ) -> list[tuple[int, str, str | None]]:
-    """(file id, hash, variant) for every hashed image of the evidence."""
+    """(file id, hash, variant) for every hashed image of the evidence.
+
+    pHash and PDQ rows are found through the pictures' partial index (the condition it
+    names is implied by theirs, so repeating it changes no answer); dHash is not in it."""
     if algo != "pdq":
+        join, pictures = (("CROSS JOIN", f"({PICTURES_CONDITION}) AND ") if algo == "phash"
+                          else ("JOIN", ""))
         return [(r["file_id"], r["value"], None) for r in db.conn.execute(
-            f"SELECT r.file_id, r.{algo} AS value FROM results r JOIN files f"
-            f" ON f.id = r.file_id WHERE f.evidence_id = ? AND r.{algo} IS NOT NULL"
-            f" ORDER BY r.file_id", (evidence_id,))]
+            f"SELECT r.file_id, r.{algo} AS value FROM results r {join} files f"
+            f" ON f.id = r.file_id WHERE {pictures}r.{algo} IS NOT NULL"
+            f" AND f.evidence_id = ? ORDER BY r.file_id", (evidence_id,))]
     from analyzers.perceptual import DIHEDRAL
 
     out: list[tuple[int, str, str | None]] = []
     for r in db.conn.execute(
-            "SELECT r.file_id, r.pdq, r.pdq_dihedral FROM results r JOIN files f"
-            " ON f.id = r.file_id WHERE f.evidence_id = ? AND r.pdq IS NOT NULL"
-            " AND r.pdq_quality >= ? ORDER BY r.file_id", (evidence_id, thresholds.pdq_quality)):
+            "SELECT r.file_id, r.pdq, r.pdq_dihedral FROM results r CROSS JOIN files f"
+            f" ON f.id = r.file_id WHERE ({PICTURES_CONDITION}) AND r.pdq IS NOT NULL"
+            " AND r.pdq_quality >= ? AND f.evidence_id = ? ORDER BY r.file_id",
+            (thresholds.pdq_quality, evidence_id)):
         variants = json.loads(r["pdq_dihedral"]) if r["pdq_dihedral"] else [r["pdq"]]
         out.extend((r["file_id"], v, name) for name, v in zip(DIHEDRAL, variants, strict=False))
     # A known picture that is a frame of a video: the video's sampled frames are queries too.
