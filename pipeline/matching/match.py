@@ -143,8 +143,9 @@ def _queries(db: CaseDatabase, evidence_id: str, algo: str, thresholds: Threshol
     pHash and PDQ rows are found through the pictures' partial index (the condition it
     names is implied by theirs, so repeating it changes no answer); dHash is not in it."""
     if algo != "pdq":
-        join, pictures = (("CROSS JOIN", f"({PICTURES_CONDITION}) AND ") if algo == "phash"
-                          else ("JOIN", ""))
+        join, pictures = "JOIN", ""
+        if algo == "phash":  # results first, through the pictures' index
+            join, pictures = "CROSS JOIN", f"({PICTURES_CONDITION}) AND "
         return [(r["file_id"], r["value"], None) for r in db.conn.execute(
             f"SELECT r.file_id, r.{algo} AS value FROM results r {join} files f"
             f" ON f.id = r.file_id WHERE {pictures}r.{algo} IS NOT NULL"

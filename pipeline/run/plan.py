@@ -38,9 +38,10 @@ def batch_name(evidence_id: str, number: int) -> str:
     return f"{evidence_id[:12]}-{number:06d}"
 
 
-def quick_start_key(evidence_id: str) -> str:
+def unfinished_plan_key(evidence_id: str) -> str:
     """The case-info key present while the evidence's plan holds only the batches cut
-    during the walk (:func:`store_quick_start`), i.e. while the plan is not finished."""
+    during the walk (:func:`store_walk_batches`), i.e. while the plan is not finished.
+    (Its name predates the batches cut after the quick start; cases keep it.)"""
     return f"quick_start_batches:{evidence_id}"
 
 
@@ -50,7 +51,7 @@ def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
     batches stored during the walk (:class:`QuickStart`) stay its first."""
     db = case.db
     existing = db.batches(evidence_id)
-    if existing and db.info(quick_start_key(evidence_id)) is None:
+    if existing and db.info(unfinished_plan_key(evidence_id)) is None:
         return
     before = [(b["volume_offset"], json.loads(b["file_ids"]), b["bytes"]) for b in existing]
     with db.atomic():
@@ -59,7 +60,7 @@ def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
                                                     batch_files, parallelism, before):
             number += 1
             db.add_batch(batch_name(evidence_id, number), evidence_id, vol_offset, ids, nbytes)
-        db.forget_info(quick_start_key(evidence_id))
+        db.forget_info(unfinished_plan_key(evidence_id))
     batches = db.batches(evidence_id)
     case.record("batches.planned", {"evidence_id": evidence_id}, {
         "batches": len(batches), "files": sum(len(json.loads(b["file_ids"])) for b in batches),
@@ -68,15 +69,15 @@ def plan(case: Case, evidence_id: str, batch_bytes: int, batch_files: int,
     })
 
 
-def store_quick_start(case: Case, evidence_id: str, cut: list[tuple[str, Batch]],
-                      settings: dict[str, Any]) -> None:
+def store_walk_batches(case: Case, evidence_id: str, cut: list[tuple[str, Batch]],
+                       settings: dict[str, Any]) -> None:
     """Store and ledger batches cut during the walk (``batches.quick_start``), so their
     results can be: the plan made after the walk keeps them as its first batches."""
     db = case.db
     with db.atomic():
         for name, (vol_offset, ids, nbytes) in cut:
             db.add_batch(name, evidence_id, vol_offset, ids, nbytes)
-        db.set_info(quick_start_key(evidence_id), str(len(db.batches(evidence_id))))
+        db.set_info(unfinished_plan_key(evidence_id), "batches cut during the walk")
     case.record("batches.quick_start", {"evidence_id": evidence_id}, {
         "batches": [{"batch_id": name, "volume_offset": vol_offset, "files": len(ids),
                      "first_file_id": ids[0], "last_file_id": ids[-1], "bytes": nbytes}
@@ -179,14 +180,14 @@ class BatchCutter:
         the target that lower bound gives: the plan of all files, whose target can only
         be larger, closes it at the same file. Until then it waits for more of the walk;
         what is left at the walk's end is the plan's to cut (:func:`plan_batches`)."""
+        out: list[Batch] = []
         if not self.quick_start_done:
             batch = self.add(file_id, volume_offset, size)
+            if batch is not None:
+                out.append(batch)
             if not self.quick_start_done:
-                return [] if batch is None else [batch]
-            # The quick start's last batch closed at this file, which was not taken.
-            out = [] if batch is None else [batch]
-        else:
-            out = []
+                return out
+            # The quick start's last batch closed at this file, which it did not take.
         self._ahead.append((file_id, volume_offset, size))
         self._ahead_cost += file_cost(size)
         while (batch := self._cut_ahead()) is not None:

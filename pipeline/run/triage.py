@@ -268,7 +268,7 @@ class Triage:
         db.commit()
         if cut:
             opts = self.options
-            plan.store_quick_start(case, evidence_id, cut, {
+            plan.store_walk_batches(case, evidence_id, cut, {
                 "batch_bytes": opts.batch_bytes, "batch_files": opts.batch_files,
                 "parallelism": opts.parallelism, "cluster": runner.describe()})
         collect.store_batches(case, [(t.batch_id, out) for t, out in finished])
