@@ -3,12 +3,14 @@
 Timing is the benchmarks' business (``benchmarks/speed``); here: guided batch planning
 covers every file once within the maxima, one decode serves the perceptual hashes and
 the thumbnail without changing either, the watchdog's last-resort timer is disarmed
-between batches, and repeated walk entries still get distinct keys.
+between batches, repeated walk entries still get distinct keys, and the benchmark runs
+exhibit from a source tree with its bytecode written, as an installation would.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import random
 import subprocess
 import sys
@@ -353,3 +355,25 @@ def test_a_profiled_command_keeps_the_usual_exit(tmp_path: Path) -> None:
                           text=True, timeout=60)
     assert done.returncode == 0 and "exhibit" in done.stdout, done.stderr
     assert out.stat().st_size > 0
+
+
+def test_a_benchmarked_source_tree_runs_from_its_bytecode(tmp_path: Path) -> None:
+    """The speed benchmark runs exhibit from a source tree as installed, bytecode written
+    (else, with PYTHONDONTWRITEBYTECODE set, every process of a run compiles at start)."""
+    spec = importlib.util.spec_from_file_location("speed_run",
+                                                  REPO / "benchmarks" / "speed" / "run.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tree = tmp_path.resolve()
+    (tree / "pyproject.toml").write_text('[tool.setuptools.packages.find]\ninclude = ["pkg*"]\n')
+    (tree / "pkg").mkdir()
+    (tree / "pkg" / "__init__.py").write_text("")
+    (tree / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    env = dict(bench.installed_env(tree), PYTHONDONTWRITEBYTECODE="1")
+    loaded = subprocess.run([sys.executable, "-v", "-c", "import pkg.mod"], env=env,
+                            capture_output=True, text=True, check=True, cwd=tree).stderr
+    assert f"code object from '{tree}/pkg/__pycache__/mod." in loaded
+    (tree / "pkg" / "broken.py").write_text("def (:\n")
+    with pytest.raises(SystemExit, match="does not compile"):
+        bench.installed_env(tree)
