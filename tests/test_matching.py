@@ -22,7 +22,13 @@ import pytest
 from pipeline_helpers import REPO, exhibit, export_jsonl, icat, ledger_entries, triage
 from test_hashsets import make_nsrl
 
-from pipeline.matching.index import HammingIndex, brute_force, hex_to_words, words_to_hex
+from pipeline.matching.index import (
+    SMALL_INDEX_BYTES,
+    HammingIndex,
+    brute_force,
+    hex_to_words,
+    words_to_hex,
+)
 from pipeline.matching.match import Thresholds
 
 sys.path.insert(0, str(REPO / "sample_data"))
@@ -81,6 +87,21 @@ def test_index_memory_is_a_small_multiple_of_the_hashes() -> None:
         index = HammingIndex(known, radius)
         assert index.describe()["method"] == "multi-index hashing"
         assert index.nbytes <= 3 * known.nbytes, index.describe()
+
+
+def test_a_few_thousand_pdq_hashes_get_sixteen_bit_tables() -> None:
+    """The near-duplicate grouping's case (a card's photos): an index, not a scan, with
+    substrings wide enough for nearly empty buckets, in a small absolute memory bound."""
+    rng = np.random.default_rng(7)
+    known = _clustered(rng, 5_500, 4, spread=20)
+    index = HammingIndex(known, 31)
+    layout = index.describe()
+    assert layout["method"] == "multi-index hashing"
+    assert set(layout["substring_bits"]) == {16} and len(layout["substring_bits"]) == 16
+    assert index.nbytes <= SMALL_INDEX_BYTES
+    queries = np.vstack([known[:300] ^ np.uint64(0b111), _clustered(rng, 300, 4, spread=20)])
+    for a, b in zip(index.search(queries), brute_force(known, queries, 31), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_index_refuses_bad_arguments() -> None:

@@ -27,7 +27,9 @@ m = 3, b ≈ 21: 120 MB + 24 MB against 80 MB of raw hashes.
 
 Substring width is chosen near log2(N) (the paper's rule), bounded to [8, 22] bits, by
 minimising the expected probes + candidates per query among the layouts whose tables fit
-in :data:`MEMORY_FACTOR` × the raw hash bytes. A layout may leave a few bits of each word
+in :data:`MEMORY_FACTOR` × the raw hash bytes, or in :data:`SMALL_INDEX_BYTES` when that is
+more (a set of a few thousand hashes would otherwise be held to 8–10-bit substrings,
+whose crowded buckets made the index slower than a scan). A layout may leave a few bits of each word
 in no table: the pigeonhole argument holds on the bits that are covered (their distance
 is at most the whole distance), and verification uses every bit. Queries run in batches, fully
 vectorised: probe keys for a batch of queries at once, bucket ranges expanded with
@@ -47,11 +49,15 @@ _MAX_BITS = 22
 _MIN_BITS = 8
 MEMORY_FACTOR = 2.5  # tables ≤ this × the raw hash bytes, fingerprints included below
 FINGERPRINT_FACTOR = 2.95  # with fingerprints: still under the 3× the issue allows
+# …or this much, whatever the set's size: sixteen 16-bit tables for PDQ (4.5 MB for 5,500
+# hashes); from ~420,000 pHashes or ~105,000 PDQ hashes on, the factor above decides.
+SMALL_INDEX_BYTES = 8 << 20
 # Known hashes below which a scan is as fast and simpler: 64-bit hashes (pHash, dHash),
-# and 256-bit ones (PDQ, at its radius 31 the index probes many substrings; measured for
-# 20,000 queries on this 2-core machine, scan ÷ index: 5,500 known 0.4, 22,000 1.07).
+# and 256-bit ones (PDQ at radius 31, eight query variants per known hash, this 2-core
+# machine: scan / index 0.117 / 0.043 s at 3,000 known, 0.40 / 0.17 s at 5,500 — the
+# near-duplicate grouping of the photos benchmark — and 3.5 / 0.57 s at 16,000).
 _BRUTE_FORCE_BELOW = 4096
-_WIDE_BRUTE_FORCE_BELOW = 16384
+_WIDE_BRUTE_FORCE_BELOW = 3000
 _CHUNK_CANDIDATES = 1 << 22  # candidates verified per step (bounds temporary memory)
 _SCAN_BLOCK = 1 << 18  # (query, known) pairs per step of a scan: 512 KiB of counters
 
@@ -352,7 +358,7 @@ def _flip_masks(bits: int, radius: int) -> np.ndarray:
 
 def _choose_layout(n: int, words: int, radius: int) -> tuple[int, int]:
     """(parts per word, width cap) minimising probes + candidates within the memory cap."""
-    budget = MEMORY_FACTOR * 8 * words * n
+    budget = max(MEMORY_FACTOR * 8 * words * n, SMALL_INDEX_BYTES)
     best, best_cost = (64 // _MIN_BITS, _MIN_BITS), float("inf")
     for k in range(1, 64 // _MIN_BITS + 1):
         for cap in range(_MIN_BITS, _MAX_BITS + 1):
