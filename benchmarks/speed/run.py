@@ -68,7 +68,11 @@ def installed_env(tree: Path) -> dict[str, str]:
     bytecode written first, as installing them does (pip compiles what it installs; an
     unpacked ``git archive`` has no ``__pycache__``, and where PYTHONDONTWRITEBYTECODE is
     set, as on the CI machine, each of a triage's five processes would compile exhibit's
-    modules at its start, ~0.15 s each)."""
+    modules at its start, ~0.15 s each).
+
+    PYTHONSAFEPATH: ``python -m`` puts the working directory first on ``sys.path``, ahead
+    of PYTHONPATH, in the command and in the processes it starts (the walk's child): run
+    from the repository, every tree measured was the working tree."""
     import compileall
     import tomllib
 
@@ -78,7 +82,7 @@ def installed_env(tree: Path) -> dict[str, str]:
     for package in sorted({pattern.rstrip("*") for pattern in found}):
         if not compileall.compile_dir(tree / package, quiet=1):
             raise SystemExit(f"{tree / package}: does not compile")
-    return dict(os.environ, PYTHONPATH=str(tree))
+    return dict(os.environ, PYTHONPATH=str(tree), PYTHONSAFEPATH="1")
 
 
 # -- measuring one process tree ----------------------------------------------------------
@@ -122,15 +126,16 @@ def _children(pid: int) -> list[int]:
 
 
 def measure(cmd: list[str], log: Path, ledger: Path | None = None,
-            env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall time, exit code, peak RSS of the root and of its descendants."""
+            env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    """Run ``cmd`` (in ``cwd``); wall time, exit code, peak RSS of the root and of its
+    descendants."""
     peaks: dict[int, int] = {}
     cpu: dict[int, float] = {}  # last CPU seconds seen per process of the tree
     first_result: list[float] = []
     started = time.monotonic()
     started_utc = time.time()
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     done = threading.Event()
 
     def sample() -> None:
@@ -289,7 +294,7 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
         cmd, ledger = command(tool, image, work, workers)
         print(f"  {manifest.name}: {tool} …", file=sys.stderr, flush=True)
         row = measure(cmd, work / "output.log", ledger,
-                      {"exhibit": env, "baseline": baseline_env}.get(tool))
+                      {"exhibit": env, "baseline": baseline_env}.get(tool), cwd=work)
         row["command"] = cmd
         wall = row["wall_s"]
         ok = row["exit_code"] == 0
@@ -358,7 +363,7 @@ def bench_sample(scratch: Path, workers: int, env: dict[str, str] | None = None
     work.mkdir()
     warm(image)
     cmd, ledger = command("exhibit", image, work, workers)
-    row = measure(cmd, work / "output.log", ledger, env)
+    row = measure(cmd, work / "output.log", ledger, env, cwd=work)
     if ledger is not None and ledger.exists():
         row["phases"] = ledger_phases(ledger, row)
     image.unlink()
