@@ -46,10 +46,11 @@ $(BIN)/exhibit: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
-# The bytecode of exhibit's own packages (those pyproject.toml installs), written as a
-# regular install writes it: the editable install does not, and where PYTHONDONTWRITEBYTECODE
-# is set (CI containers) every process of a triage would compile them at its start (five
-# processes, ~0.15 s each). Up-to-date files are skipped; a stale one is only ignored.
+# The bytecode of exhibit's own packages (those pyproject.toml installs; tests/test_layout.py
+# checks the list), written as a regular install writes it: the editable install does not,
+# and where PYTHONDONTWRITEBYTECODE is set (CI containers) every process of a triage would
+# compile them at its start (five processes, ~0.15 s each). Up-to-date files are skipped;
+# a stale one is only ignored.
 PACKAGES := pipeline ingest analyzers chain_of_custody
 venv: $(BIN)/exhibit
 	@$(BIN)/python -m compileall -q $(PACKAGES)

@@ -147,3 +147,16 @@ def test_rooms_of_a_readable_size() -> None:
         assert len(modules) <= 12, f"{folder.relative_to(REPO)}: {len(modules)} modules"
         share = sum(lines[p] for p in files) / total
         assert share <= 0.30, f"{folder.relative_to(REPO)}: {share:.0%} of the product's lines"
+
+
+def test_one_list_of_rooms_everywhere() -> None:
+    """The packages pyproject.toml installs, the rooms these rules read and the packages
+    `make venv` writes bytecode for are the same four."""
+    import re
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        installed = tomllib.load(fh)["tool"]["setuptools"]["packages"]["find"]["include"]
+    compiled = re.search(r"^PACKAGES := (.+)$", (REPO / "Makefile").read_text(), re.M)
+    assert compiled is not None
+    assert {p.rstrip("*") for p in installed} == set(ROOMS) == set(compiled.group(1).split())

@@ -27,13 +27,13 @@ m = 3, b ≈ 21: 120 MB + 24 MB against 80 MB of raw hashes.
 
 Substring width is chosen near log2(N) (the paper's rule), bounded to [8, 22] bits, by
 minimising the expected probes + candidates per query among the layouts whose tables fit
-in :data:`MEMORY_FACTOR` × the raw hash bytes, or in :data:`SMALL_INDEX_BYTES` when that is
-more (a set of a few thousand hashes would otherwise be held to 8–10-bit substrings,
-whose crowded buckets made the index slower than a scan). A layout may leave a few bits of each word
-in no table: the pigeonhole argument holds on the bits that are covered (their distance
-is at most the whole distance), and verification uses every bit. Queries run in batches, fully
-vectorised: probe keys for a batch of queries at once, bucket ranges expanded with
-``np.repeat``, candidates verified with ``np.bitwise_count``.
+in :data:`MEMORY_FACTOR` × the raw hash bytes, or in :data:`SMALL_INDEX_BYTES` when that
+is more (a set of a few thousand hashes would otherwise be held to 8–10-bit substrings,
+whose crowded buckets made the index slower than a scan). A layout may leave a few bits
+of each word in no table: the pigeonhole argument holds on the bits that are covered
+(their distance is at most the whole distance), and verification uses every bit.
+Queries run in batches, fully vectorised: probe keys for a batch of queries at once,
+bucket ranges expanded with ``np.repeat``, candidates verified with ``np.bitwise_count``.
 """
 
 from __future__ import annotations
