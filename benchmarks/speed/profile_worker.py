@@ -19,23 +19,36 @@ import sys
 import time
 from pathlib import Path
 
-from analyzers import filetype, registry
+from analyzers import filetype
+from chain_of_custody.ledger import read_entries
+from ingest.derive import Limits
 from ingest.image import ImageSpec
 from pipeline.case.database import CaseDatabase
+from pipeline.case.store import LEDGER_NAME, SCRATCH_DIR
+from pipeline.run import EXPAND
+from pipeline.run.triage import TriageOptions, batch_task
 from pipeline.run.worker import BatchTask, analyze_batch
 
 
 def tasks(case_dir: Path, limit: int | None) -> list[BatchTask]:
+    """The case's batches as the triage that made it sent them: the analyzers, settings,
+    expansion limits and carve ranges of its last ``triage.started`` entry, through the
+    triage's own :func:`~pipeline.run.triage.batch_task`."""
+    started = [e["details"] for e in read_entries(case_dir / LEDGER_NAME)
+               if e["action"] == "triage.started"][-1]
+    expand = started.get("expand")
+    options = TriageOptions(
+        images=[], case_dir=case_dir, settings=started.get("analyzer_settings", {}),
+        limits=Limits(**expand["limits"]) if expand else Limits())
+    names = (*started["analyzers"], EXPAND) if expand else tuple(started["analyzers"])
     db = CaseDatabase(case_dir / "case.sqlite")
     evidence = db.conn.execute("SELECT * FROM evidence").fetchone()
     spec = ImageSpec(evidence["format"], tuple(json.loads(evidence["paths"])))
-    analyzers = tuple(a.name for a in registry.create(None))
-    out = []
-    for batch in db.batches(evidence["id"])[:limit]:
-        rows = db.files_by_ids(json.loads(batch["file_ids"]))
-        items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
-        out.append(BatchTask(batch["id"], spec, batch["volume_offset"], items, analyzers))
-    return out
+    scratch = case_dir / SCRATCH_DIR
+    scratch.mkdir(exist_ok=True)
+    return [batch_task(db, options, spec, batch["id"], batch["volume_offset"],
+                       json.loads(batch["file_ids"]), names, scratch)
+            for batch in db.batches(evidence["id"])[:limit]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,9 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -27,6 +30,7 @@ WINDOW = 1 << 20  # bytes read at a time, at most
 FIRST_READ = 4096  # bytes a walk reads first
 
 BMP_DIB_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+_DIB_SIZES = np.array(sorted(BMP_DIB_SIZES), dtype=np.int64)
 HEIF_BRANDS = {b"heic": "heic", b"heix": "heic", b"mif1": "heic", b"msf1": "heic",
                b"avif": "avif"}
 # Top-level ISO-BMFF boxes a still image (HEIF/AVIF) may have; anything else ends it.
@@ -215,8 +219,14 @@ def bmp_header_ok(head: bytes) -> bool:
     """The cheap BMP checks: size field, zero reserved words, pixel offset, DIB size."""
     if len(head) < 18 or head[:2] != b"BM":
         return False
-    file_size, reserved, pixels, dib = struct.unpack_from("<IIII", head, 2)
-    return (reserved == 0 and dib in BMP_DIB_SIZES and 14 + dib <= pixels < file_size)
+    return bool(bmp_fields_ok(*struct.unpack_from("<IIII", head, 2)))
+
+
+def bmp_fields_ok(file_size: Any, reserved: Any, pixels: Any, dib: Any) -> Any:
+    """:func:`bmp_header_ok` on the four header fields after ``BM``: ints, or numpy arrays
+    of them (one answer per row; the embedded-picture search checks thousands at once)."""
+    return ((reserved == 0) & np.isin(dib, _DIB_SIZES)
+            & (14 + dib <= pixels) & (pixels < file_size))
 
 
 def webp_end(read_at: ReadAt, offset: int, limit: int) -> int | None:

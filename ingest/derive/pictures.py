@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ingest.derive.base import Child, LimitExceeded, RangeStream
-from ingest.derive.picture_ends import ENDS, HEIF_BRANDS, MAX_PICTURE, ReadAt, bmp_header_ok
+from ingest.derive.picture_ends import ENDS, HEIF_BRANDS, MAX_PICTURE, ReadAt, bmp_fields_ok
 from ingest.location import Derivation
 
 VERSION = "1"
@@ -52,47 +52,102 @@ _SIGNATURES: tuple[tuple[bytes, str, int, int], ...] = (
 )
 
 
-def _plausible(kind: str, data: bytes, start: int) -> bool:
-    """The header checks a signature allows, on ``data[start:]``."""
+_PAIRS = tuple(np.uint16(int.from_bytes(sig[:2], "little")) for sig, *_ in _SIGNATURES)
+_BEFORE, _AFTER = 4, 18  # the checks read from 4 bytes before a signature to 18 after it
+_COLUMNS = np.arange(-_BEFORE, _AFTER)
+
+
+def _pair_hits(array: np.ndarray) -> np.ndarray:
+    """Offsets where any signature's first two bytes are, in order.
+
+    Every byte pair is read as one little-endian 16-bit word, at even and at odd offsets:
+    twelve comparisons of half the bytes each, instead of one pass per signature over
+    every byte and a position list for each signature's first byte (0xFF alone is
+    1 in 256 of random data and far more of machine code).
+    """
+    found = []
+    for start in (0, 1):
+        words = (len(array) - start) // 2
+        if words <= 0:
+            continue
+        pairs = array[start: start + 2 * words].view("<u2")
+        mask = pairs == _PAIRS[0]
+        scratch = np.empty(words, dtype=bool)
+        for pair in _PAIRS[1:]:
+            np.equal(pairs, pair, out=scratch)
+            mask |= scratch
+        found.append(np.flatnonzero(mask) * 2 + start)
+    return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.intp)
+
+
+def _u32(window: np.ndarray, column: int, order: str = "<") -> np.ndarray:
+    """The 32-bit integers at ``column`` (relative to the signature) of each window row."""
+    at = column + _BEFORE
+    return np.ascontiguousarray(window[:, at: at + 4]).view(order + "u4")[:, 0].astype(np.int64)
+
+
+def _among(window: np.ndarray, column: int, values: Iterable[bytes]) -> np.ndarray:
+    """Rows whose bytes at ``column`` are one of ``values`` (all of one length)."""
+    choices = list(values)
+    at = column + _BEFORE
+    part = window[:, at: at + len(choices[0])]
+    ok = np.zeros(len(window), dtype=bool)
+    for value in choices:
+        ok |= (part == np.frombuffer(value, dtype=np.uint8)).all(axis=1)
+    return ok
+
+
+def _plausible(kind: str, window: np.ndarray) -> np.ndarray:
+    """The header checks a signature allows, for each row (the signature at column 0)."""
     if kind == "jpeg":
-        return 0xC0 <= data[start + 3] <= 0xFE
+        marker = window[:, 3 + _BEFORE]
+        return (marker >= 0xC0) & (marker <= 0xFE)
     if kind == "png":
-        return data[start + 8: start + 16] == b"\x00\x00\x00\x0dIHDR"
+        return _among(window, 8, [b"\x00\x00\x00\x0dIHDR"])
     if kind == "gif":
-        return data[start + 4: start + 6] in (b"7a", b"9a")
+        return _among(window, 4, [b"7a", b"9a"])
     if kind == "bmp":
-        return bmp_header_ok(data[start: start + 18])
+        file_size, reserved, pixels, dib = (_u32(window, c) for c in (2, 6, 10, 14))
+        return bmp_fields_ok(file_size, reserved, pixels, dib)
     if kind == "webp":
-        return data[start + 8: start + 16] in (b"WEBPVP8 ", b"WEBPVP8L", b"WEBPVP8X")
-    box = int.from_bytes(data[start: start + 4], "big")
-    return 16 <= box <= 4096 and data[start + 8: start + 12] in HEIF_BRANDS
+        return _among(window, 8, [b"WEBPVP8 ", b"WEBPVP8L", b"WEBPVP8X"])
+    box = _u32(window, -4, ">")
+    return (box >= 16) & (box <= 4096) & _among(window, 4, HEIF_BRANDS)
 
 
 def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
     """Candidates ``(base + offset, kind)`` in ``data``, sorted by offset.
 
     A signature whose header checks would need bytes past the end of ``data`` is left out
-    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again). The first two
-    bytes of each signature are located with numpy (about twice the speed of
-    ``bytes.find`` on binary data, where short needles match often); the rest is checked
-    in Python on those few positions.
+    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again). All in numpy:
+    the byte pairs that start a signature (:func:`_pair_hits`), then each signature and
+    its header checks on a small window around every such pair, so a stream made of
+    nothing but near-signatures (``BMBMBM…``) costs array passes, not a Python loop.
     """
-    if len(data) < 2:
+    size = len(data)
+    if size < 2:
         return []
     array = np.frombuffer(data, dtype=np.uint8)
-    head, following = array[:-1], array[1:]
+    if not array.any():  # zeroed space, common in images: no pair can match (and fast)
+        return []
+    hits = _pair_hits(array)
+    if not hits.size:
+        return []
+    padded = np.zeros(size + _BEFORE + _AFTER, dtype=np.uint8)
+    padded[_BEFORE: _BEFORE + size] = array
+    pairs = array[hits].astype(np.uint16) | (array[hits + 1].astype(np.uint16) << 8)
     found: list[tuple[int, str]] = []
-    for signature, kind, shift, needed in _SIGNATURES:
-        hits = np.flatnonzero(head == signature[0])
-        hits = hits[following[hits] == signature[1]]
-        for at in hits.tolist():
-            begin = at + shift
-            if begin < 0 or not data.startswith(signature, at):
-                continue
-            if begin + needed > len(data):
-                continue
-            if _plausible(kind, data, begin):
-                found.append((base + begin, kind))
+    for (signature, kind, shift, needed), pair in zip(_SIGNATURES, _PAIRS, strict=True):
+        at = hits[pairs == pair]
+        begin = at + shift
+        at = at[(begin >= 0) & (begin + needed <= size)]
+        if not at.size:
+            continue
+        window = padded[at[:, None] + (_COLUMNS + _BEFORE)]
+        ok = (window[:, _BEFORE: _BEFORE + len(signature)]
+              == np.frombuffer(signature, dtype=np.uint8)).all(axis=1)
+        ok &= _plausible(kind, window)
+        found.extend((base + int(offset) + shift, kind) for offset in at[ok].tolist())
     found.sort()
     return found
 

@@ -58,6 +58,7 @@ from pipeline.run.walk import walk_evidence
 from pipeline.secure.tls import TlsOptions, cluster_security, describe
 
 if TYPE_CHECKING:  # with the analysis stack, imported beside the walk (_LATER_MODULES)
+    from pipeline.case.database import CaseDatabase
     from pipeline.run.worker import BatchTask
 
 # Imported by the cluster's start thread while the walk runs, not before the case opens.
@@ -282,21 +283,8 @@ class Triage:
 
     def _task(self, case: Case, spec: ImageSpec, batch_id: str, volume_offset: int,
               file_ids: list[int], names: tuple[str, ...], scratch: Path) -> BatchTask:
-        """One batch's task, as the case stands now (also for a batch sent while the walk
-        runs: the runner takes its result only if the planned task is equal)."""
-        from pipeline.carving import plan as carving
-        from pipeline.run.worker import BatchTask, frozen_settings
-
-        db = case.db
-        opts = self.options
-        rows = db.files_by_ids(file_ids)
-        items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
-        # The case's budget for bytes copied out of containers, as it stands now.
-        budget = max(0, opts.limits.case_bytes - db.derived_bytes(rows[0]["evidence_id"]))
-        return BatchTask(batch_id, spec, volume_offset, items, names,
-                         limits=replace(opts.limits, case_bytes=budget), scratch=str(scratch),
-                         carve=carving.carve_spec(db, file_ids),
-                         settings=frozen_settings(opts.settings))
+        return batch_task(case.db, self.options, spec, batch_id, volume_offset, file_ids,
+                          names, scratch)
 
     def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
                  names: tuple[str, ...], scratch: Path, runner: BatchRunner,
@@ -373,6 +361,25 @@ class _StopFlag:
 
     def is_set(self) -> bool:
         return self._set
+
+
+def batch_task(db: CaseDatabase, opts: TriageOptions, spec: ImageSpec, batch_id: str,
+               volume_offset: int, file_ids: list[int], names: tuple[str, ...],
+               scratch: Path) -> BatchTask:
+    """One batch's task, as the case stands now (also for a batch sent while the walk
+    runs: the runner takes its result only if the planned task is equal; and for the
+    worker profile in ``benchmarks/speed``, which must run what a triage runs)."""
+    from pipeline.carving import plan as carving
+    from pipeline.run.worker import BatchTask, frozen_settings
+
+    rows = db.files_by_ids(file_ids)
+    items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
+    # The case's budget for bytes copied out of containers, as it stands now.
+    budget = max(0, opts.limits.case_bytes - db.derived_bytes(rows[0]["evidence_id"]))
+    return BatchTask(batch_id, spec, volume_offset, items, names,
+                     limits=replace(opts.limits, case_bytes=budget), scratch=str(scratch),
+                     carve=carving.carve_spec(db, file_ids),
+                     settings=frozen_settings(opts.settings))
 
 
 @contextmanager
