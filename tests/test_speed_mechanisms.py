@@ -404,3 +404,19 @@ def test_every_server_of_the_local_cluster_checks_its_event_loop_twice_a_second(
         assert [server._tick_interval for server in servers] == [0.5] * 3
         ticks = runner.client.run(lambda dask_worker: dask_worker._tick_interval)
         assert list(ticks.values()) == [0.5, 0.5]
+
+
+def test_starting_the_local_cluster_imports_no_package_exhibit_does_not_use() -> None:
+    """Dask's nanny imported every package it might preload into the fork server (pandas
+    among them, installed for case_utils: ~0.15 s of the driver's CPU while the walk runs);
+    exhibit's fork server is started with its own preload first (issue 18)."""
+    probe = (
+        "import sys\n"
+        "from pipeline.run.cluster import BatchRunner\n"
+        "with BatchRunner(1) as runner:\n"
+        "    runner.client.submit(sum, [1, 2]).result()\n"
+        "print(sorted(m for m in ('pandas', 'lz4') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -246,7 +246,16 @@ class BatchRunner:
             "distributed.admin.tick.interval": "500ms",
         }
         import dask
+        import distributed.utils
         from distributed import Client, LocalCluster
+
+        # The first nanny to start asks for the fork server's preload list, and to make it
+        # imports every package Dask may use (numpy, pandas, lz4) in this process, holding
+        # the GIL the walk needs (pandas, there only for case_utils: ~0.15 s CPU). The fork
+        # server already runs with exhibit's preload (start_fork_server), which no later
+        # list would change anyway.
+        if hasattr(distributed.utils, "_forkserver_preload_set"):
+            distributed.utils._forkserver_preload_set = True
 
         # Workers ignore Ctrl-C (inherited across exec), so the driver alone decides to
         # stop and the batches in flight finish. (Started in a thread: the workers set it
