@@ -225,7 +225,7 @@ def bmp_header_ok(head: bytes) -> bool:
 def bmp_fields_ok(file_size: Any, reserved: Any, pixels: Any, dib: Any) -> Any:
     """:func:`bmp_header_ok` on the four header fields after ``BM``: ints, or numpy arrays
     of them (one answer per row; the embedded-picture search checks thousands at once)."""
-    return ((reserved == 0) & np.isin(dib, _DIB_SIZES)
+    return ((reserved == 0) & np.equal.outer(dib, _DIB_SIZES).any(axis=-1)
             & (14 + dib <= pixels) & (pixels < file_size))
 
 

@@ -21,6 +21,7 @@ after its end are searched (``copy /b pic.jpg + other.jpg``). At most
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
@@ -55,35 +56,43 @@ _SIGNATURES: tuple[tuple[bytes, str, int, int], ...] = (
 _PAIRS = tuple(np.uint16(int.from_bytes(sig[:2], "little")) for sig, *_ in _SIGNATURES)
 _BEFORE, _AFTER = 4, 18  # the checks read from 4 bytes before a signature to 18 after it
 _COLUMNS = np.arange(-_BEFORE, _AFTER)
+SMALL = 8 << 10  # bytes: below this a regular expression finds the pairs faster than numpy
+# No signature's second byte starts a signature, so pairs never overlap one another and
+# the expression's non-overlapping matches are every pair.
+assert not {sig[1] for sig, *_ in _SIGNATURES} & {sig[0] for sig, *_ in _SIGNATURES}
+_PAIR_SEARCH = re.compile(b"|".join(re.escape(sig[:2]) for sig, *_ in _SIGNATURES))
 
 
-def _pair_hits(array: np.ndarray) -> np.ndarray:
+def _pair_hits(data: bytes, array: np.ndarray) -> np.ndarray:
     """Offsets where any signature's first two bytes are, in order.
 
-    Every byte pair is read as one little-endian 16-bit word, at even and at odd offsets:
-    twelve comparisons of half the bytes each, instead of one pass per signature over
-    every byte and a position list for each signature's first byte (0xFF alone is
-    1 in 256 of random data and far more of machine code).
+    In a large buffer every byte pair is read as one little-endian 16-bit word, at even
+    and at odd offsets: twelve comparisons of half the bytes each, instead of one pass
+    per signature over every byte and a position list for each signature's first byte
+    (0xFF alone is 1 in 256 of random data, and far more of machine code). A small one
+    (most files) costs more in numpy's per-call overhead than in bytes.
     """
-    found = []
+    if len(data) < SMALL:
+        return np.array([m.start() for m in _PAIR_SEARCH.finditer(data)], dtype=np.intp)
+    parts = []
     for start in (0, 1):
         words = (len(array) - start) // 2
-        if words <= 0:
-            continue
         pairs = array[start: start + 2 * words].view("<u2")
         mask = pairs == _PAIRS[0]
         scratch = np.empty(words, dtype=bool)
         for pair in _PAIRS[1:]:
             np.equal(pairs, pair, out=scratch)
             mask |= scratch
-        found.append(np.flatnonzero(mask) * 2 + start)
-    return np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.intp)
+        parts.append(np.flatnonzero(mask) * 2 + start)
+    return np.sort(np.concatenate(parts))
 
 
-def _u32(window: np.ndarray, column: int, order: str = "<") -> np.ndarray:
-    """The 32-bit integers at ``column`` (relative to the signature) of each window row."""
+def _u32(window: np.ndarray, column: int, order: str = "<", count: int = 1) -> np.ndarray:
+    """The ``count`` 32-bit integers from ``column`` (relative to the signature) of each
+    window row: a column of them, or ``count`` columns."""
     at = column + _BEFORE
-    return np.ascontiguousarray(window[:, at: at + 4]).view(order + "u4")[:, 0].astype(np.int64)
+    words = np.ascontiguousarray(window[:, at: at + 4 * count]).view(order + "u4")
+    return (words[:, 0] if count == 1 else words).astype(np.int64)
 
 
 def _among(window: np.ndarray, column: int, values: Iterable[bytes]) -> np.ndarray:
@@ -107,8 +116,8 @@ def _plausible(kind: str, window: np.ndarray) -> np.ndarray:
     if kind == "gif":
         return _among(window, 4, [b"7a", b"9a"])
     if kind == "bmp":
-        file_size, reserved, pixels, dib = (_u32(window, c) for c in (2, 6, 10, 14))
-        return bmp_fields_ok(file_size, reserved, pixels, dib)
+        fields = _u32(window, 2, count=4)
+        return bmp_fields_ok(*fields.T)
     if kind == "webp":
         return _among(window, 8, [b"WEBPVP8 ", b"WEBPVP8L", b"WEBPVP8X"])
     box = _u32(window, -4, ">")
@@ -119,35 +128,36 @@ def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
     """Candidates ``(base + offset, kind)`` in ``data``, sorted by offset.
 
     A signature whose header checks would need bytes past the end of ``data`` is left out
-    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again). All in numpy:
-    the byte pairs that start a signature (:func:`_pair_hits`), then each signature and
-    its header checks on a small window around every such pair, so a stream made of
-    nothing but near-signatures (``BMBMBM…``) costs array passes, not a Python loop.
+    (an incremental caller keeps :data:`OVERLAP` bytes and sees it again). The byte pairs
+    that start a signature (:func:`_pair_hits`), then, in numpy, each signature and its
+    header checks on a small window around every such pair: a stream made of nothing but
+    near-signatures (``BMBMBM…``) costs array passes, not a Python step per pair.
     """
     size = len(data)
     if size < 2:
         return []
     array = np.frombuffer(data, dtype=np.uint8)
-    if not array.any():  # zeroed space, common in images: no pair can match (and fast)
+    if data[0] == 0 == data[-1] and not array.any():  # zeroed space, common in images
         return []
-    hits = _pair_hits(array)
+    hits = _pair_hits(data, array)
     if not hits.size:
         return []
-    padded = np.zeros(size + _BEFORE + _AFTER, dtype=np.uint8)
-    padded[_BEFORE: _BEFORE + size] = array
     pairs = array[hits].astype(np.uint16) | (array[hits + 1].astype(np.uint16) << 8)
+    present = set(pairs.tolist())
+    # Each pair's window of bytes; those outside the buffer read as its edge bytes, and
+    # a signature that needs them is dropped by the bounds check below.
+    windows = array[np.clip(hits[:, None] + _COLUMNS, 0, size - 1)]
     found: list[tuple[int, str]] = []
     for (signature, kind, shift, needed), pair in zip(_SIGNATURES, _PAIRS, strict=True):
-        at = hits[pairs == pair]
-        begin = at + shift
-        at = at[(begin >= 0) & (begin + needed <= size)]
-        if not at.size:
+        if int(pair) not in present:
             continue
-        window = padded[at[:, None] + (_COLUMNS + _BEFORE)]
-        ok = (window[:, _BEFORE: _BEFORE + len(signature)]
-              == np.frombuffer(signature, dtype=np.uint8)).all(axis=1)
+        rows = pairs == pair
+        at, window = hits[rows], windows[rows]
+        ok = (at + shift >= 0) & (at + shift + needed <= size)
+        ok &= (window[:, _BEFORE: _BEFORE + len(signature)]
+               == np.frombuffer(signature, dtype=np.uint8)).all(axis=1)
         ok &= _plausible(kind, window)
-        found.extend((base + int(offset) + shift, kind) for offset in at[ok].tolist())
+        found.extend((base + offset + shift, kind) for offset in at[ok].tolist())
     found.sort()
     return found
 
