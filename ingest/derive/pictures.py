@@ -2,9 +2,10 @@
 
 Three steps, cheapest first, so a worker can run the first on the chunks it already reads:
 
-1. **candidates** — signature search (numpy, on the first two bytes) plus the few header
-   checks a signature allows (a JPEG marker after FF D8 FF, PNG's IHDR, a sane BMP header,
-   a RIFF/WEBP chunk, an ``ftyp`` box with a HEIF brand);
+1. **candidates** — signature search (each signature's first two bytes, then the rest)
+   plus the few header checks a signature allows (a JPEG marker after FF D8 FF, PNG's
+   IHDR, a sane BMP header, a RIFF/WEBP chunk, an ``ftyp`` box with a HEIF brand), in
+   numpy over all candidates at once, so hostile bytes cannot make it a Python loop;
 2. **structure** — :mod:`ingest.derive.picture_ends` walks the picture to its real end,
    bounded against hostile input;
 3. **decode** — Pillow (pillow-heif for HEIC) decodes the whole picture; a picture counts
