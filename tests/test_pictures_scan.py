@@ -11,6 +11,7 @@ import random
 import struct
 import subprocess
 import sys
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -298,6 +299,24 @@ def test_a_stream_of_near_signatures_is_searched_without_a_step_per_pair():
     hostile = b"BM" * 32768
     plain = bytes(random.Random(14).randbytes(65536).replace(b"\x89PNG", b"...."))
     assert calls(hostile) < 2 * calls(plain)
+
+
+def test_a_chunk_of_near_signatures_is_checked_in_bounded_memory():
+    # 1 MiB of "BMBM…" is 524,288 pairs to check; checked all at once their windows'
+    # indices alone would take 92 MB, per chunk, in every worker. Two real headers, one
+    # near each end, must still be found (the pairs are checked in blocks).
+    header = b"BM" + struct.pack("<IIII", 9000, 0, 54, 40)
+    data = bytearray(b"BM" * (1 << 19))
+    data[100:100 + len(header)] = header
+    data[(1 << 20) - 1000:(1 << 20) - 1000 + len(header)] = header
+    tracemalloc.start()
+    try:
+        found = find_signatures(bytes(data))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == [(100, "bmp"), ((1 << 20) - 1000, "bmp")]
+    assert peak < 40 << 20
 
 
 def test_a_signature_split_at_any_byte_between_chunks_is_found_once(pictures: dict[str, Path]):

@@ -58,6 +58,7 @@ _PAIRS = tuple(np.uint16(int.from_bytes(sig[:2], "little")) for sig, *_ in _SIGN
 _BEFORE, _AFTER = 4, 18  # the checks read from 4 bytes before a signature to 18 after it
 _COLUMNS = np.arange(-_BEFORE, _AFTER)
 SMALL = 8 << 10  # bytes: below this a regular expression finds the pairs faster than numpy
+HITS_AT_ONCE = 1 << 16  # pairs checked together (their windows' indices: 11.5 MB at most)
 # No signature's second byte starts a signature, so pairs never overlap one another and
 # the expression's non-overlapping matches are every pair.
 assert not {sig[1] for sig, *_ in _SIGNATURES} & {sig[0] for sig, *_ in _SIGNATURES}
@@ -125,6 +126,29 @@ def _plausible(kind: str, window: np.ndarray) -> np.ndarray:
     return (box >= 16) & (box <= 4096) & _among(window, 4, HEIF_BRANDS)
 
 
+def _checked(array: np.ndarray, hits: np.ndarray, base: int) -> list[tuple[int, str]]:
+    """The candidates among ``hits`` (pair offsets in ``array``): each signature whole and
+    its header checks, on a window of bytes around every pair."""
+    size = len(array)
+    pairs = array[hits].astype(np.uint16) | (array[hits + 1].astype(np.uint16) << 8)
+    present = set(pairs.tolist())
+    # Bytes outside the buffer read as its edge bytes; a signature that needs them is
+    # dropped by the bounds check.
+    windows = array[np.clip(hits[:, None] + _COLUMNS, 0, size - 1)]
+    found: list[tuple[int, str]] = []
+    for (signature, kind, shift, needed), pair in zip(_SIGNATURES, _PAIRS, strict=True):
+        if int(pair) not in present:
+            continue
+        rows = pairs == pair
+        at, window = hits[rows], windows[rows]
+        ok = (at + shift >= 0) & (at + shift + needed <= size)
+        ok &= (window[:, _BEFORE: _BEFORE + len(signature)]
+               == np.frombuffer(signature, dtype=np.uint8)).all(axis=1)
+        ok &= _plausible(kind, window)
+        found.extend((base + offset + shift, kind) for offset in at[ok].tolist())
+    return found
+
+
 def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
     """Candidates ``(base + offset, kind)`` in ``data``, sorted by offset.
 
@@ -143,22 +167,9 @@ def find_signatures(data: bytes, base: int = 0) -> list[tuple[int, str]]:
     hits = _pair_hits(data, array)
     if not hits.size:
         return []
-    pairs = array[hits].astype(np.uint16) | (array[hits + 1].astype(np.uint16) << 8)
-    present = set(pairs.tolist())
-    # Each pair's window of bytes; those outside the buffer read as its edge bytes, and
-    # a signature that needs them is dropped by the bounds check below.
-    windows = array[np.clip(hits[:, None] + _COLUMNS, 0, size - 1)]
     found: list[tuple[int, str]] = []
-    for (signature, kind, shift, needed), pair in zip(_SIGNATURES, _PAIRS, strict=True):
-        if int(pair) not in present:
-            continue
-        rows = pairs == pair
-        at, window = hits[rows], windows[rows]
-        ok = (at + shift >= 0) & (at + shift + needed <= size)
-        ok &= (window[:, _BEFORE: _BEFORE + len(signature)]
-               == np.frombuffer(signature, dtype=np.uint8)).all(axis=1)
-        ok &= _plausible(kind, window)
-        found.extend((base + offset + shift, kind) for offset in at[ok].tolist())
+    for first in range(0, hits.size, HITS_AT_ONCE):
+        found.extend(_checked(array, hits[first: first + HITS_AT_ONCE], base))
     found.sort()
     return found
 
