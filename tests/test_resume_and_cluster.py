@@ -269,8 +269,7 @@ def test_first_batches_start_while_the_walk_runs(
         rows = db.conn.execute("SELECT * FROM files WHERE kind = 'file' ORDER BY id LIMIT 2"
                                ).fetchall()
         one, other = (BatchTask("probe-1", open_image([many_files_image]).spec, 0,
-                                ((r["id"], r["entry_key"], db.file_entry(r).to_dict()),),
-                                ("hashes",)) for r in rows)
+                                db.batch_items([r["id"]]), ("hashes",)) for r in rows)
         db.close()
         runner.prestart(one)
         finished = [out for group in runner.run([other], _Never()) for _, out in group]

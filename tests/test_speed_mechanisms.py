@@ -3,7 +3,8 @@
 Timing is the benchmarks' business (``benchmarks/speed``); here: guided batch planning
 covers every file once within the maxima, one decode serves the perceptual hashes and
 the thumbnail without changing either, the watchdog's last-resort timer is disarmed
-between batches, repeated walk entries still get distinct keys, and the benchmark runs
+between batches, repeated walk entries still get distinct keys, a batch task carries
+each entry exactly as the walk stored it, and the benchmark runs
 exhibit from the source tree given, with its bytecode written, as an installation would,
 and the local cluster's servers check their event loops twice a second, not fifty times.
 """
@@ -17,15 +18,19 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_analyzers import encode, entry, procedural
 
 import analyzers.perceptual as perceptual
 from analyzers import registry
 from analyzers.run import analyze_bytes
-from ingest.location import EvidenceLocation, FileEntry
+from ingest.layers.snapshots import UNCHANGED_NOTE
+from ingest.location import Derivation, EvidenceLocation, FileEntry, Snapshot
 from pipeline.case.database import CaseDatabase
 from pipeline.run.plan import MIN_BATCH_COST, PER_FILE_COST, BatchCutter, plan_batches
 
@@ -420,3 +425,65 @@ def test_starting_the_local_cluster_imports_no_package_exhibit_does_not_use() ->
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120, check=True, cwd=REPO)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+_TEXT = st.text(max_size=12)
+_TIME = st.none() | st.just("2024-05-01T10:00:00.123456789Z") | st.just("1601-01-01T00:00:00Z")
+_SMALL = st.none() | st.integers(0, 2**32)
+
+
+@st.composite
+def _walked_entries(draw: st.DrawFn) -> FileEntry:
+    snapshot = draw(st.none() | st.builds(Snapshot, st.integers(0, 63), _TEXT,
+                                          st.none() | _TIME))
+    notes = draw(st.lists(st.sampled_from([UNCHANGED_NOTE, "no metadata", "orphan"]) | _TEXT,
+                          max_size=3))
+    loc = EvidenceLocation(EVIDENCE, draw(st.integers(-1, 8)), draw(st.integers(0, 2**40)),
+                           draw(st.sampled_from(["ext4", "ntfs", "fat32"])),
+                           draw(st.integers(0, 2**48)), "/" + draw(_TEXT),
+                           draw(st.none() | _TEXT), snapshot=snapshot)
+    return FileEntry(loc, draw(_TEXT), draw(st.integers(0, 2**40)),
+                     draw(st.sampled_from(["file", "directory", "symlink", "other"])),
+                     draw(st.booleans()), draw(_TIME), draw(_TIME), draw(_TIME), draw(_TIME),
+                     draw(_SMALL), draw(_SMALL), draw(_SMALL),
+                     draw(st.none() | st.booleans()), tuple(notes))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_walked_entries(), min_size=1, max_size=40))
+def test_a_batch_item_is_the_entry_the_walk_stored(tmp_path_factory: pytest.TempPathFactory,
+                                                   entries: list[FileEntry]) -> None:
+    """The batch task's items are read from the files' columns without ``FileEntry`` (issue
+    18: the driver's cost per file): each must be exactly ``to_dict`` of the entry the walk
+    stored — types (booleans, not 0/1), snapshots, notes, streams, unset times — and come
+    in the order asked for; the worker rebuilds the entry from it."""
+    db = CaseDatabase(tmp_path_factory.mktemp("items") / "case.sqlite")
+    db.conn.execute("PRAGMA foreign_keys=OFF")
+    db.add_files(entries)
+    ids = [r[0] for r in db.conn.execute("SELECT id FROM files ORDER BY id DESC")]
+    items = db.batch_items(ids)
+    db.close()
+    assert [i for i, _, _ in items] == ids
+    for (_, _, item), walked in zip(items, reversed(entries), strict=True):
+        assert item == walked.to_dict()
+        assert [type(v) for v in item.values()] == [type(v) for v in walked.to_dict().values()]
+        assert FileEntry.from_dict(item) == walked
+
+
+def test_the_derivation_budget_spent_counts_only_derived_files(tmp_path: Path) -> None:
+    """``derived_bytes`` reads the derived entries' index: the sum of the evidence's
+    derived regular files, not its walked files, other evidence's or derived folders."""
+    db = _files_db(tmp_path, [[1000, 2000], [4000]])
+    parents = [r[0] for r in db.conn.execute("SELECT id FROM files ORDER BY id")]
+    step = Derivation("zip", "1", inner="a")
+    for n, (evidence, kind, size) in enumerate([(EVIDENCE, "file", 7), (EVIDENCE, "file", 11),
+                                                (EVIDENCE, "directory", 13),
+                                                ("0f" * 32, "file", 17)]):
+        loc = replace(EvidenceLocation(evidence, 0, 0, "ext4", 5, "/z"), derivation=(step,))
+        db.add_derived(parents[n % 3], f"derived-{n}", FileEntry(loc, "m", size, kind, True),
+                       "/z//a")
+    assert db.derived_bytes(EVIDENCE) == 18
+    assert db.derived_bytes("0f" * 32) == 17
+    assert db.derived_bytes("aa" * 32) == 0
+    db.close()

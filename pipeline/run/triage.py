@@ -372,10 +372,10 @@ def batch_task(db: CaseDatabase, opts: TriageOptions, spec: ImageSpec, batch_id:
     from pipeline.carving import plan as carving
     from pipeline.run.worker import BatchTask, frozen_settings
 
-    rows = db.files_by_ids(file_ids)
-    items = tuple((r["id"], r["entry_key"], db.file_entry(r).to_dict()) for r in rows)
+    items = db.batch_items(file_ids)
     # The case's budget for bytes copied out of containers, as it stands now.
-    budget = max(0, opts.limits.case_bytes - db.derived_bytes(rows[0]["evidence_id"]))
+    budget = max(0, opts.limits.case_bytes
+                 - db.derived_bytes(items[0][2]["location"]["evidence_id"]))
     return BatchTask(batch_id, spec, volume_offset, items, names,
                      limits=replace(opts.limits, case_bytes=budget), scratch=str(scratch),
                      carve=carving.carve_spec(db, file_ids),
