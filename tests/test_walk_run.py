@@ -146,6 +146,18 @@ def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> 
         with pytest.raises(KeyError), db.hash_indexes_deferred():
             raise KeyError("the analysis failed")
         assert hashed <= indexes()
+        # The summary's counts read beside the build on a second connection: they see the
+        # committed rows, and the indexes are there when the block has ended.
+        db.conn.execute("PRAGMA foreign_keys=OFF")
+        db.conn.executemany("INSERT INTO results (file_id, batch_id, leaf_index, record, md5)"
+                            " VALUES (?, 'b', ?, '{}', ?)",
+                            [(i, i, f"{i:032x}") for i in range(20_000)])
+        for holding in (False, True):  # a transaction open: the build waits for nothing
+            with db.hash_indexes_deferred() as build:
+                if holding:
+                    db.begin()
+                build.beside = lambda: db.count("SELECT COUNT(*) FROM results")
+            assert build.result == 20_000 and hashed <= indexes()
     finally:
         db.close()
     db = CaseDatabase(tmp_path / "case.sqlite")  # a run killed inside: rebuilt on open

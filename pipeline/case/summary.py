@@ -8,8 +8,12 @@ from typing import Any
 from pipeline.case.database import CaseDatabase
 
 
-def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
-    """The counts an examiner reads first (also the ``triage.completed`` details)."""
+def summarize(db: CaseDatabase, evidence_id: str,
+              counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """The counts an examiner reads first (also the ``triage.completed`` details).
+
+    ``counts``: the entries' and results' counts (``entry_counts``) taken already, e.g.
+    while the case's hash indexes were built (they do not change after the analysis)."""
     q = (evidence_id,)
     volumes = db.volumes(evidence_id)
     evidence = db.evidence(evidence_id)
@@ -28,8 +32,7 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         # walked in volume shadow copies.
         "apfs_volumes": {v["fs_type"]: json.loads(v["detail"])["apfs_volume"] for v in volumes
                          if "apfs_volume" in json.loads(v["detail"])},
-        **_file_counts(db, evidence_id),
-        **_result_counts(db, evidence_id),
+        **(counts if counts is not None else entry_counts(db, evidence_id)),
         "known_hash_matches": db.count(
             "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
             " JOIN hashsets h ON h.id = m.hashset_id"
@@ -57,6 +60,11 @@ def summarize(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         "skipped": db.count("SELECT COUNT(*) FROM errors WHERE evidence_id = ?"
                             " AND error = 'Skipped'", q),
     }
+
+
+def entry_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
+    """The summary's two passes: over the evidence's files, and over its results."""
+    return {**_file_counts(db, evidence_id), **_result_counts(db, evidence_id)}
 
 
 def _file_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:

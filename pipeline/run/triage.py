@@ -42,7 +42,7 @@ from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.remote.objects import RemoteError
 from pipeline.carving import RANGE_BYTES
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
-from pipeline.case.summary import summarize
+from pipeline.case.summary import entry_counts, summarize
 from pipeline.run import EXPAND, EXPAND_VERSION, acquisition, collect, plan
 from pipeline.run.cluster import (
     DEFAULT_FILE_TIMEOUT,
@@ -211,7 +211,8 @@ class Triage:
         try:
             empty = self._walk_and_plan(case, image, evidence_id, quick)
             acquisition.conclude(case, reg, wait=False)
-            interrupted = self._analyse(case, image.spec, reg, names, scratch, runner, quick)
+            interrupted, counts = self._analyse(case, image.spec, reg, names, scratch, runner,
+                                                quick)
             if self.runner is None:  # while the hash ends and the driver matches
                 runner.close_in_background()
             if interrupted:
@@ -219,7 +220,7 @@ class Triage:
             else:
                 acquisition.conclude(case, reg, wait=True)
                 self._match(case, evidence_id)
-            summary = summarize(case.db, evidence_id)
+            summary = summarize(case.db, evidence_id, counts)
             if empty is not None:
                 summary["nothing_examined"] = empty
             summary["elapsed_seconds"] = round(time.monotonic() - self.started, 3)
@@ -288,8 +289,9 @@ class Triage:
 
     def _analyse(self, case: Case, spec: ImageSpec, reg: acquisition.Registration,
                  names: tuple[str, ...], scratch: Path, runner: BatchRunner,
-                 quick: QuickStart) -> bool:
-        """Run the unfinished batches; returns True when interrupted by the examiner.
+                 quick: QuickStart) -> tuple[bool, dict[str, int] | None]:
+        """Run the unfinished batches; returns whether the examiner interrupted them, and
+        the summary's entry counts when they were taken beside the hash indexes' build.
 
         Between batches the acquisition hash running beside them is recorded once it
         finishes (a mismatch stops the run there)."""
@@ -305,7 +307,7 @@ class Triage:
                                    if b["status"] != "done"])
         if not todo:
             shutil.rmtree(scratch, ignore_errors=True)
-            return False
+            return False, None
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
         total_bytes = sum(b["bytes"] for b in todo)
 
@@ -316,7 +318,8 @@ class Triage:
 
         if self.runner is None:
             runner.wait_started()
-        with _interruptible() as stop, db.hash_indexes_deferred(), self.reporter.analysis_task(
+        with _interruptible() as stop, db.hash_indexes_deferred() as indexes, \
+                self.reporter.analysis_task(
                 total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
@@ -337,8 +340,10 @@ class Triage:
                     "note": "the evidence store failed; no file was recorded from the failed"
                             " reads; run the same command to resume"})
                 raise
+            # Nothing is written until the indexes are built; the counts no longer change.
+            indexes.beside = lambda: entry_counts(db, evidence_id)
         shutil.rmtree(scratch, ignore_errors=True)
-        return stop.is_set()
+        return stop.is_set(), indexes.result
 
     @staticmethod
     def _match(case: Case, evidence_id: str) -> None:
