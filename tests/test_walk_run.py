@@ -19,6 +19,7 @@ from test_ingest import EVIDENCE_ID, fls
 from ingest.image import open_image
 from ingest.volumes import find_volumes
 from pipeline.case.database import SCHEMA_VERSION, CaseDatabase
+from pipeline.case.indexes import hash_indexes_deferred
 from pipeline.run.contained_walk import WalkContained, WalkProcess
 
 _SCHEMA2_VOLUMES = """
@@ -140,10 +141,10 @@ def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> 
     hashed = {"results_md5", "results_sha1", "results_sha256"}
     try:
         assert hashed <= indexes()
-        with db.hash_indexes_deferred():
+        with hash_indexes_deferred(db):
             assert not hashed & indexes()
         assert hashed <= indexes()
-        with pytest.raises(KeyError), db.hash_indexes_deferred():
+        with pytest.raises(KeyError), hash_indexes_deferred(db):
             raise KeyError("the analysis failed")
         assert hashed <= indexes()
         # The summary's counts read beside the build on a second connection: they see the
@@ -153,7 +154,7 @@ def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> 
                             " VALUES (?, 'b', ?, '{}', ?)",
                             [(i, i, f"{i:032x}") for i in range(20_000)])
         for holding in (False, True):  # a transaction open: the build waits for nothing
-            with db.hash_indexes_deferred() as build:
+            with hash_indexes_deferred(db) as build:
                 if holding:
                     db.begin()
                 build.beside = lambda: db.count("SELECT COUNT(*) FROM results")

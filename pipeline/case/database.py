@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,6 @@ from pipeline.case.schema import (
     EVIDENCE_TABLE,
     FILL_MEDIA_COLUMNS,
     MEDIA_RESULT_INDEXES,
-    RESULT_HASH_INDEX_NAMES,
-    RESULT_HASH_INDEXES,
     SCHEMA,
     SCHEMA_VERSION,
     VIDEO_SCHEMA,
@@ -40,19 +36,9 @@ EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS
 # Page cache of the case's connection, and while the result hash indexes are built
 # (negative: KiB, as SQLite's PRAGMA takes it).
 CACHE_KIB = -65536
-INDEX_BUILD_CACHE_KIB = -2000
 
-__all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "IndexBuild", "derived_path",
-           "entry_key", "utc_now"]
-
-
-@dataclass
-class IndexBuild:
-    """The end of ``hash_indexes_deferred``: ``beside``, a read-only step for the case's
-    connection while the indexes are built on another; ``result``, its value."""
-
-    beside: Callable[[], Any] | None = None
-    result: Any = None
+__all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key",
+           "utc_now"]
 
 
 def utc_now() -> str:
@@ -215,61 +201,6 @@ class CaseDatabase:
                 self.conn.execute("ALTER TABLE evidence_schema5 RENAME TO evidence")
         finally:
             self.conn.execute("PRAGMA foreign_keys=ON")
-
-    @contextmanager
-    def hash_indexes_deferred(self) -> Iterator[IndexBuild]:
-        """Insert results without the hash indexes; build them once when done (issue 18:
-        with them every result row costs ~4× the CPU on a large case).
-
-        A read-only step set as the yielded ``IndexBuild.beside`` runs on this connection
-        while a second one builds them (SQLite releases the GIL for both; a WAL reader
-        does not wait for the writer): the run's summary counts, 0.24 s beside 0.38 s on
-        100,000 results. Its value is the build's ``result``."""
-        for name in RESULT_HASH_INDEX_NAMES:
-            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
-        build = IndexBuild()
-        try:
-            yield build
-        finally:
-            if build.beside is None or self.conn.in_transaction:  # the other would wait
-                self._build_hash_indexes(self.conn)
-                if build.beside is not None:
-                    build.result = build.beside()
-            else:
-                build.result = self._beside_index_build(build.beside)
-
-    def _beside_index_build(self, step: Callable[[], Any]) -> Any:
-        failed: list[BaseException] = []
-
-        def build() -> None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=600)
-            try:
-                self._build_hash_indexes(conn)
-            except BaseException as exc:  # raised in the caller's thread below
-                failed.append(exc)
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=build, name="hash-indexes")
-        thread.start()
-        try:
-            result = step()
-        finally:
-            thread.join()
-        if failed:
-            raise failed[0]
-        return result
-
-    @staticmethod
-    def _build_hash_indexes(conn: sqlite3.Connection) -> None:
-        # The sort that builds an index takes its runs' size from the page cache: with
-        # SQLite's default 2 MiB they stay in the CPU's caches (100,000 results: 0.40 →
-        # 0.29 s for the three indexes, measured on the many-small case).
-        conn.execute(f"PRAGMA cache_size={INDEX_BUILD_CACHE_KIB}")
-        try:
-            conn.executescript(RESULT_HASH_INDEXES)
-        finally:
-            conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
 
     def close(self) -> None:
         self.conn.close()

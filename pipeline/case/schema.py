@@ -14,7 +14,8 @@ SCHEMA_VERSION = 6  # 2: PDQ columns, known entries, near matches, media groups
 
 # The results' hash indexes serve matching and proofs, after the analysis. Random hex keys
 # make every insert into them a random page write, so the analysis runs without them and
-# they are built once at its end (a case opened after a kill builds them on open).
+# they are built once at its end (pipeline/case/indexes.py; a case opened after a kill
+# builds them on open).
 RESULT_HASH_INDEX_NAMES = ("results_md5", "results_sha1", "results_sha256")
 RESULT_HASH_INDEXES = """
 CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);

@@ -41,6 +41,7 @@ from ingest.image import EvidenceImage, ImageSpec, open_image
 from ingest.layers import PASSWORD_ENV, RECOVERY_KEY_ENV
 from ingest.remote.objects import RemoteError
 from pipeline.carving import RANGE_BYTES
+from pipeline.case.indexes import hash_indexes_deferred
 from pipeline.case.store import SCRATCH_DIR, Case, command_line
 from pipeline.case.summary import entry_counts, summarize
 from pipeline.run import EXPAND, EXPAND_VERSION, acquisition, collect, plan
@@ -318,7 +319,7 @@ class Triage:
 
         if self.runner is None:
             runner.wait_started()
-        with _interruptible() as stop, db.hash_indexes_deferred() as indexes, \
+        with _interruptible() as stop, hash_indexes_deferred(db) as indexes, \
                 self.reporter.analysis_task(
                 total_files, total_bytes, reg.progress_text) as advance:
             case.record("analysis.started", {"evidence_id": evidence_id}, {
