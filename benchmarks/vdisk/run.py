@@ -14,6 +14,7 @@ Usage: ``python benchmarks/vdisk/run.py [--scale 0.03] [--rounds 2] [--workers 2
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -34,22 +36,23 @@ from generate import build, cache_root  # noqa: E402
 TARGET = 1.10
 
 
-def _stamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+def _speed_runner() -> ModuleType:
+    """``benchmarks/speed/run.py``, whose ledger phases this report shares (loaded by path:
+    this script is ``run.py`` too)."""
+    spec = importlib.util.spec_from_file_location("speed_run", REPO / "benchmarks" / "speed"
+                                                  / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def phases(case: Path) -> dict[str, float]:
-    """Seconds between ledger entries: hashing, walking, analysing (from their times)."""
-    entries = [json.loads(line) for line in (case / "ledger.jsonl").read_text().splitlines()]
-    at = {}
-    for entry in entries:
-        at.setdefault(entry["action"], _stamp(entry["time"]))
-    start = at["triage.started"]
-    return {
-        "hash": round(at["acquisition.hashed"] - start, 2),
-        "walk": round(at["volumes.found"] - at["acquisition.hashed"], 2),
-        "analysis": round(at["triage.completed"] - at["batches.planned"], 2),
-    }
+    """The image hash's own duration (it runs beside the walk and the analysis), the walk
+    and plan, the analysis: as the speed benchmark reads them from the ledger."""
+    found = _speed_runner().ledger_phases(case / "ledger.jsonl")
+    return {"hash": found.get("image_hash_s") or 0.0, "walk": found["walk_and_plan_s"],
+            "analysis": found["analysis_s"]}
 
 
 def triage(image: Path, case: Path, workers: int) -> dict[str, float]:
