@@ -50,8 +50,14 @@ from generate import build, cache_root  # noqa: E402
 
 
 def capture(out: Path, template: Path, argv: list[str]) -> None:
-    """Run ``exhibit`` with the driver's batch outcomes kept (``--capture`` mode)."""
-    from pipeline.run import collect
+    """Run ``exhibit`` with the driver's batch outcomes kept (``--capture`` mode).
+
+    No batch is sent while the walk runs (the quick start, issue 18): the replays start
+    from the case as it stood before its first result, which must hold every walked
+    file; with the quick start the first results come in mid-walk."""
+    from pipeline.run import collect, plan
+
+    plan.QuickStart.on_file = lambda self, file_id, volume_offset, size: None  # type: ignore[method-assign]
 
     outcomes: list[tuple[str, dict[str, Any]]] = []
     store = collect.store_batches
