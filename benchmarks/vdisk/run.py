@@ -14,6 +14,7 @@ Usage: ``python benchmarks/vdisk/run.py [--scale 0.03] [--rounds 2] [--workers 2
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -36,6 +37,7 @@ from generate import build, cache_root  # noqa: E402
 TARGET = 1.10
 
 
+@functools.cache
 def _speed_runner() -> ModuleType:
     """``benchmarks/speed/run.py``, whose ledger phases this report shares (loaded by path:
     this script is ``run.py`` too)."""

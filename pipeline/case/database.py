@@ -33,8 +33,8 @@ from pipeline.case.schema import (
 # A file row's media SHA-256 (evidence is named before its hash: ``evidence_id_for``).
 EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS evidence_sha256"
 
-# Page cache of the case's connection, and while the result hash indexes are built
-# (negative: KiB, as SQLite's PRAGMA takes it).
+# Page cache of the case's connection (negative: KiB, as SQLite's PRAGMA takes it); the
+# hash indexes' build uses a smaller one (pipeline/case/indexes.py).
 CACHE_KIB = -65536
 
 __all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key",
