@@ -261,10 +261,11 @@ def test_the_signature_search_finds_what_the_rule_read_plainly_finds():
                b"\0\0\0\x18ftypavif", b"\0\0\x10\x01ftypheic", b"ftypmif1"]
     compared = 0
     for _ in range(1500):
-        # both searches for the pairs: a regular expression below SMALL, numpy above
+        # both searches for the pairs: a regular expression below SMALL, numpy above;
+        # both checks: a few pairs one by one first, many (a "BM" fill) in numpy at once
         size = rng.choice([0, 1, 2, 5, 17, 30, 300, 5000, SMALL - 1, SMALL, 20_000])
-        fill = rng.choice([b"", b"\0", b"\xff", b"B", b"f"])
-        data = bytearray(fill * size if fill else rng.randbytes(size))
+        fill = rng.choice([b"", b"\0", b"\xff", b"B", b"f", b"BM"])
+        data = bytearray((fill * size)[:size] if fill else rng.randbytes(size))
         for _ in range(rng.randrange(7)):  # some cut by either end of the buffer
             header = rng.choice(headers)
             at = rng.randrange(-len(header) + 1, size + 1)
