@@ -14,7 +14,12 @@ For each benchmark image (see ``generate.py``), back to back on a warm page cach
 - ``samework``: the same-work script (``samework.py``): exhibit's per-file analysis
   (digests, libmagic, EXIF, one draft decode for pHash/dHash/PDQ with its dihedral
   variants, the thumbnail) on every core, with no case, ledger or Dask. exhibit ÷
-  samework throughput is the share of the analysis work's own speed exhibit keeps.
+  samework throughput is the share of the analysis work's own speed exhibit keeps;
+- ``libmagic``: libmagic alone, one description per file on every core (``probe.py
+  --work magic``): the ceiling of any tool whose types are file(1)'s, on this machine;
+- ``image_hash``: the image's MD5+SHA-1+SHA-256 read once (``probe.py --work image``):
+  what an acquisition hash, which exhibit's custody record needs and the naive script
+  does not do, costs alone.
 
 Each run is a subprocess watched by a sampler thread (every 50 ms) that reads the peak
 RSS (``VmHWM``) of the process and of every descendant: the root is the driver, the
@@ -30,7 +35,8 @@ and the Markdown table is printed. Ratios are always taken within one run: the m
 is shared and absolute numbers are noisy.
 
 Usage: ``python benchmarks/speed/run.py [--images bulk,photos,many-small] [--scale 1]
-[--tools probe,samework,exhibit,fiwalk,tsk_loaddb,naive] [--out DIR] [--no-sample]``.
+[--tools probe,samework,libmagic,image_hash,exhibit,fiwalk,tsk_loaddb,naive] [--out DIR]
+[--no-sample]``.
 """
 
 from __future__ import annotations
@@ -60,7 +66,9 @@ PY = str(Path(sys.executable))
 # ``python -m pipeline.cli`` is the ``exhibit`` command of whichever source tree is on
 # PYTHONPATH (--source, --baseline-source), its own entry point included.
 EXHIBIT = (PY, "-m", "pipeline.cli")
-TOOLS = ("probe", "samework", "exhibit", "baseline", "fiwalk", "tsk_loaddb", "naive")
+TOOLS = ("probe", "samework", "libmagic", "image_hash", "exhibit", "baseline", "fiwalk",
+         "tsk_loaddb", "naive")
+PROBES = {"probe": "files", "libmagic": "magic", "image_hash": "image"}  # probe.py --work
 
 
 def installed_env(tree: Path) -> dict[str, str]:
@@ -262,8 +270,9 @@ def ledger_phases(ledger: Path, run: dict[str, Any] | None = None) -> dict[str, 
 
 
 def command(tool: str, image: Path, work: Path, workers: int) -> tuple[list[str], Path | None]:
-    if tool == "probe":
-        return [PY, str(HERE / "probe.py"), str(image), "--jobs", str(workers)], None
+    if tool in PROBES:
+        return [PY, str(HERE / "probe.py"), str(image), "--jobs", str(workers),
+                "--work", PROBES[tool]], None
     if tool in ("exhibit", "baseline"):
         case = work / "case"
         return [*EXHIBIT, "triage", str(image), "--case", str(case), "--no-progress",
@@ -310,7 +319,7 @@ def bench_image(manifest: Manifest, tools: list[str], scratch: Path, workers: in
                                if ok and manifest.images else None)
         if ledger is not None and ledger.exists():
             row["phases"] = ledger_phases(ledger, row)
-        if tool in ("probe", "samework"):
+        if tool in (*PROBES, "samework"):
             row[tool] = _last_json(work / "output.log")
         if tool == "samework" and row[tool]:
             row["first_result_s"] = row[tool].get("first_result_s")
@@ -394,6 +403,10 @@ def targets(images: dict[str, Any], sample: dict[str, Any] | None) -> list[dict[
     nv, exw = get("bulk", "naive", "wall_s"), get("bulk", "exhibit", "wall_s")
     if nv and exw:  # the issue: a 240 MB image (bulk at --scale 0.1) no slower than naive
         add("bulk: naive time ÷ exhibit time", round(nv / exw, 2), "≥ 1", nv / exw >= 1)
+    hashed = get("bulk", "image_hash", "wall_s")
+    if nv and exw and hashed:  # with the custody exhibit keeps: the image hashed as well
+        add("bulk: (naive + image hash) time ÷ exhibit time", round((nv + hashed) / exw, 2),
+            "≥ 1", (nv + hashed) / exw >= 1)
     ips = get("photos", "exhibit", "images_per_s")
     if ips:
         add("photos: exhibit images/s", ips, "≥ 200", ips >= 200)
@@ -410,6 +423,13 @@ def targets(images: dict[str, Any], sample: dict[str, Any] | None) -> list[dict[
     fps = get("many-small", "exhibit", "files_per_s")
     if fps:
         add("many-small: exhibit files/s", fps, "≥ 2,500", fps >= 2500)
+    ceiling = get("many-small", "libmagic", "files_per_s")
+    if ceiling:  # no tool with file(1)'s types passes libmagic alone on these cores
+        add("many-small: libmagic alone, files/s (the ceiling with file(1)'s types)", ceiling,
+            "≥ 2,500 for the target to be reachable", ceiling >= 2500)
+    if ceiling and fps:
+        add("many-small: exhibit files/s ÷ libmagic alone", round(fps / ceiling, 3),
+            "(its share of the ceiling)", None)
     fw, exw = get("many-small", "fiwalk", "wall_s"), get("many-small", "exhibit", "wall_s")
     if fw and exw:
         add("many-small: fiwalk time ÷ exhibit time", round(fw / exw, 2), "≥ 1", fw / exw >= 1)
