@@ -7,13 +7,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian/Ubuntu packages: libmagic1 is needed at run time (g++ and python3-dev build pdqhash,
+# Debian/Ubuntu packages: libmagic1 is needed at run time, libewf2 reads E01 media ~9x faster
+# than pyewf's own inflate (ingest/formats/libewf_native.py; g++ and python3-dev build pdqhash,
 # which PyPI ships as source only); the rest are the generator's and
 # the tests' reference tools (The Sleuth Kit, hashdeep, exiftool, file, ewfacquire, mtools...;
 # qemu-img, mkapfs and cryptsetup make the containers exhibit must name but cannot read; tar,
 # 7z, cpio, xorriso, gsf and qpdf write the container readers' test inputs).
 # ffmpeg makes the video tests' clips; the libav*-dev headers build the reference vpdq hasher.
-RUNTIME_PACKAGES := libmagic1 libarchive13 g++ python3-dev
+RUNTIME_PACKAGES := libmagic1 libarchive13 libewf2 g++ python3-dev
 TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl file ewf-tools \
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \

@@ -22,6 +22,11 @@ def native_versions() -> dict[str, str]:
         found["libewf"] = str(pyewf.get_version())
     except ImportError:  # pragma: no cover
         pass
+    from ingest.formats import libewf_native
+
+    system_libewf = libewf_native.version()  # reads E01 media where installed
+    if system_libewf is not None:
+        found["libewf_system"] = system_libewf
     try:
         import libarchive.ffi
 

@@ -1,8 +1,15 @@
-"""EnCase (E01/Ex01/L01) images through libewf, with the hashes and header values they store."""
+"""EnCase (E01/Ex01/L01) images through libewf, with the hashes and header values they store.
+
+pyewf reads the structure, the stored hashes and header values, and the media of every
+kind of EWF image; the media of an E01 on local disk is read by the system's libewf when
+it is installed and agrees with pyewf (``libewf_native``: ~9x faster, zlib's inflate).
+``EXHIBIT_EWF_READER=pyewf`` keeps every read in pyewf.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,10 +18,12 @@ from typing import Any
 import pyewf
 
 from ingest.errors import IngestError, UnsupportedImageError
+from ingest.formats.libewf_native import LibewfError, NativeEwf
 from ingest.remote.objects import RemotePath
 
 SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"LVF\x09\x0d\x0a\xff\x00", b"EVF2\r\n\x81\x00")
 _EWF_HASHES = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
+READER_ENV = "EXHIBIT_EWF_READER"  # "pyewf": no media read through the system's libewf
 
 
 class EwfReader:
@@ -25,6 +34,7 @@ class EwfReader:
         self._lock = threading.Lock()
         self._name = str(paths[0])
         self._handle = pyewf.handle()
+        self._native: NativeEwf | None = None
         try:
             for path in paths:
                 # "rb" only: libewf never gets a writable file object.
@@ -32,7 +42,8 @@ class EwfReader:
             self._handle.open_file_objects(self._files, "r")
             self.size = int(self._handle.get_media_size())
             # A truncated E01 opens fine and fails on the first chunk: find out now.
-            self._handle.read_buffer_at_offset(min(self.size, 512), 0)
+            first = self._handle.read_buffer_at_offset(min(self.size, 512), 0)
+            self._native = _native_reader(paths, self.size, first)
         except IngestError:  # an object in a store that could not be read
             self.close()
             raise
@@ -46,6 +57,15 @@ class EwfReader:
         size = max(0, min(size, self.size - offset))
         if size == 0:
             return b""
+        native = self._native
+        if native is not None:
+            try:
+                data = native.read_at(offset, size)
+                if len(data) == size and not native.damaged():
+                    return data
+            except LibewfError:
+                pass
+            self._give_up_native(native)  # pyewf reads this range and all later ones
         with self._lock:
             try:
                 return self._handle.read_buffer_at_offset(size, offset)
@@ -79,8 +99,41 @@ class EwfReader:
         out["media_size"] = str(self.size)
         return out
 
+    def _give_up_native(self, native: NativeEwf) -> None:
+        with self._lock:
+            if self._native is native:
+                self._native = None
+        native.close()  # waits for a read in flight; a later one is refused, then pyewf
+
+    @property
+    def media_reader(self) -> str:
+        """Which library reads the media: ``libewf-system`` or ``pyewf``."""
+        return "pyewf" if self._native is None else "libewf-system"
+
     def close(self) -> None:
+        if self._native is not None:
+            self._native.close()
+            self._native = None
         with contextlib.suppress(OSError):  # never opened: nothing to close
             self._handle.close()
         while self._files:
             self._files.pop().close()
+
+
+def _native_reader(paths: Sequence[Path | RemotePath], size: int,
+                   first: bytes) -> NativeEwf | None:
+    """The system's libewf on the same segments, if it applies here and agrees with
+    pyewf on the media size and the first sector; else None (pyewf reads)."""
+    if os.environ.get(READER_ENV) == "pyewf" or not all(isinstance(p, Path) for p in paths):
+        return None
+    with paths[0].open("rb") as fh:  # type: ignore[union-attr]
+        if fh.read(len(SIGNATURES[0])) != SIGNATURES[0]:  # Ex01, L01: pyewf only
+            return None
+    try:
+        native = NativeEwf([Path(p) for p in paths])
+        if native.size == size and native.read_at(0, len(first)) == first:
+            return native
+    except LibewfError:
+        return None
+    native.close()
+    return None
