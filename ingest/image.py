@@ -98,6 +98,11 @@ class EvidenceImage(pytsk3.Img_Info):
     def get_size(self) -> int:
         return self.size
 
+    @property
+    def media_reader(self) -> str | None:
+        """The library that read the media, where a container has a choice (E01)."""
+        return getattr(self._reader, "media_reader", None)
+
     def read_at(self, offset: int, size: int) -> bytes:
         """Read media bytes; short only at the end of the image."""
         return self._reader.read_at(offset, size)

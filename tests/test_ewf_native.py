@@ -68,7 +68,7 @@ def _reads(image_path: Path, source: bytes) -> str:
             assert image.read_at(offset, size) == source[offset:offset + size]
         assert image.read_at(image.size - 10, 100) == source[-10:]
         assert image.stored_hashes["md5"] == hashlib.md5(source).hexdigest()
-        return image._reader.media_reader  # type: ignore[attr-defined]
+        return image.media_reader
 
 
 @pytest.mark.parametrize(("fmt", "compression"), [
@@ -94,13 +94,13 @@ def _read_whole(first: Path) -> tuple[str, str, str]:
     """(the media reader after opening, its digest of the whole media or the error's
     type, the media reader after reading)."""
     with open_image([first]) as image:
-        opened = image._reader.media_reader  # type: ignore[attr-defined]
+        opened = image.media_reader
         try:
             whole = b"".join(image.read_at(o, MIB) for o in range(0, image.size, MIB))
             outcome = hashlib.sha256(whole).hexdigest()
         except IngestError as exc:
             outcome = f"refused: {exc}"
-        return opened, outcome, image._reader.media_reader  # type: ignore[attr-defined]
+        return opened, outcome, image.media_reader
 
 
 def test_a_damaged_chunk_is_read_as_pyewf_reads_it(source: Path, tmp_path: Path,
@@ -118,7 +118,8 @@ def test_a_damaged_chunk_is_read_as_pyewf_reads_it(source: Path, tmp_path: Path,
     system = _read_whole(first)
     monkeypatch.setenv(READER_ENV, "pyewf")
     pyewf = _read_whole(first)
-    assert system[0] == "libewf-system" and system[2] == "pyewf"
+    assert system[0] == "libewf-system"
+    assert system[2].startswith("libewf-system, then pyewf from media offset ")
     assert system[1] == pyewf[1] != hashlib.sha256(source.read_bytes()).hexdigest()
 
 

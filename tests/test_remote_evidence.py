@@ -126,6 +126,11 @@ def test_triage_by_url_equals_triage_of_the_local_files(
     assert sum(o["size"] for o in objects) == sum(
         p.stat().st_size for p in _local_parts(local_cases[kind]))
     assert details["md5"] and details["sha1"]
+    if kind == "e01":  # objects in a store are read by pyewf; the system's libewf reads files
+        assert details["media_read_by"] == "pyewf"
+        local_hashed = next(e for e in ledger_entries(local_cases[kind])
+                            if e["action"] == "acquisition.hashed")["details"]
+        assert local_hashed["media_read_by"] == "libewf-system"
 
 
 def _local_parts(case: Path) -> list[Path]:

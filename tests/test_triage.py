@@ -246,6 +246,12 @@ def test_split_and_e01_give_identical_results(raw_case: dict[str, Any], sample_s
     container_md5 = [c for c in compared if c["source"] == "container" and c["algorithm"] == "md5"]
     assert len(container_md5) == 1 and container_md5[0]["status"] == "match"
     assert "verified" in proc.stdout
+    hashed = {name: next(e for e in ledger_entries(tmp_path / name)
+                         if e["action"] == "acquisition.hashed")["details"]
+              for name in ("split", "e01")}
+    # The E01's media (every worker's reads, the hash's) came through the system's libewf.
+    assert hashed["e01"]["media_read_by"] == "libewf-system"
+    assert "media_read_by" not in hashed["split"]
 
 
 def test_stated_hash_mismatch_fails_loudly(sample_raw: Path, tmp_path: Path) -> None:

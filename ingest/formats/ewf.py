@@ -35,6 +35,8 @@ class EwfReader:
         self._name = str(paths[0])
         self._handle = pyewf.handle()
         self._native: NativeEwf | None = None
+        self._native_used = False
+        self._native_gave_up_at: int | None = None  # media offset of the first damage
         try:
             for path in paths:
                 # "rb" only: libewf never gets a writable file object.
@@ -44,6 +46,7 @@ class EwfReader:
             # A truncated E01 opens fine and fails on the first chunk: find out now.
             first = self._handle.read_buffer_at_offset(min(self.size, 512), 0)
             self._native = _native_reader(paths, self.size, first)
+            self._native_used = self._native is not None
         except IngestError:  # an object in a store that could not be read
             self.close()
             raise
@@ -65,7 +68,7 @@ class EwfReader:
                     return data
             except LibewfError:
                 pass
-            self._give_up_native(native)  # pyewf reads this range and all later ones
+            self._give_up_native(native, offset)  # pyewf reads this range and later ones
         with self._lock:
             try:
                 return self._handle.read_buffer_at_offset(size, offset)
@@ -99,16 +102,22 @@ class EwfReader:
         out["media_size"] = str(self.size)
         return out
 
-    def _give_up_native(self, native: NativeEwf) -> None:
+    def _give_up_native(self, native: NativeEwf, offset: int) -> None:
         with self._lock:
             if self._native is native:
                 self._native = None
+                self._native_gave_up_at = offset
         native.close()  # waits for a read in flight; a later one is refused, then pyewf
 
     @property
     def media_reader(self) -> str:
-        """Which library reads the media: ``libewf-system`` or ``pyewf``."""
-        return "pyewf" if self._native is None else "libewf-system"
+        """Which library read the media: ``libewf-system``, ``pyewf``, or the first, then
+        pyewf from where it met damage (recorded with the acquisition hash)."""
+        if not self._native_used:
+            return "pyewf"
+        if self._native_gave_up_at is None:
+            return "libewf-system"
+        return f"libewf-system, then pyewf from media offset {self._native_gave_up_at}"
 
     def close(self) -> None:
         if self._native is not None:
@@ -131,9 +140,12 @@ def _native_reader(paths: Sequence[Path | RemotePath], size: int,
             return None
     try:
         native = NativeEwf([Path(p) for p in paths])
+    except LibewfError:
+        return None
+    try:
         if native.size == size and native.read_at(0, len(first)) == first:
             return native
     except LibewfError:
-        return None
+        pass
     native.close()
     return None

@@ -68,6 +68,7 @@ class BackgroundHash:
         self.error: BaseException | None = None
         self.done_bytes = 0
         self.seconds = 0.0
+        self.media_reader: str | None = None
         self._thread = threading.Thread(target=self._run, name="acquisition-hash", daemon=True)
         self._thread.start()
 
@@ -82,6 +83,7 @@ class BackgroundHash:
             image = self.spec.open()
             try:
                 self.result = hash_image(image, progress=self._progress, cancel=self.cancel)
+                self.media_reader = image.media_reader
             finally:
                 image.close()
             self.seconds = time.monotonic() - started
@@ -225,6 +227,7 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
         "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
         "seconds": round(seconds, 3),
         "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
+        **({"media_read_by": hashing.media_reader} if hashing.media_reader else {}),
         **hashing.containers,
     })
     comparisons = stated_comparisons(computed, reg.expected, reg.stored_hashes)
