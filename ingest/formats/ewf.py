@@ -45,7 +45,7 @@ class EwfReader:
             self.size = int(self._handle.get_media_size())
             # A truncated E01 opens fine and fails on the first chunk: find out now.
             first = self._handle.read_buffer_at_offset(min(self.size, 512), 0)
-            self._native = _native_reader(paths, self.size, first)
+            self._native = _native_reader(paths, self._files[0], self.size, first)
             self._native_used = self._native is not None
         except IngestError:  # an object in a store that could not be read
             self.close()
@@ -129,15 +129,15 @@ class EwfReader:
             self._files.pop().close()
 
 
-def _native_reader(paths: Sequence[Path | RemotePath], size: int,
+def _native_reader(paths: Sequence[Path | RemotePath], opened: Any, size: int,
                    first: bytes) -> NativeEwf | None:
     """The system's libewf on the same segments, if it applies here and agrees with
-    pyewf on the media size and the first sector; else None (pyewf reads)."""
+    pyewf on the media size and the first sector; else None (pyewf reads). ``opened``:
+    the first segment as pyewf holds it (read in place, its position left alone)."""
     if os.environ.get(READER_ENV) == "pyewf" or not all(isinstance(p, Path) for p in paths):
         return None
-    with paths[0].open("rb") as fh:  # type: ignore[union-attr]
-        if fh.read(len(SIGNATURES[0])) != SIGNATURES[0]:  # Ex01, L01: pyewf only
-            return None
+    if os.pread(opened.fileno(), len(SIGNATURES[0]), 0) != SIGNATURES[0]:  # Ex01, L01
+        return None
     try:
         native = NativeEwf([Path(p) for p in paths])
     except LibewfError:

@@ -102,10 +102,11 @@ class NativeEwf:
             raise
         self.size = int(size.value)
 
-    def _call(self, name: str, *args: object) -> int:
+    def _call(self, name: str, *args: object, lowest: int = 1) -> int:
+        """libewf's ``name``; its result, below ``lowest`` (libewf's failure) an error."""
         error = ctypes.c_void_p()
         result = getattr(self._lib, name)(*args, ctypes.byref(error))
-        if result < 0 or (result == 0 and name != "libewf_handle_read_random"):
+        if result < lowest:
             raise LibewfError(f"{name}: {self._message(error)}")
         return int(result)
 
@@ -125,7 +126,7 @@ class NativeEwf:
             if len(self._buffer) < size:
                 self._buffer = ctypes.create_string_buffer(size)
             done = self._call("libewf_handle_read_random", self._handle, self._buffer, size,
-                              offset)
+                              offset, lowest=0)  # a byte count: 0 is no failure
             return ctypes.string_at(self._buffer, done)
 
     def damaged(self) -> bool:
