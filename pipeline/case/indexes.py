@@ -1,9 +1,11 @@
 """The results' hash indexes: left out while an analysis stores its results, built at
-its end (a case opened after a kill builds them on open, ``schema``).
+its end or once every batch is sent (a case opened after a kill builds them on open,
+``schema``).
 
 Random hexadecimal keys make every insert into them a random page write: with them every
 result row cost ~4x the driver's CPU on a large case (issue 18), so one sort builds each
-when the rows are in.
+when the rows are in — or when all but the batches still running are, while the workers
+run those (the driver waits for results then), and the few left go in with the indexes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.case.database import CACHE_KIB, CaseDatabase
@@ -27,16 +30,44 @@ BUILD_CACHE_KIB = -2000
 @dataclass
 class IndexBuild:
     """The end of ``hash_indexes_deferred``: ``beside``, a read-only step for the case's
-    connection while the indexes are built on another; ``result``, its value."""
+    connection while the indexes are built on another; ``result``, its value.
 
+    ``begin`` starts the build early, on a second connection; until ``settle`` returns,
+    the case's connection must not write (its writes would wait for the build's lock)."""
+
+    path: Path
     beside: Callable[[], Any] | None = None
     result: Any = None
+    _thread: threading.Thread | None = None
+    _failed: list[BaseException] = field(default_factory=list)
+
+    def begin(self) -> None:
+        """Build the indexes now, beside whatever the caller does next (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._build_apart, name="hash-indexes")
+            self._thread.start()
+
+    def settle(self) -> None:
+        """Wait for a build begun; the case's connection may write again."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._failed:
+            raise self._failed[0]
+
+    def _build_apart(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=600)
+        try:
+            _build(conn)
+        except BaseException as exc:  # raised in the caller's thread by settle
+            self._failed.append(exc)
+        finally:
+            conn.close()
 
 
 @contextmanager
 def hash_indexes_deferred(db: CaseDatabase) -> Iterator[IndexBuild]:
     """Store results without the hash indexes; build them when the block ends, on every
-    path.
+    path, unless ``IndexBuild.begin`` built them earlier.
 
     A read-only step set as the yielded ``IndexBuild.beside`` runs on the case's
     connection while a second one builds them (SQLite releases the GIL for both; a WAL
@@ -44,39 +75,21 @@ def hash_indexes_deferred(db: CaseDatabase) -> Iterator[IndexBuild]:
     on 100,000 results. Its value is the build's ``result``."""
     for name in RESULT_HASH_INDEX_NAMES:
         db.conn.execute(f"DROP INDEX IF EXISTS {name}")
-    build = IndexBuild()
+    build = IndexBuild(db.path)
     try:
         yield build
     finally:
         if build.beside is None or db.conn.in_transaction:  # the other would wait for it
+            build.settle()  # begun only while the case's connection holds no transaction
             _build(db.conn)
             if build.beside is not None:
                 build.result = build.beside()
         else:
-            build.result = _beside_build(db, build.beside)
-
-
-def _beside_build(db: CaseDatabase, step: Callable[[], Any]) -> Any:
-    failed: list[BaseException] = []
-
-    def build() -> None:
-        conn = sqlite3.connect(db.path, isolation_level=None, timeout=600)
-        try:
-            _build(conn)
-        except BaseException as exc:  # raised in the caller's thread below
-            failed.append(exc)
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=build, name="hash-indexes")
-    thread.start()
-    try:
-        result = step()
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
-    return result
+            build.begin()
+            try:
+                build.result = build.beside()
+            finally:
+                build.settle()
 
 
 def _build(conn: sqlite3.Connection) -> None:

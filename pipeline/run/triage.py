@@ -312,16 +312,20 @@ class Triage:
         total_files = sum(len(json.loads(b["file_ids"])) for b in todo)
         total_bytes = sum(b["bytes"] for b in todo)
 
-        def tasks() -> Iterator[BatchTask]:  # built lazily: memory bounded by the batches in flight
-            for batch in todo:
-                yield self._task(case, spec, batch["id"], batch["volume_offset"],
-                                 json.loads(batch["file_ids"]), names, scratch)
-
         if self.runner is None:
             runner.wait_started()
         with _interruptible() as stop, hash_indexes_deferred(db) as indexes, \
                 self.reporter.analysis_task(
                 total_files, total_bytes, reg.progress_text) as advance:
+
+            def tasks() -> Iterator[BatchTask]:  # lazily: memory bounded by those in flight
+                for batch in todo:
+                    yield self._task(case, spec, batch["id"], batch["volume_offset"],
+                                     json.loads(batch["file_ids"]), names, scratch)
+                # Every batch is sent: the hash indexes are built while the workers run the
+                # last ones (issue 18: 0.37 s at the end of a run of 100,000 files).
+                indexes.begin()
+
             case.record("analysis.started", {"evidence_id": evidence_id}, {
                 "batches": len(todo), "files": total_files, "bytes": total_bytes,
                 "cluster": runner.describe(), "batches_sent_during_walk": quick.sent,
@@ -329,6 +333,7 @@ class Triage:
             })
             try:
                 for finished in runner.run(tasks(), stop):
+                    indexes.settle()  # the case's connection writes again
                     collect.store_batches(case, [(t.batch_id, out) for t, out in finished])
                     collect.record_batches(case, [t.batch_id for t, _ in finished])
                     for task, _ in finished:
@@ -336,6 +341,7 @@ class Triage:
                                 sum(max(0, i[2]["size"]) for i in task.items))
                     acquisition.conclude(case, reg, wait=False)
             except RemoteError as exc:  # the evidence store failed: finished batches are kept
+                indexes.settle()
                 case.record("error", {"evidence_id": evidence_id}, {
                     "stage": "analysis", "message": str(exc),
                     "note": "the evidence store failed; no file was recorded from the failed"
