@@ -159,6 +159,23 @@ def test_result_hash_indexes_are_deferred_and_always_rebuilt(tmp_path: Path) -> 
                     db.begin()
                 build.beside = lambda: db.count("SELECT COUNT(*) FROM results")
             assert build.result == 20_000 and hashed <= indexes()
+        # Begun early (every batch sent): built on the rows in, then the last batches'
+        # rows go in with them, and the end finds them built.
+        with hash_indexes_deferred(db) as build:
+            assert not hashed & indexes()
+            build.begin()
+            build.settle()
+            assert hashed <= indexes()
+            db.conn.execute("INSERT INTO results (file_id, batch_id, leaf_index, record, md5)"
+                            " VALUES (20000, 'b', 0, '{}', 'ab')")
+            build.beside = lambda: db.count("SELECT COUNT(*) FROM results")
+        assert build.result == 20_001
+        plan = db.conn.execute("EXPLAIN QUERY PLAN SELECT file_id FROM results"
+                               " WHERE md5 = 'ab'").fetchall()
+        assert "results_md5" in str([tuple(r) for r in plan])
+        assert [tuple(r) for r in db.conn.execute("SELECT file_id FROM results WHERE md5 = 'ab'")] \
+            == [(20000,)]
+        assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
     db = CaseDatabase(tmp_path / "case.sqlite")  # a run killed inside: rebuilt on open
