@@ -252,3 +252,49 @@ def test_found_media_exports_import_back(sample_case: dict[str, Any], tmp_path: 
     assert listed["matches"]["counts"]["entries"] == len(rows)
     actions = [e["action"] for e in ledger_entries(case)]
     assert actions.count("export.written") >= 2
+
+
+def test_the_match_counts_read_the_matches_not_every_file(tmp_path: Path) -> None:
+    """The summary's and the matcher's counts cost what the matches cost: on an evidence of
+    20,000 files with two matches, SQLite's progress handler sees a few hundred virtual
+    machine steps, not a pass over the files (left to itself the planner read every file
+    into the matches, issue 18)."""
+    from pipeline.case.database import CaseDatabase
+    from pipeline.case.summary import summarize
+    from pipeline.matching.match import _summary
+
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    try:
+        db.conn.execute("PRAGMA foreign_keys=OFF")
+        db.conn.executemany(
+            "INSERT INTO files (id, entry_key, evidence_id, volume_index, volume_offset,"
+            " fs_type, inode, path, name, size, kind, allocated, notes)"
+            " VALUES (?, ?, ?, 0, 0, 'ext4', ?, ?, ?, 1, 'file', 1, '[]')",
+            [(i, f"k{i}", "ev-a" if i % 2 else "ev-b", i, f"/f{i}", f"f{i}")
+             for i in range(1, 20_001)])
+        db.conn.executescript(
+            "INSERT INTO hashsets (id, name, sha256, source, format, counts, loaded_at, kind)"
+            " VALUES (1, 'bad', 'aa', 's', 'f', '{}', 't', 'alert'),"
+            " (2, 'good', 'bb', 's', 'f', '{}', 't', 'known-good');"
+            "INSERT INTO matches (file_id, hashset_id, algorithm, distance, category,"
+            " known_value) VALUES (7, 1, 'md5', 0, '1', 'x'), (9, 1, 'pdq', 12, '1', 'y'),"
+            " (8, 2, 'sha1', 0, NULL, 'z');")
+        steps = 0
+
+        def step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        db.conn.set_progress_handler(step, 100)
+        summary = summarize(db, "ev-a", counts={})
+        matched = _summary(db, "ev-a")
+        db.conn.set_progress_handler(None, 100)
+        assert (summary["known_hash_matches"], summary["near_matches"],
+                summary["known_good_files"]) == (2, 1, 0)
+        assert summary["known_hash_matches_by_category"] == {"1": 2}
+        assert matched["files_matched"] == 2
+        assert set(matched["by_hashset"]) == {"bad"}
+        assert steps * 100 < 5_000, steps  # one pass over the files: > 100,000 steps
+    finally:
+        db.close()

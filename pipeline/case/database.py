@@ -33,12 +33,17 @@ from pipeline.case.schema import (
 # A file row's media SHA-256 (evidence is named before its hash: ``evidence_id_for``).
 EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS evidence_sha256"
 
+# An evidence's matches (add "WHERE f.evidence_id = ?"): read from the matches, usually few,
+# into their files. Left to choose, SQLite (no statistics) read every file of the evidence
+# into the matches instead: 13 ms per count at 100,000 files with no match (issue 18).
+EVIDENCE_MATCHES_SQL = "FROM matches m CROSS JOIN files f ON f.id = m.file_id"
+
 # Page cache of the case's connection (negative: KiB, as SQLite's PRAGMA takes it); the
 # hash indexes' build uses a smaller one (pipeline/case/indexes.py).
 CACHE_KIB = -65536
 
-__all__ = ["EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase", "derived_path", "entry_key",
-           "utc_now"]
+__all__ = ["EVIDENCE_MATCHES_SQL", "EVIDENCE_SHA256_SQL", "SCHEMA_VERSION", "CaseDatabase",
+           "derived_path", "entry_key", "utc_now"]
 
 
 def utc_now() -> str:

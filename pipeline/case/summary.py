@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipeline.case.database import CaseDatabase
+from pipeline.case.database import EVIDENCE_MATCHES_SQL, CaseDatabase
 
 
 def summarize(db: CaseDatabase, evidence_id: str,
@@ -34,23 +34,23 @@ def summarize(db: CaseDatabase, evidence_id: str,
                          if "apfs_volume" in json.loads(v["detail"])},
         **(counts if counts is not None else entry_counts(db, evidence_id)),
         "known_hash_matches": db.count(
-            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            f"SELECT COUNT(DISTINCT m.file_id) {EVIDENCE_MATCHES_SQL}"
             " JOIN hashsets h ON h.id = m.hashset_id"
             " WHERE f.evidence_id = ? AND h.kind != 'known-good'", q),
         "known_hash_matches_by_category": {
             row[0]: row[1] for row in db.conn.execute(
                 "SELECT COALESCE(m.category_label, m.category, '(none)'), COUNT(DISTINCT"
-                " m.file_id) FROM matches m JOIN files f ON f.id = m.file_id JOIN hashsets h"
+                f" m.file_id) {EVIDENCE_MATCHES_SQL} JOIN hashsets h"
                 " ON h.id = m.hashset_id WHERE f.evidence_id = ? AND h.kind != 'known-good'"
                 " GROUP BY 1 ORDER BY 1", q)},
         "near_matches": db.count(  # altered copies: found only by a perceptual hash
-            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            f"SELECT COUNT(DISTINCT m.file_id) {EVIDENCE_MATCHES_SQL}"
             " JOIN hashsets h ON h.id = m.hashset_id WHERE f.evidence_id = ?"
             " AND h.kind != 'known-good' AND m.algorithm IN ('phash', 'dhash', 'pdq')"
             " AND m.file_id NOT IN (SELECT file_id FROM matches"
             " WHERE algorithm IN ('md5', 'sha1', 'sha256'))", q),
         "known_good_files": db.count(
-            "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
+            f"SELECT COUNT(DISTINCT m.file_id) {EVIDENCE_MATCHES_SQL}"
             " JOIN hashsets h ON h.id = m.hashset_id"
             " WHERE f.evidence_id = ? AND h.kind = 'known-good'", q),
         "near_duplicate_groups": db.count(

@@ -23,7 +23,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline.case.database import CaseDatabase
+from pipeline.case.database import EVIDENCE_MATCHES_SQL, CaseDatabase
 from pipeline.case.schema import PICTURES_CONDITION
 from pipeline.matching.index import HammingIndex, hex_to_words
 from pipeline.matching.known import EXACT_ALGORITHMS
@@ -187,7 +187,7 @@ def _summary(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
     rows = db.conn.execute(
         "SELECT h.name, h.sha256, h.kind, m.algorithm, m.category, m.category_label,"
         " COUNT(DISTINCT m.file_id) AS n, MAX(m.distance) AS worst"
-        " FROM matches m JOIN hashsets h ON h.id = m.hashset_id JOIN files f ON f.id = m.file_id"
+        f" {EVIDENCE_MATCHES_SQL} JOIN hashsets h ON h.id = m.hashset_id"
         " WHERE f.evidence_id = ? GROUP BY h.id, m.algorithm, m.category"
         " ORDER BY h.name, m.algorithm, m.category",
         (evidence_id,),
@@ -201,8 +201,7 @@ def _summary(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
              "max_distance": row["worst"]}
         )
     total = db.count(
-        "SELECT COUNT(DISTINCT m.file_id) FROM matches m JOIN files f ON f.id = m.file_id"
-        " WHERE f.evidence_id = ?",
+        f"SELECT COUNT(DISTINCT m.file_id) {EVIDENCE_MATCHES_SQL} WHERE f.evidence_id = ?",
         (evidence_id,),
     )
     return {"files_matched": total, "by_hashset": by_set}
