@@ -247,3 +247,44 @@ def test_media_columns_are_stored_with_the_result_and_filled_in_an_older_case(
         assert _media_columns(db) == stored
     finally:
         db.close()
+
+
+def test_entry_counts_taken_on_two_connections_equal_one_pass_each(tmp_path: Path) -> None:
+    """The summary's files pass runs on a second, read-only connection beside the results
+    pass; it must count exactly what the case's own connection counts (committed rows),
+    and an open transaction keeps both on the case's connection."""
+    from pipeline.case.summary import entry_counts
+
+    db = CaseDatabase(tmp_path / "case.sqlite")
+    try:
+        db.conn.execute("PRAGMA foreign_keys=OFF")
+        rows = [(i, f"k{i}", "ev-a" if i % 3 else "ev-b", i, f"/f{i}", f"f{i}", i,
+                 "dir" if i % 7 == 0 else "file", 0 if i % 11 == 0 else 1,
+                 i - 1 if i % 13 == 0 else None) for i in range(1, 3_001)]
+        db.conn.executemany(
+            "INSERT INTO files (id, entry_key, evidence_id, volume_index, volume_offset,"
+            " fs_type, inode, path, name, size, kind, allocated, notes, parent_id)"
+            " VALUES (?, ?, ?, 0, 0, 'ext4', ?, ?, ?, ?, ?, ?, '[]', ?)", rows)
+        db.conn.executemany(
+            "INSERT INTO results (file_id, batch_id, leaf_index, record, mime,"
+            " extension_mismatch) VALUES (?, 'b', 0, '{}', ?, ?)",
+            [(i, "image/png" if i % 5 == 0 else "text/plain", int(i % 17 == 0))
+             for i in range(1, 3_001, 2)])
+        mine = [r for r in rows if r[2] == "ev-a"]
+        expected = {
+            "entries": len(mine), "snapshot_entries": 0,
+            "files": sum(r[7] == "file" for r in mine),
+            "derived": sum(r[9] is not None for r in mine), "carved": 0,
+            "deleted": sum(r[8] == 0 for r in mine),
+            "bytes": sum(r[6] for r in mine if r[7] == "file"),
+            "analysed": sum(r[0] % 2 == 1 for r in mine),
+            "images": sum(r[0] % 2 == 1 and r[0] % 5 == 0 for r in mine),
+            "type_mismatches": sum(r[0] % 2 == 1 and r[0] % 17 == 0 for r in mine)}
+        assert entry_counts(db, "ev-a") == expected
+        db.begin()
+        db.conn.execute("UPDATE files SET size = size + 1")  # seen by this connection only
+        held = entry_counts(db, "ev-a")
+        db.rollback()
+        assert held == dict(expected, bytes=expected["bytes"] + expected["files"])
+    finally:
+        db.close()
