@@ -210,6 +210,14 @@ class CaseDatabase:
     def close(self) -> None:
         self.conn.close()
 
+    def second_connection(self, read_only: bool = False) -> sqlite3.Connection:
+        """Another connection to the case's file, for work beside this one in a thread
+        (SQLite releases the GIL; a WAL reader waits for no writer). ``read_only`` sees
+        committed rows only; a writer waits up to 10 minutes for the write lock."""
+        if read_only:
+            return sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
+        return sqlite3.connect(self.path, isolation_level=None, timeout=600)
+
     def transaction(self) -> sqlite3.Connection:
         """``with db.transaction():`` — one atomic step."""
         return self.conn

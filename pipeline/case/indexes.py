@@ -11,11 +11,10 @@ run those (the driver waits for results then), and the few left go in with the i
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline.case.database import CACHE_KIB, CaseDatabase
@@ -35,31 +34,28 @@ class IndexBuild:
     ``begin`` starts the build early, on a second connection; until ``settle`` returns,
     the case's connection must not write (its writes would wait for the build's lock)."""
 
-    path: Path
+    db: CaseDatabase
     beside: Callable[[], Any] | None = None
     result: Any = None
-    _thread: threading.Thread | None = None
-    _failed: list[BaseException] = field(default_factory=list)
+    _built: Future[None] | None = field(default=None, init=False, repr=False)
 
     def begin(self) -> None:
         """Build the indexes now, beside whatever the caller does next (idempotent)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._build_apart, name="hash-indexes")
-            self._thread.start()
+        if self._built is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="hash-indexes")
+            self._built = pool.submit(self._build_apart)
+            pool.shutdown(wait=False)  # the build runs on; the thread ends with it
 
     def settle(self) -> None:
-        """Wait for a build begun; the case's connection may write again."""
-        if self._thread is not None:
-            self._thread.join()
-        if self._failed:
-            raise self._failed[0]
+        """Wait for a build begun (its error raised here); the case's connection may
+        write again."""
+        if self._built is not None:
+            self._built.result()
 
     def _build_apart(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=600)
+        conn = self.db.second_connection()
         try:
             _build(conn)
-        except BaseException as exc:  # raised in the caller's thread by settle
-            self._failed.append(exc)
         finally:
             conn.close()
 
@@ -75,7 +71,7 @@ def hash_indexes_deferred(db: CaseDatabase) -> Iterator[IndexBuild]:
     on 100,000 results. Its value is the build's ``result``."""
     for name in RESULT_HASH_INDEX_NAMES:
         db.conn.execute(f"DROP INDEX IF EXISTS {name}")
-    build = IndexBuild(db.path)
+    build = IndexBuild(db)
     try:
         yield build
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from pipeline.case.database import EVIDENCE_MATCHES_SQL, CaseDatabase
@@ -74,13 +73,13 @@ def entry_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
     if db.conn.in_transaction:  # a second connection would not see what it holds
         return {**_file_counts(db.conn, evidence_id), **_result_counts(db, evidence_id)}
     with ThreadPoolExecutor(1, thread_name_prefix="file-counts") as pool:
-        files = pool.submit(_file_counts_apart, db.path, evidence_id)
+        files = pool.submit(_file_counts_apart, db, evidence_id)
         results = _result_counts(db, evidence_id)
         return {**files.result(), **results}
 
 
-def _file_counts_apart(path: Path, evidence_id: str) -> dict[str, int]:
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+def _file_counts_apart(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
+    conn = db.second_connection(read_only=True)
     try:
         return _file_counts(conn, evidence_id)
     finally:
