@@ -66,14 +66,20 @@ def test_index_answers_exactly_what_brute_force_answers(n: int, words: int, radi
     known = _clustered(rng, n, words, spread=radius + 6)
     near = known[rng.integers(0, n, 150)].copy()
     near[:, 0] ^= np.uint64(0b1011)  # 3 bits away from a known hash
-    queries = np.vstack([near, _clustered(rng, 150, words, spread=radius + 6),
+    edge = known[rng.integers(0, n, 50)].copy()  # exactly `radius` bits away, the first
+    for word in range(words):  # words first: where the candidates' first checks look
+        flips = min(64, radius - 64 * word)
+        if flips > 0:
+            edge[:, word] ^= np.uint64((1 << flips) - 1)
+    queries = np.vstack([near, edge, _clustered(rng, 150, words, spread=radius + 6),
                          rng.integers(0, 2**64, (100, words), dtype=np.uint64)])
     index = HammingIndex(known, radius, parts_per_word=parts)
     got = index.search(queries)
     want = brute_force(known, queries, radius)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert len(want[0]) >= (150 if radius >= 3 else 0)  # real neighbours are exercised
+    assert len(want[0]) >= (150 if radius >= 3 else 0) + 50  # real neighbours and the edge
+    assert (want[2] == radius).sum() >= 50
     if radius >= 3:
         smaller = index.search(queries, radius=radius - 3)
         for a, b in zip(smaller, brute_force(known, queries, radius - 3), strict=True):

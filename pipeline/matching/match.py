@@ -243,8 +243,10 @@ def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> 
     if len(good) > 1:
         known = hex_to_words([r["pdq"] for _, r in good], 256)
         variants, owner = [], []
-        for j, (_, r) in enumerate(good):
-            for v in json.loads(r["pdq_dihedral"] or "null") or [r["pdq"]]:
+        dihedral = json.loads(  # one parse for every picture's list: 5,500 calls cost 30 ms
+            "[" + ",".join(r["pdq_dihedral"] or "null" for _, r in good) + "]")
+        for j, ((_, r), listed) in enumerate(zip(good, dihedral, strict=True)):
+            for v in listed or [r["pdq"]]:
                 variants.append(v)
                 owner.append(j)
         q, k, d = HammingIndex(known, thresholds.pdq).search(hex_to_words(variants, 256))
