@@ -29,7 +29,7 @@ from pipeline.matching.index import (
     hex_to_words,
     words_to_hex,
 )
-from pipeline.matching.match import Thresholds
+from pipeline.matching.known import Thresholds
 
 sys.path.insert(0, str(REPO / "sample_data"))
 from make_photos import ALTERED

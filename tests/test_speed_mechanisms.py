@@ -203,7 +203,9 @@ def test_the_end_of_a_run_reads_only_the_pictures_and_videos(tmp_path: Path) -> 
     read the pictures' and videos' rows through their partial indexes: their work does not
     grow with the other results (SQLite's steps, counted, not timed), and they still find
     what they found before."""
-    from pipeline.matching.match import Thresholds, group_series, match_near
+    from pipeline.matching.known import Thresholds
+    from pipeline.matching.match import match_near
+    from pipeline.matching.series import group_series
 
     grouping, matching = [], []
     for others in (100, 5_000):

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from analyzers.perceptual import PerceptualHashAnalyzer  # noqa: E402
-from pipeline.matching.match import Thresholds  # noqa: E402
+from pipeline.matching.known import Thresholds  # noqa: E402
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "stereo_motorcycle",
           "hubble_deep_field", "immunohistochemistry", "retina", "coins", "moon", "page",

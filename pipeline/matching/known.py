@@ -1,4 +1,5 @@
-"""What a known-hash set is made of, whatever its format: entries, algorithms, errors."""
+"""What a known-hash set is made of, whatever its format: entries, algorithms, errors;
+and how near a perceptual hash must be to count as a match (:class:`Thresholds`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,33 @@ ALGORITHMS = EXACT_ALGORITHMS + PERCEPTUAL_ALGORITHMS + VIDEO_ALGORITHMS
 HEX_DIGITS = {"md5": 32, "sha1": 40, "sha256": 64, "phash": 16, "dhash": 16, "pdq": 64}
 ALGORITHM_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
+BITS = {"phash": 64, "dhash": 64, "pdq": 256}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Largest Hamming distance that counts as a match, per algorithm.
+
+    Defaults chosen from the robustness benchmark (README, "Matching"): they keep every
+    measured false-match rate among distinct photos at 0 while finding resized,
+    recompressed and PNG-converted copies; PDQ's 31 is ThreatExchange's recommendation.
+    """
+
+    phash: int = 8
+    dhash: int = 8
+    pdq: int = 31
+    pdq_quality: int = 50
+
+    def __post_init__(self) -> None:
+        for name, bits in BITS.items():
+            value = getattr(self, name)
+            if not 0 <= value < bits // 2:
+                raise ValueError(f"{name} threshold must be in 0..{bits // 2 - 1}, got {value}")
+        if not 0 <= self.pdq_quality <= 100:
+            raise ValueError(f"pdq_quality must be in 0..100, got {self.pdq_quality}")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 class HashSetError(ValueError):

@@ -10,7 +10,7 @@
   ``pdq_quality``, with all 8 rotations/mirrors of the image, so a mirrored copy is
   found; the match records which variant hit. A known hash's own quality is not known.
 - **Series**: images of one evidence item within the same thresholds of each other are
-  grouped (union-find over PDQ and pHash pairs), so an examiner reviews a group once.
+  grouped (:mod:`pipeline.matching.series`), so an examiner reviews a group once.
 
 Every match row carries the set, algorithm, distance, the category as the set states it,
 the label from the set's category profile, and the known entry's id. Matching is
@@ -20,47 +20,22 @@ idempotent (unique rows), so a resumed or repeated triage never duplicates a mat
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from pipeline.case.database import EVIDENCE_MATCHES_SQL, CaseDatabase
 from pipeline.case.schema import PICTURES_CONDITION
 from pipeline.matching.index import HammingIndex, hex_to_words
-from pipeline.matching.known import EXACT_ALGORITHMS
-from pipeline.matching.video import frame_queries, match_videos, series_links
-
-BITS = {"phash": 64, "dhash": 64, "pdq": 256}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Largest Hamming distance that counts as a match, per algorithm.
-
-    Defaults chosen from the robustness benchmark (README, "Matching"): they keep every
-    measured false-match rate among distinct photos at 0 while finding resized,
-    recompressed and PNG-converted copies; PDQ's 31 is ThreatExchange's recommendation.
-    """
-
-    phash: int = 8
-    dhash: int = 8
-    pdq: int = 31
-    pdq_quality: int = 50
-
-    def __post_init__(self) -> None:
-        for name, bits in BITS.items():
-            value = getattr(self, name)
-            if not 0 <= value < bits // 2:
-                raise ValueError(f"{name} threshold must be in 0..{bits // 2 - 1}, got {value}")
-        if not 0 <= self.pdq_quality <= 100:
-            raise ValueError(f"pdq_quality must be in 0..100, got {self.pdq_quality}")
-
-
-DEFAULT_THRESHOLDS = Thresholds()
+from pipeline.matching.known import BITS, DEFAULT_THRESHOLDS, EXACT_ALGORITHMS, Thresholds
+from pipeline.matching.series import EarlyPairs, group_series
+from pipeline.matching.video import frame_queries, match_videos
 
 
 def match_evidence(db: CaseDatabase, evidence_id: str,
-                   thresholds: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
-    """Every kind of match for one evidence item, and its near-duplicate groups."""
+                   thresholds: Thresholds = DEFAULT_THRESHOLDS,
+                   early: EarlyPairs | None = None) -> dict[str, Any]:
+    """Every kind of match for one evidence item, and its near-duplicate groups (with
+    the pairs ``early`` found while the last batches ran, if any)."""
     result = match_exact(db, evidence_id)
     result["near"] = match_near(db, evidence_id, thresholds)
     videos = match_videos(db, evidence_id)
@@ -68,7 +43,7 @@ def match_evidence(db: CaseDatabase, evidence_id: str,
         result["near"]["vpdq"] = videos
     label_matches(db)
     result.update(_summary(db, evidence_id))
-    result["series"] = group_series(db, evidence_id, thresholds)
+    result["series"] = group_series(db, evidence_id, thresholds, early)
     result["thresholds"] = asdict(thresholds)
     return result
 
@@ -205,78 +180,3 @@ def _summary(db: CaseDatabase, evidence_id: str) -> dict[str, Any]:
         (evidence_id,),
     )
     return {"files_matched": total, "by_hashset": by_set}
-
-
-def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds) -> dict[str, Any]:
-    """Group the evidence's near-duplicate images; store and return the groups."""
-    rows = db.conn.execute(  # the pictures' rows only (schema.MEDIA_RESULT_INDEXES)
-        "SELECT r.file_id, r.phash, r.pdq, r.pdq_quality, r.pdq_dihedral FROM results r"
-        f" CROSS JOIN files f ON f.id = r.file_id WHERE ({PICTURES_CONDITION})"
-        " AND f.evidence_id = ? ORDER BY r.file_id", (evidence_id,)).fetchall()
-    ids = [r["file_id"] for r in rows]
-    parent = list(range(len(rows)))
-    link: dict[int, tuple[int, str]] = {}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def join(a: int, b: int, dist: int, algo: str) -> None:
-        for i in (a, b):
-            if i not in link or dist < link[i][0]:
-                link[i] = (dist, algo)
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    ph = [(i, r["phash"]) for i, r in enumerate(rows) if r["phash"]]
-    if len(ph) > 1:
-        words = hex_to_words([v for _, v in ph], 64)
-        q, k, d = HammingIndex(words, thresholds.phash).search(words)
-        for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
-            if a < b:
-                join(ph[a][0], ph[b][0], dist, "phash")
-    good = [(i, r) for i, r in enumerate(rows)
-            if r["pdq"] and (r["pdq_quality"] or 0) >= thresholds.pdq_quality]
-    if len(good) > 1:
-        known = hex_to_words([r["pdq"] for _, r in good], 256)
-        variants, owner = [], []
-        dihedral = json.loads(  # one parse for every picture's list: 5,500 calls cost 30 ms
-            "[" + ",".join(r["pdq_dihedral"] or "null" for _, r in good) + "]")
-        for j, ((_, r), listed) in enumerate(zip(good, dihedral, strict=True)):
-            for v in listed or [r["pdq"]]:
-                variants.append(v)
-                owner.append(j)
-        q, k, d = HammingIndex(known, thresholds.pdq).search(hex_to_words(variants, 256))
-        for a, b, dist in zip(q.tolist(), k.tolist(), d.tolist(), strict=True):
-            if owner[a] != b:
-                join(good[owner[a]][0], good[b][0], dist, "pdq")
-    # Videos: the same clip re-encoded, and pictures that are frames of a video (vPDQ).
-    row_of = {fid: i for i, fid in enumerate(ids)}
-    for fa, fb, dist in series_links(db, evidence_id, [(r["file_id"], r["pdq"]) for _, r in good]):
-        for fid in (fa, fb):
-            if fid not in row_of:
-                row_of[fid] = len(ids)
-                ids.append(fid)
-                parent.append(len(parent))
-        join(row_of[fa], row_of[fb], dist, "vpdq")
-    members: dict[int, list[int]] = {}
-    for i in range(len(ids)):
-        members.setdefault(find(i), []).append(i)
-    groups = [sorted(m) for m in members.values() if len(m) > 1]
-    db.begin()
-    try:
-        db.conn.execute("DELETE FROM media_groups WHERE evidence_id = ?", (evidence_id,))
-        db.conn.executemany(
-            "INSERT INTO media_groups (file_id, evidence_id, group_id, size, algorithm,"
-            " distance) VALUES (?,?,?,?,?,?)",
-            [(ids[i], evidence_id, min(ids[j] for j in g), len(g), link[i][1], link[i][0])
-             for g in groups for i in g])
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
-    return {"groups": len(groups), "images_in_groups": sum(len(g) for g in groups),
-            "largest": max((len(g) for g in groups), default=0)}
