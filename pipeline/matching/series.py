@@ -126,7 +126,7 @@ def _pdq_pairs(good: list[Row], asked: list[Row], radius: int) -> list[Pair]:
 
 def _variants(good: list[Row]) -> tuple[list[str], list[int]]:
     """Every variant of the pictures (a picture without its list: itself), by owner."""
-    dihedral = json.loads(  # one parse for every picture's list: 5,500 calls cost 30 ms
+    dihedral = json.loads(  # one parse for all the lists: 25 ms for 5,500, not 48
         "[" + ",".join(r[4] or "null" for r in good) + "]")
     listed, owner = [], []
     for r, variants in zip(good, dihedral, strict=True):
