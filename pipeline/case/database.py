@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ingest.layers.snapshots import UNCHANGED_NOTE
 from ingest.location import EvidenceLocation, FileEntry, Snapshot
@@ -29,6 +30,8 @@ from pipeline.case.schema import (
     VIDEO_SCHEMA,
     VOLUMES_TABLE,
 )
+
+T = TypeVar("T")
 
 # A file row's media SHA-256 (evidence is named before its hash: ``evidence_id_for``).
 EVIDENCE_SHA256_SQL = "(SELECT sha256 FROM evidence WHERE id = f.evidence_id) AS evidence_sha256"
@@ -210,13 +213,29 @@ class CaseDatabase:
     def close(self) -> None:
         self.conn.close()
 
-    def second_connection(self, read_only: bool = False) -> sqlite3.Connection:
-        """Another connection to the case's file, for work beside this one in a thread
-        (SQLite releases the GIL; a WAL reader waits for no writer). ``read_only`` sees
-        committed rows only; a writer waits up to 10 minutes for the write lock."""
-        if read_only:
-            return sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro", uri=True)
-        return sqlite3.connect(self.path, isolation_level=None, timeout=600)
+    def apart(self, work: Callable[[sqlite3.Connection], T], read_only: bool = False
+               ) -> Future[T]:
+        """``work`` on another connection to the case's file, in a thread of its own,
+        beside whatever this connection does next (SQLite releases the GIL; a WAL reader
+        waits for no writer); its value or error comes from the returned future.
+        ``read_only`` sees committed rows only; a writer waits up to 10 minutes for the
+        write lock."""
+        def run() -> T:
+            if read_only:
+                uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True)
+            else:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=600)
+            try:
+                return work(conn)
+            finally:
+                conn.close()
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="case-apart")
+        try:
+            return pool.submit(run)
+        finally:
+            pool.shutdown(wait=False)  # the work runs on; the thread ends with it
 
     def transaction(self) -> sqlite3.Connection:
         """``with db.transaction():`` — one atomic step."""

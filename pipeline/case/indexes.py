@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,22 +42,13 @@ class IndexBuild:
     def begin(self) -> None:
         """Build the indexes now, beside whatever the caller does next (idempotent)."""
         if self._built is None:
-            pool = ThreadPoolExecutor(1, thread_name_prefix="hash-indexes")
-            self._built = pool.submit(self._build_apart)
-            pool.shutdown(wait=False)  # the build runs on; the thread ends with it
+            self._built = self.db.apart(_build)
 
     def settle(self) -> None:
         """Wait for a build begun (its error raised here); the case's connection may
         write again."""
         if self._built is not None:
             self._built.result()
-
-    def _build_apart(self) -> None:
-        conn = self.db.second_connection()
-        try:
-            _build(conn)
-        finally:
-            conn.close()
 
 
 @contextmanager

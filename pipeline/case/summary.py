@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pipeline.case.database import EVIDENCE_MATCHES_SQL, CaseDatabase
@@ -72,18 +71,9 @@ def entry_counts(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
     the end of a run of 100,000 files)."""
     if db.conn.in_transaction:  # a second connection would not see what it holds
         return {**_file_counts(db.conn, evidence_id), **_result_counts(db, evidence_id)}
-    with ThreadPoolExecutor(1, thread_name_prefix="file-counts") as pool:
-        files = pool.submit(_file_counts_apart, db, evidence_id)
-        results = _result_counts(db, evidence_id)
-        return {**files.result(), **results}
-
-
-def _file_counts_apart(db: CaseDatabase, evidence_id: str) -> dict[str, int]:
-    conn = db.second_connection(read_only=True)
-    try:
-        return _file_counts(conn, evidence_id)
-    finally:
-        conn.close()
+    files = db.apart(lambda conn: _file_counts(conn, evidence_id), read_only=True)
+    results = _result_counts(db, evidence_id)
+    return {**files.result(), **results}
 
 
 def _file_counts(conn: sqlite3.Connection, evidence_id: str) -> dict[str, int]:

@@ -60,8 +60,7 @@ SMALL_INDEX_BYTES = 8 << 20
 # known, 0.024 / 0.018 s at 1,000, 0.17 / 0.036 s at 3,000, 0.58 / 0.079 s at 5,500 (the
 # near-duplicate grouping of the photos benchmark); pHash at radius 8: 0.004 / 0.003 s at
 # 1,000, 0.031 / 0.010 s at 4,000.
-_BRUTE_FORCE_BELOW = 1024
-_WIDE_BRUTE_FORCE_BELOW = 1024
+_SCAN_BELOW = 1024
 _CHUNK_CANDIDATES = 1 << 22  # candidates verified per step (bounds temporary memory)
 _SCAN_BLOCK = 1 << 18  # (query, known) pairs per step of a scan: 512 KiB of counters
 
@@ -176,8 +175,7 @@ class HammingIndex:
         n, words = self.hashes.shape
         if n >= 1 << 32:
             raise ValueError("at most 2^32 - 1 hashes per index")
-        self.brute = parts_per_word is None and n < (
-            _BRUTE_FORCE_BELOW if words == 1 else _WIDE_BRUTE_FORCE_BELOW)
+        self.brute = parts_per_word is None and n < _SCAN_BELOW
         self.tables: list[_Table] = []
         if self.brute:
             return

@@ -19,7 +19,7 @@ ALGORITHMS = EXACT_ALGORITHMS + PERCEPTUAL_ALGORITHMS + VIDEO_ALGORITHMS
 HEX_DIGITS = {"md5": 32, "sha1": 40, "sha256": 64, "phash": 16, "dhash": 16, "pdq": 64}
 ALGORITHM_BY_LENGTH = {32: "md5", 40: "sha1", 64: "sha256"}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
-BITS = {"phash": 64, "dhash": 64, "pdq": 256}
+BITS = {a: 4 * HEX_DIGITS[a] for a in PERCEPTUAL_ALGORITHMS}  # 64, 64, 256
 
 
 @dataclass(frozen=True)

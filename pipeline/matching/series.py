@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,20 +166,12 @@ class EarlyPairs:
     def begin(self) -> None:
         """Search the pictures stored so far, beside whatever comes next (idempotent)."""
         if self._found is None:
-            pool = ThreadPoolExecutor(1, thread_name_prefix="series-pairs")
-            self._found = pool.submit(self._search)
-            pool.shutdown(wait=False)
+            self._found = self.db.apart(
+                lambda conn: early_search(picture_rows(conn, self.evidence_id),
+                                          self.thresholds), read_only=True)
 
     def take(self) -> Pairs | None:
         return None if self._found is None else self._found.result()
-
-    def _search(self) -> Pairs:
-        conn = self.db.second_connection(read_only=True)
-        try:
-            rows = picture_rows(conn, self.evidence_id)
-        finally:
-            conn.close()
-        return early_search(rows, self.thresholds)
 
 
 def group_series(db: CaseDatabase, evidence_id: str, thresholds: Thresholds,
