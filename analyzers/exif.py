@@ -52,12 +52,6 @@ import struct
 from datetime import datetime
 from typing import Any
 
-import defusedxml
-import exifread
-import pillow_heif
-from exifread.core.exceptions import ExifError
-from exifread.core.find_exif import determine_type
-
 from analyzers.base import Analyzer, AnalyzerError, Findings
 from analyzers.metadata import xmp
 from analyzers.metadata.camera_blocks import (
@@ -249,6 +243,10 @@ def read_tags(data: bytes) -> dict[str, Any]:
 
 
 def _exifread_tags(data: bytes) -> dict[str, Any]:
+    import exifread  # on first use, not with this module: see analyzers/perceptual.py
+    from exifread.core.exceptions import ExifError
+    from exifread.core.find_exif import determine_type
+
     probe = io.BytesIO(data)
     try:
         offset, _endian, _fake = determine_type(probe)
@@ -457,5 +455,9 @@ class ExifAnalyzer(Analyzer):
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
+        import defusedxml
+        import exifread
+        import pillow_heif
+
         return {"exifread": exifread.__version__,
                 "defusedxml": defusedxml.__version__, "pillow-heif": pillow_heif.__version__}

@@ -45,13 +45,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import imagehash
 import numpy
 import pdqhash
-import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError, features
 
 from analyzers.base import Analyzer, AnalyzerError, Findings
+from ingest.libraries import register_heif_opener
 from ingest.location import FileEntry
 
 MAX_PIXELS = 89_478_485  # = Pillow's default MAX_IMAGE_PIXELS (its warning threshold)
@@ -59,8 +58,6 @@ PDQ_SIDE = 512  # ThreatExchange's DOWNSAMPLE_DIMS: larger inputs are resized to
 # pdqhash.compute_dihedral's order; names as in ThreatExchange's pdqhashing.h.
 DIHEDRAL = ("original", "rotate90", "rotate180", "rotate270", "flip_x", "flip_y",
             "flip_plus1", "flip_minus1")
-
-pillow_heif.register_heif_opener()
 
 
 @dataclass(frozen=True)
@@ -101,11 +98,20 @@ class _Last(threading.local):
 _LAST_SMALL = _Last()  # (raster, grey reduction)
 
 
+# imagehash (and pillow-heif) are imported where first used, not with this module: the
+# driver imports every analyzer to check the command's analyzer names and settings
+# before the case opens, and their imports were ~0.1 s of its start (issue 18).
+
+
 def _phash(img: Image.Image) -> str:
+    import imagehash
+
     return str(imagehash.phash(_small(img), hash_size=8))
 
 
 def _dhash(img: Image.Image) -> str:
+    import imagehash
+
     return str(imagehash.dhash(_small(img), hash_size=8))
 
 
@@ -168,6 +174,7 @@ def decode(
 def _decode(data: bytes, min_side: int, max_pixels: int) -> tuple[Image.Image, Findings]:
     if min_side < 1:
         raise ValueError(f"min_side must be positive, got {min_side}")
+    register_heif_opener()
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -241,6 +248,9 @@ class PerceptualHashAnalyzer(Analyzer):
     @classmethod
     def library_versions(cls) -> dict[str, str]:
         # Resampling and IDCT details change hashes between releases: record them all.
+        import imagehash
+        import pillow_heif
+
         versions = {
             "pillow": Image.__version__,
             "imagehash": imagehash.__version__,

@@ -1,9 +1,22 @@
-"""Versions of the native libraries ingest reads evidence through (for the session record)."""
+"""The native libraries ingest reads evidence through: their versions (for the session
+record), and Pillow's HEIF reader, plugged in where a picture is first opened."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+
+
+@functools.cache
+def register_heif_opener() -> None:
+    """Let Pillow open HEIC/HEIF/AVIF (pillow-heif's plug-in), once per process.
+
+    Done on first need rather than at import: pillow-heif's import (~0.03 s) is not paid
+    by a process that never opens a picture, such as the driver (issue 18)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def native_versions() -> dict[str, str]:

@@ -7,7 +7,9 @@ where the work was done (on a remote cluster, the worker's, not the driver's).
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import sys
 from functools import cache
 from importlib import metadata
@@ -37,10 +39,51 @@ _DISTRIBUTIONS = (
 
 
 def tool_version() -> str:
+    return distribution_version(TOOL_NAME) or "0+unknown"
+
+
+def distribution_version(name: str) -> str | None:
+    """``importlib.metadata.version(name)``, or None where it is not installed.
+
+    Where the first metadata directory on ``sys.path`` for ``name`` is pip's
+    ``NAME-VERSION.dist-info``, the version is read from its name: the same answer
+    without parsing its METADATA with the e-mail parser (~5 ms a package, ~0.09 s of
+    every command's start for the packages below; issue 18). Anything else (an
+    ``.egg-info``, a name not found) is asked of ``importlib.metadata``."""
+    version = _first_metadata().get(_normalised(name))
+    if version:
+        return version
     try:
-        return metadata.version(TOOL_NAME)
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return "0+unknown"
+        return None
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503, as importlib.metadata compares
+
+
+@cache
+def _first_metadata() -> dict[str, str | None]:
+    """Per normalised name, the version in its first ``.dist-info`` directory's name on
+    ``sys.path``, or None when an ``.egg-info`` comes first (searched in the same order
+    as ``importlib.metadata``)."""
+    found: dict[str, str | None] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for item in names:
+            stem, dot, suffix = item.rpartition(".")
+            if not dot or suffix not in ("dist-info", "egg-info"):
+                continue
+            project, _, version = stem.partition("-")  # the name as importlib reads it
+            key = _normalised(project)
+            if key not in found:  # a version with a "-" is a name that kept its dashes
+                found[key] = version if suffix == "dist-info" and version \
+                    and "-" not in version else None
+    return found
 
 
 @cache
@@ -48,10 +91,7 @@ def library_versions() -> dict[str, str]:
     """Versions of Python, the packages above and the native libraries under them."""
     versions: dict[str, str] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for dist in _DISTRIBUTIONS:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
+        versions[dist] = distribution_version(dist) or "not installed"
     versions.update(_native_versions())
     return versions
 

@@ -575,3 +575,40 @@ def test_runner_without_head_analyzers_streams() -> None:
 def test_iter_chunks_rejects_bad_size() -> None:
     with pytest.raises(ValueError):
         list(iter_chunks(b"abc", 0))
+
+
+def test_a_fresh_process_hashes_heic_and_reads_its_exif(tmp_path: Path) -> None:
+    """pillow-heif is imported where a picture is first opened, not with the analyzers'
+    modules (issue 18: the driver's start): a worker that has opened nothing before still
+    decodes a HEIC for its hashes and reads its EXIF, and the driver's check of the
+    analyzers imports neither pillow-heif, imagehash nor exifread."""
+    import sys
+
+    import pillow_heif
+
+    photo = tmp_path / "photo.heic"
+    exif = Image.Exif()
+    exif[0x010F] = "HeifMaker"
+    heif = pillow_heif.from_pillow(Image.new("RGB", (640, 480), (200, 40, 30)))
+    heif.save(photo, exif=exif.tobytes())
+    script = f"""
+import json, sys
+from analyzers import registry
+registry.create(None, {{}})
+loaded = sorted(m for m in ("pillow_heif", "imagehash", "exifread") if m in sys.modules)
+from analyzers.exif import ExifAnalyzer
+from analyzers.perceptual import PerceptualHashAnalyzer
+from ingest.location import EvidenceLocation, FileEntry
+data = open({str(photo)!r}, "rb").read()
+entry = FileEntry(EvidenceLocation("ab" * 32, 0, 0, "raw", 42, "/photo.heic"), "photo.heic",
+                  len(data), "file", True)
+print(json.dumps([loaded, PerceptualHashAnalyzer().analyze(data, entry, {{}}),
+                  ExifAnalyzer().analyze(data, entry, {{}})["make"]]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parent.parent)
+    loaded, hashes, make = json.loads(out.stdout.splitlines()[-1])
+    assert loaded == []
+    assert hashes["format"] == "HEIF" and (hashes["width"], hashes["height"]) == (640, 480)
+    assert len(hashes["phash"]) == 16 and len(hashes["pdq"]) == 64
+    assert make == "HeifMaker"

@@ -16,8 +16,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pillow_heif
-
 #: APP1 prefixes (JPEG), and the PNG iTXt keyword exiftool and Adobe write XMP under.
 EXIF_PREFIX = b"Exif\x00\x00"
 XMP_PREFIX = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -230,6 +228,8 @@ def _webp(data: bytes, blocks: MetadataBlocks) -> None:
 
 def heif_exif(data: bytes) -> bytes | None:
     """The EXIF item of a HEIF file as a TIFF block, through libheif (pillow-heif)."""
+    import pillow_heif  # here, not at import: see analyzers/perceptual.py
+
     try:
         exif = pillow_heif.open_heif(io.BytesIO(data)).info.get("exif")
     except Exception as exc:  # pillow-heif raises ValueError, SyntaxError, IndexError…
@@ -240,6 +240,8 @@ def heif_exif(data: bytes) -> bytes | None:
 
 
 def _heif(data: bytes, blocks: MetadataBlocks) -> None:
+    import pillow_heif
+
     try:
         info = pillow_heif.open_heif(io.BytesIO(data)).info
         exif, xmp = info.get("exif"), info.get("xmp")

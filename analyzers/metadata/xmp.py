@@ -13,9 +13,6 @@ from __future__ import annotations
 import re
 from xml.etree.ElementTree import Element, ParseError
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
-
 NS = {
     "exif": "http://ns.adobe.com/exif/1.0/",
     "xmp": "http://ns.adobe.com/xap/1.0/",
@@ -53,6 +50,9 @@ def _value(element: Element) -> str | None:
 
 def parse_properties(packet: bytes) -> dict[str, str]:
     """The :data:`PROPERTIES` a packet holds (first occurrence of each), by "prefix:Name"."""
+    from defusedxml import DefusedXmlException  # on first use: see analyzers/perceptual.py
+    from defusedxml.ElementTree import fromstring
+
     text = packet.strip(b"\x00 \t\r\n")
     try:
         root = fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)

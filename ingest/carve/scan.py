@@ -32,6 +32,7 @@ from ingest.carve.formats import OTHER_HEADERS, VIDEO_ENDS, VIDEO_EXTENSIONS, vi
 from ingest.carve.view import RunView, ViewStream
 from ingest.derive.picture_ends import ENDS, HEIF_BRANDS, MAX_PICTURE, bmp_header_ok
 from ingest.derive.pictures import EXTENSIONS, decodes_stream
+from ingest.libraries import register_heif_opener
 
 VERSION = "1"
 ALIGN = 512  # bytes: candidates are looked for at image offsets that are multiples of this
@@ -239,6 +240,7 @@ def kinds_for(mode: str) -> frozenset[str]:
 def _header(view: RunView, where: int) -> dict[str, Any]:
     """What a partial picture's header still says (format and dimensions), if Pillow reads it."""
     head = view.read_at(where, HEADER_READ)
+    register_heif_opener()  # a partial HEIC's header too, whatever ran before in this process
     try:
         with Image.open(io.BytesIO(head)) as image:
             return {"format": image.format, "width": image.width, "height": image.height}

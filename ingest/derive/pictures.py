@@ -32,6 +32,7 @@ from PIL import Image
 
 from ingest.derive.base import Child, LimitExceeded, RangeStream
 from ingest.derive.picture_ends import ENDS, HEIF_BRANDS, MAX_PICTURE, ReadAt, bmp_fields_ok
+from ingest.libraries import register_heif_opener
 from ingest.location import Derivation
 
 VERSION = "1"
@@ -231,7 +232,7 @@ def decodes_stream(stream: BinaryIO, draft_jpeg: bool = False) -> bool:
     data, so truncation and damage still fail); a larger picture of another kind, or any
     picture over :data:`MAX_PIXELS`, does not count as decodable.
     """
-    _register_heif()
+    register_heif_opener()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # damaged EXIF, bomb warnings: the caps decide
@@ -251,18 +252,6 @@ def decodes_stream(stream: BinaryIO, draft_jpeg: bool = False) -> bool:
     except Exception:  # Pillow raises many types on damaged data: all mean "no"
         return False
     return True
-
-
-_heif_registered = False
-
-
-def _register_heif() -> None:
-    global _heif_registered
-    if not _heif_registered:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-        _heif_registered = True
 
 
 def _ext(kind: str, read_at: ReadAt, offset: int) -> str:
