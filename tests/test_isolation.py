@@ -60,3 +60,34 @@ def test_crashing_and_hanging_files_are_contained(faulty_image: Path, tmp_path: 
     assert {(err["analyzer"], err["error"]) for err in batch_errors} == {
         ("fault", "crashed"), ("fault", "timed out"), ("fault", "AnalysisTimeout")}
     assert sha256_file(faulty_image) == before
+
+
+def test_a_task_waiting_behind_a_crash_is_not_blamed(tmp_path: Path) -> None:
+    """With one worker, the next task waits on it while a file crashes it; Dask reports
+    that waiting task as having died too. It never began (no start event), so it is sent
+    again unchanged: the probes that find a crash's culprit, themselves queued behind
+    other crashes, must not blame an analyzer of an innocent file."""
+    require_tool("mke2fs")
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(7)
+    for i in range(6):
+        (src / f"crash{i}.bin").write_bytes(CRASH + rng.randbytes(100))
+        (src / f"ok{i}.bin").write_bytes(rng.randbytes(rng.randint(10, 5000)))
+    image = tmp_path / "crashes.dd"
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(src), str(image), "8M"],
+                   check=True)
+    case = tmp_path / "case"
+    env = {"EXHIBIT_ANALYZER_MODULES": "fault_analyzers",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
+    exhibit("triage", image, "--case", case, "--workers", "1", "--no-progress",
+            "--batch-files", "1", "--analyzers", "hashes,filetype,fault",
+            "--carve", "none", env=env, timeout=600)
+    records = {r["name"]: r for r in export_jsonl(case) if r["kind"] == "file"
+               and r["allocated"] and r["name"].endswith(".bin")}
+    assert len(records) == 12
+    errors = {name: [(e["analyzer"], e["error"]) for e in r["errors"]]
+              for name, r in records.items()}
+    assert errors == {name: [("fault", "crashed")] if name.startswith("crash") else []
+                      for name in records}
+    assert all(r["sha256"] and r["mime"] for r in records.values())

@@ -40,6 +40,8 @@ DEFAULT_TASK_TIMEOUT = 3600.0
 # and the driver alone decides what stops.
 IGNORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
 WORKERLESS_GRACE = 15.0  # seconds a local cluster may have no worker before it is replaced
+RESULT_WAIT = 30.0  # seconds to fetch a finished task's result before looking at the workers
+UNSTARTED_RETRIES = 5  # times a task whose worker died before it began is simply sent again
 # Issue 18: local workers are forked from one fork server that imported Dask once, instead
 # of each being a fresh interpreter importing it (spawn): N workers for the cost of one
 # import, and the fork server imports while the driver does. Dask's own preload list (every
@@ -82,6 +84,7 @@ class _Job:
     prefix: int = 0  # for probe: how many analyzers this probe runs
     full: tuple[str, ...] = ()  # for probe: the analyzers being probed
     culprits: tuple[tuple[str | None, str], ...] = ()  # (analyzer, label) found so far
+    unstarted: int = 0  # times it was sent again because its worker died before it began
 
 
 class BatchRunner:
@@ -356,13 +359,14 @@ class BatchRunner:
 
         top_up()
         workerless_since: float | None = None
+        stalled = False  # a finished task's result could not be fetched (see below)
         while running:
             try:
                 done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
             self._enforce_task_timeout(running)
-            if not done and self.cluster is not None:
+            if (stalled or not done) and self.cluster is not None:
                 if client.nthreads():
                     workerless_since = None
                 elif workerless_since is None:
@@ -378,12 +382,22 @@ class BatchRunner:
                         submit(job)
                     continue
             finished = []
+            stalled = False
             for future in done:
-                job, _ = running.pop(future)
+                job, when = running.pop(future)
                 batch = batches[job.task.batch_id]
                 batch.outstanding -= 1
                 try:
-                    outcome = future.result()
+                    outcome = future.result(timeout=RESULT_WAIT)
+                except TimeoutError as exc:
+                    if future.status != "error":  # finished, then its worker died before
+                        running[future] = (job, when)  # the result was fetched: Dask runs it
+                        batch.outstanding += 1  # again once a worker is there; meanwhile
+                        stalled = True  # the loop must go on (else, with every worker
+                        continue  # lost, it waits here for ever) and may replace them
+                    for follow_up in self._after_failure(job, exc, batch):
+                        batch.outstanding += 1
+                        submit(follow_up)
                 except Exception as exc:  # the task failed or its worker died
                     for follow_up in self._after_failure(job, exc, batch):
                         batch.outstanding += 1
@@ -423,7 +437,15 @@ class BatchRunner:
             raise exc  # (the batches done are kept; the same command resumes the rest)
         task = job.task
         hung = self._hung_file(task.key)
-        elapsed = self._ran_for(task.key)
+        started = self._ran_for(task.key)
+        if started is None and hung is None and job.unstarted < UNSTARTED_RETRIES \
+                and _worker_died(exc):
+            # Queued on a worker that another file's crash or hang ended before this task
+            # began (Dask reports it as having died "while running it"): nothing in it
+            # failed, so it is sent again as it was, not split or blamed.
+            log.info("%s was waiting on a worker that died; sending it again", task.key)
+            return [replace(job, unstarted=job.unstarted + 1)]
+        elapsed = started or 0.0
         if job.purpose == "analyse" and hung is not None and len(task.items) > 1:
             file_id, analyzer = hung
             rest = tuple(i for i in task.items if i[0] != file_id)
@@ -473,8 +495,10 @@ class BatchRunner:
                 return int(message["file_id"]), message.get("analyzer")
         return None
 
-    def _ran_for(self, key: str) -> float:
-        """Seconds since the worker reported starting this submission (0 if unknown)."""
+    def _ran_for(self, key: str) -> float | None:
+        """Seconds since the worker reported starting this submission; None if it never
+        did (the start is reported before any file is read), 0 if the scheduler keeps
+        no events."""
         try:
             events = self._client().get_events(START_TOPIC)
         except Exception:
@@ -482,7 +506,7 @@ class BatchRunner:
         for stamp, message in reversed(list(events)):
             if isinstance(message, dict) and message.get("task_key") == key:
                 return max(0.0, time.time() - float(stamp))
-        return 0.0
+        return None
 
     def _enforce_task_timeout(self, running: dict[Future, tuple[_Job, float]]) -> None:
         """Restart the worker of a task that outlived the per-task limit."""
@@ -521,6 +545,12 @@ def prepare_local_cluster() -> None:
     start_fork_server()
     threading.Thread(target=importlib.import_module, args=("distributed",),
                      name="import-dask", daemon=True).start()
+
+
+def _worker_died(exc: BaseException) -> bool:
+    from distributed import KilledWorker
+
+    return isinstance(exc, KilledWorker)
 
 
 def _culprit_error(analyzer: str | None, label: str) -> dict[str, Any]:

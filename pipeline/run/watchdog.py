@@ -129,22 +129,33 @@ class FileWatchdog:
         message = {"task_key": current["task_key"], "file_id": current["file_id"],
                    "analyzer": current.get("analyzer"), "limit": current["limit"],
                    "pid": os.getpid()}
-        try:
-            from distributed import get_worker
-
-            worker = get_worker()
-            worker.loop.add_callback(worker.log_event, EVENT_TOPIC, message)
-            time.sleep(1.0)  # let the batched stream carry the event to the scheduler
-        except (ImportError, ValueError):  # not inside a Dask worker
-            pass
+        send_event(EVENT_TOPIC, message, wait=EVENT_WAIT)
+        time.sleep(0.2)  # for the scheduler to read it before the nanny reports the exit
         os._exit(70)
 
 
-def announce_start(task_key: str, wait: float = 1.0) -> None:
+def announce_start(task_key: str) -> None:
     """Tell the scheduler when a task began, so the driver can time a worker's death.
 
-    Waits (briefly) until the event has left the worker: code that then holds the GIL
-    for ever would otherwise starve the event loop and the start would never be known.
+    Returns once the event has left the worker: code that then holds the GIL for ever
+    would otherwise starve the event loop, the start would never be known, and a file
+    that hung would be reported as a crash.
+    """
+    send_event(START_TOPIC, {"task_key": task_key}, wait=EVENT_WAIT)
+
+
+EVENT_WAIT = 10.0  # seconds an event may take to leave a worker (long only when it is starved)
+
+
+def send_event(topic: str, message: dict[str, Any], wait: float) -> None:
+    """Log ``message`` to the scheduler from this worker and wait, at most ``wait``
+    seconds, until it has been written to the scheduler's connection.
+
+    The worker's event loop writes it; a fixed pause was not enough on a loaded machine
+    (the start of a file that then held the GIL was lost, and the file reported as a
+    crash instead of a timeout). Written means: the batch holding it is in the
+    connection's log of messages sent (Dask appends it once the write has returned).
+    Outside a Dask worker this does nothing.
     """
     try:
         from distributed import get_worker
@@ -152,19 +163,19 @@ def announce_start(task_key: str, wait: float = 1.0) -> None:
         worker = get_worker()
     except (ImportError, ValueError):  # not inside a Dask worker
         return
-    queued = threading.Event()
-
-    def send() -> None:
-        worker.log_event(START_TOPIC, {"task_key": task_key})
-        queued.set()
-
-    worker.loop.add_callback(send)
-    deadline = time.monotonic() + wait
-    queued.wait(wait)
+    worker.loop.add_callback(worker.log_event, topic, message)
     stream = getattr(worker, "batched_stream", None)
-    while stream is not None and stream.buffer and time.monotonic() < deadline:
+    sent = getattr(stream, "recent_message_log", None)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if sent is None:  # not Dask's usual stream: its buffer emptied is the best sign
+            if stream is None or not stream.buffer:
+                time.sleep(0.01)
+                return
+        elif any(isinstance(item, dict) and item.get("msg") is message
+                 for payload in list(sent) if isinstance(payload, list) for item in payload):
+            return
         time.sleep(0.002)
-    time.sleep(0.01)  # let the loop finish writing the message
 
 
 _WATCHDOG: FileWatchdog | None = None
