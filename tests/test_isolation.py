@@ -91,3 +91,30 @@ def test_a_task_waiting_behind_a_crash_is_not_blamed(tmp_path: Path) -> None:
     assert errors == {name: [("fault", "crashed")] if name.startswith("crash") else []
                       for name in records}
     assert all(r["sha256"] and r["mime"] for r in records.values())
+
+
+def _announce(key: str) -> float:
+    import time
+
+    from pipeline.run.watchdog import announce_start
+
+    began = time.monotonic()
+    announce_start(key)
+    return time.monotonic() - began
+
+
+def test_a_task_start_is_at_the_scheduler_when_announce_start_returns() -> None:
+    """The start event has been written when ``announce_start`` returns (the driver reads
+    it to tell a hang from a crash, and a task that never began from one that did), and
+    it returns at once on an idle worker: it waits for the write it can see in Dask's
+    batched stream, so a Dask whose stream no longer shows it would cost 10 s a task."""
+    from distributed import Client, LocalCluster
+
+    from pipeline.run.watchdog import START_TOPIC
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        took = [client.submit(_announce, f"k{i}", pure=False).result() for i in range(3)]
+        keys = [m.get("task_key") for _, m in client.get_events(START_TOPIC)]
+    assert keys == ["k0", "k1", "k2"]
+    assert max(took) < 1.0, took
