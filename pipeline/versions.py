@@ -42,6 +42,7 @@ def tool_version() -> str:
     return distribution_version(TOOL_NAME) or "0+unknown"
 
 
+@cache
 def distribution_version(name: str) -> str | None:
     """``importlib.metadata.version(name)``, or None where it is not installed.
 
@@ -49,7 +50,8 @@ def distribution_version(name: str) -> str | None:
     ``NAME-VERSION.dist-info``, the version is read from its name: the same answer
     without parsing its METADATA with the e-mail parser (~5 ms a package, ~0.09 s of
     every command's start for the packages below; issue 18). Anything else (an
-    ``.egg-info``, a name not found) is asked of ``importlib.metadata``."""
+    ``.egg-info``, a name not found) is asked of ``importlib.metadata``. Once per name
+    and process: the case's tool record and ``tool_version`` ask for ``exhibit`` twice."""
     version = _first_metadata().get(_normalised(name))
     if version:
         return version

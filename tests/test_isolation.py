@@ -118,3 +118,40 @@ def test_a_task_start_is_at_the_scheduler_when_announce_start_returns() -> None:
         keys = [m.get("task_key") for _, m in client.get_events(START_TOPIC)]
     assert keys == ["k0", "k1", "k2"]
     assert max(took) < 1.0, took
+
+
+def _start_then_crash(key: str) -> None:
+    import time
+
+    from pipeline.run.watchdog import announce_start
+
+    announce_start(key)
+    time.sleep(0.3)
+    os.abort()
+
+
+def test_a_crash_learnt_late_is_timed_to_its_worker_end() -> None:
+    """A crash the driver learns of seconds later (a loaded machine) ran as long as its
+    worker lived, not until the driver looked: else a crash reads as a file over its
+    time limit (`timed out`). A task that never reported a start ran for no time known."""
+    import time
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from pipeline.run.cluster import BatchRunner
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                         dashboard_address=None) as cluster, Client(cluster) as client:
+        failed = client.submit(_start_then_crash, "crash-key", key="crash-key", pure=False)
+        exc = failed.exception()
+        time.sleep(3)  # the driver looks late
+        runner = BatchRunner(1)
+        runner.client = client
+        ran = runner._ran_for("crash-key", exc)
+        never = runner._ran_for("never-started", exc)
+        runner.client = None
+    assert type(exc).__name__ == "KilledWorker"
+    assert ran is not None and 0.25 < ran < 2.0, ran
+    assert never is None

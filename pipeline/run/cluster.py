@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -437,7 +438,7 @@ class BatchRunner:
             raise exc  # (the batches done are kept; the same command resumes the rest)
         task = job.task
         hung = self._hung_file(task.key)
-        started = self._ran_for(task.key)
+        started = self._ran_for(task.key, exc)
         if started is None and hung is None and job.unstarted < UNSTARTED_RETRIES \
                 and _worker_died(exc):
             # Queued on a worker that another file's crash or hang ended before this task
@@ -495,18 +496,32 @@ class BatchRunner:
                 return int(message["file_id"]), message.get("analyzer")
         return None
 
-    def _ran_for(self, key: str) -> float | None:
-        """Seconds since the worker reported starting this submission; None if it never
-        did (the start is reported before any file is read), 0 if the scheduler keeps
-        no events."""
+    def _ran_for(self, key: str, exc: BaseException) -> float | None:
+        """Seconds this submission ran before it failed: from the start its worker
+        reported to the worker's removal by the scheduler (both on the scheduler's
+        clock; until now if the removal is not found). None if it never reported a start
+        (it is reported before any file is read), 0 if the scheduler keeps no events.
+
+        Until the removal, not until now: on a loaded machine the driver may learn of a
+        crash seconds later, and a crash must not read as a file over its time limit."""
+        client = self._client()
         try:
-            events = self._client().get_events(START_TOPIC)
+            starts = client.get_events(START_TOPIC)
         except Exception:
             return 0.0
-        for stamp, message in reversed(list(events)):
-            if isinstance(message, dict) and message.get("task_key") == key:
-                return max(0.0, time.time() - float(stamp))
-        return None
+        started = next((float(stamp) for stamp, message in reversed(list(starts))
+                        if isinstance(message, dict) and message.get("task_key") == key), None)
+        if started is None:
+            return None
+        ended = time.time()
+        address = getattr(getattr(exc, "last_worker", None), "address", None)
+        if isinstance(address, str):
+            with suppress(Exception):  # no such topic: keep "until now"
+                ended = next((float(stamp) for stamp, message in reversed(list(
+                    client.get_events(address))) if isinstance(message, dict)
+                    and message.get("action") == "remove-worker"
+                    and key in (message.get("processing-tasks") or ())), ended)
+        return max(0.0, ended - started)
 
     def _enforce_task_timeout(self, running: dict[Future, tuple[_Job, float]]) -> None:
         """Restart the worker of a task that outlived the per-task limit."""
