@@ -163,10 +163,17 @@ def send_event(topic: str, message: dict[str, Any], wait: float) -> None:
         worker = get_worker()
     except (ImportError, ValueError):  # not inside a Dask worker
         return
-    worker.loop.add_callback(worker.log_event, topic, message)
+    queued = threading.Event()
+
+    def send() -> None:
+        worker.log_event(topic, message)
+        queued.set()
+
+    worker.loop.add_callback(send)
     stream = getattr(worker, "batched_stream", None)
     sent = getattr(stream, "recent_message_log", None)
     deadline = time.monotonic() + wait
+    queued.wait(wait)  # in the stream's buffer from here on
     while time.monotonic() < deadline:
         if sent is None:  # not Dask's usual stream: its buffer emptied is the best sign
             if stream is None or not stream.buffer:
