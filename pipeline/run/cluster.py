@@ -390,16 +390,16 @@ class BatchRunner:
                 batch.outstanding -= 1
                 try:
                     outcome = future.result(timeout=RESULT_WAIT)
-                except TimeoutError as exc:
-                    if future.status != "error":  # finished, then its worker died before
-                        running[future] = (job, when)  # the result was fetched: Dask runs it
-                        batch.outstanding += 1  # again once a worker is there; meanwhile
-                        stalled = True  # the loop must go on (else, with every worker
-                        continue  # lost, it waits here for ever) and may replace them
-                    for follow_up in self._after_failure(job, exc, batch):
-                        batch.outstanding += 1
-                        submit(follow_up)
                 except Exception as exc:  # the task failed or its worker died
+                    if isinstance(exc, TimeoutError) and future.status != "error":
+                        # Finished, then its worker died before the result was fetched:
+                        # Dask runs it again once a worker is there. Meanwhile the loop
+                        # goes on (else, every worker lost, it waits here for ever) and
+                        # may replace the workers.
+                        running[future] = (job, when)
+                        batch.outstanding += 1
+                        stalled = True
+                        continue
                     for follow_up in self._after_failure(job, exc, batch):
                         batch.outstanding += 1
                         submit(follow_up)
@@ -485,16 +485,22 @@ class BatchRunner:
         remaining = tuple(a for a in task.analyzers if a != culprit)
         return [_Job(replace(task, analyzers=remaining), purpose="final", culprits=found)]
 
+    def _last_event(self, topic: str, matches: Callable[[dict[str, Any]], bool]
+                    ) -> tuple[float, dict[str, Any]] | None:
+        """The scheduler's newest event on ``topic`` that ``matches``: (its stamp on the
+        scheduler's clock, the message). Raises what ``get_events`` raises."""
+        for stamp, message in reversed(list(self._client().get_events(topic))):
+            if isinstance(message, dict) and matches(message):
+                return float(stamp), message
+        return None
+
     def _hung_file(self, key: str) -> tuple[int, str | None] | None:
         """The file a worker's watchdog reported hung in this submission, if any."""
         try:
-            events = self._client().get_events(EVENT_TOPIC)
+            found = self._last_event(EVENT_TOPIC, lambda m: m.get("task_key") == key)
         except Exception:  # an old scheduler without events: fall back to splitting
             return None
-        for _, message in reversed(list(events)):
-            if isinstance(message, dict) and message.get("task_key") == key:
-                return int(message["file_id"]), message.get("analyzer")
-        return None
+        return None if found is None else (int(found[1]["file_id"]), found[1].get("analyzer"))
 
     def _ran_for(self, key: str, exc: BaseException) -> float | None:
         """Seconds this submission ran before it failed: from the start its worker
@@ -504,24 +510,21 @@ class BatchRunner:
 
         Until the removal, not until now: on a loaded machine the driver may learn of a
         crash seconds later, and a crash must not read as a file over its time limit."""
-        client = self._client()
         try:
-            starts = client.get_events(START_TOPIC)
+            start = self._last_event(START_TOPIC, lambda m: m.get("task_key") == key)
         except Exception:
             return 0.0
-        started = next((float(stamp) for stamp, message in reversed(list(starts))
-                        if isinstance(message, dict) and message.get("task_key") == key), None)
-        if started is None:
+        if start is None:
             return None
         ended = time.time()
         address = getattr(getattr(exc, "last_worker", None), "address", None)
         if isinstance(address, str):
             with suppress(Exception):  # no such topic: keep "until now"
-                ended = next((float(stamp) for stamp, message in reversed(list(
-                    client.get_events(address))) if isinstance(message, dict)
-                    and message.get("action") == "remove-worker"
-                    and key in (message.get("processing-tasks") or ())), ended)
-        return max(0.0, ended - started)
+                removal = self._last_event(address, lambda m: m.get("action") == "remove-worker"
+                                           and key in (m.get("processing-tasks") or ()))
+                if removal is not None:
+                    ended = removal[0]
+        return max(0.0, ended - start[0])
 
     def _enforce_task_timeout(self, running: dict[Future, tuple[_Job, float]]) -> None:
         """Restart the worker of a task that outlived the per-task limit."""

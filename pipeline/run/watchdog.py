@@ -36,6 +36,7 @@ from analyzers.base import Analyzer
 EVENT_TOPIC = "exhibit-timeout"
 START_TOPIC = "exhibit-start"
 REARM_SLACK = 2.0  # seconds the last-resort timer may fire late, to re-arm it rarely
+EVENT_WAIT = 10.0  # seconds an event may take to leave a worker (long only when it is starved)
 
 
 class AnalysisTimeout(Exception):
@@ -142,9 +143,6 @@ def announce_start(task_key: str) -> None:
     that hung would be reported as a crash.
     """
     send_event(START_TOPIC, {"task_key": task_key}, wait=EVENT_WAIT)
-
-
-EVENT_WAIT = 10.0  # seconds an event may take to leave a worker (long only when it is starved)
 
 
 def send_event(topic: str, message: dict[str, Any], wait: float) -> None:
