@@ -24,7 +24,7 @@ from pipeline.case.schema import (
     CARVE_SCHEMA,
     EVIDENCE_TABLE,
     FILL_MEDIA_COLUMNS,
-    MEDIA_RESULT_INDEXES,
+    LATE_INDEXES,
     SCHEMA,
     SCHEMA_VERSION,
     VIDEO_SCHEMA,
@@ -141,8 +141,11 @@ def _json_column(value: Any) -> str | None:
 class CaseDatabase:
     """Thin, explicit access to the case's SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra_schema: str = "") -> None:
+        """Open (or create) the case database; ``extra_schema``: tables another layer keeps
+        here (the custody store's), created with the case's own."""
         self.path = path
+        new = not path.exists() or path.stat().st_size == 0
         self.conn = sqlite3.connect(path, isolation_level=None)  # explicit transactions
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -151,11 +154,19 @@ class CaseDatabase:
         # Issue 18: the result hash indexes take random inserts; a 64 MiB page cache (a
         # bound, not an allocation) keeps them off the OS for cases of ~10**5-10**6 files.
         self.conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
-        self.conn.executescript(SCHEMA)
-        self.conn.executescript(VIDEO_SCHEMA)
-        self.conn.executescript(CARVE_SCHEMA)
-        self._migrate()
-        self.set_info("schema_version", str(SCHEMA_VERSION), overwrite=False)
+        tables = SCHEMA + VIDEO_SCHEMA + CARVE_SCHEMA + extra_schema
+        if new:  # one transaction: one sync, not one per table, column and index (~40)
+            self.conn.executescript(f"BEGIN IMMEDIATE;{tables}")  # left open
+            try:
+                self._complete_schema()
+                self.set_info("schema_version", str(SCHEMA_VERSION))
+                self.commit()
+            except BaseException:
+                self.rollback()
+                raise
+        else:  # changes nothing where present: no write lock, which another run may hold
+            self.conn.executescript(tables)
+            self._migrate()
 
     def _migrate(self) -> None:
         """Add the columns a case made by an older exhibit lacks; re-key ``volumes``."""
@@ -164,18 +175,19 @@ class CaseDatabase:
         if any(r["name"] == "sha256" and r["notnull"]
                for r in self.conn.execute("PRAGMA table_info(evidence)")):
             self._relax_evidence()
+        self._complete_schema()
+        if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
+            self.conn.executescript(FILL_MEDIA_COLUMNS)
+            self.set_info("schema_version", str(SCHEMA_VERSION))
+
+    def _complete_schema(self) -> None:
+        """The columns added since schema 1 and the indexes on them, where missing."""
         for table, column, decl in ADDED_COLUMNS:
             have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        self.conn.execute("CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)")
-        self.conn.execute("CREATE INDEX IF NOT EXISTS files_by_inode"  # shadow copies
-                          " ON files(evidence_id, volume_offset, inode)")
-        for index in MEDIA_RESULT_INDEXES:  # after the columns they name exist
+        for index in LATE_INDEXES:  # after the columns they name exist
             self.conn.execute(index)
-        if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
-            self.conn.executescript(FILL_MEDIA_COLUMNS)
-            self.set_info("schema_version", str(SCHEMA_VERSION))
 
     def _rekey_volumes(self) -> None:
         """Schema 2 -> 3: a volume may hold two filesystems, so its key gains ``fs_slot``.

@@ -34,6 +34,15 @@ MEDIA_RESULT_INDEXES = (
     f"CREATE INDEX IF NOT EXISTS results_videos ON results(file_id) WHERE {VIDEOS_CONDITION}",
 )
 
+# Indexes on columns added since schema 1: an older case gets them on open, after the
+# columns they name (database.CaseDatabase._migrate); a new case with its tables.
+LATE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS files_parent ON files(parent_id)",
+    "CREATE INDEX IF NOT EXISTS files_by_inode"  # shadow copies
+    " ON files(evidence_id, volume_offset, inode)",
+    *MEDIA_RESULT_INDEXES,
+)
+
 EVIDENCE_TABLE = """
 CREATE TABLE IF NOT EXISTS evidence (
     id TEXT PRIMARY KEY,                 -- ev- + hash of format and paths (schema < 5: SHA-256)

@@ -157,8 +157,7 @@ class Case:
         if running is not None:
             self._run_lock = _take_run_lock(directory, running)
         self.examiner = self.signer.name
-        self.db = CaseDatabase(db_path)
-        self.db.conn.executescript(CUSTODY_SCHEMA)
+        self.db = CaseDatabase(db_path, extra_schema=CUSTODY_SCHEMA)
         try:
             self.ledger = CustodyLedger(
                 directory / LEDGER_NAME, self.signer, tool_record(),
@@ -170,8 +169,9 @@ class Case:
             raise
         if new:
             case_id = str(uuid.uuid4())
-            self.db.set_info("case_id", case_id)
-            self.db.set_info("created_by", self.signer.examiner_id)
+            with self.db.atomic():  # one sync, not one per row
+                self.db.set_info("case_id", case_id)
+                self.db.set_info("created_by", self.signer.examiner_id)
             self.record("case.created", None, {"case_id": case_id, "directory": str(directory)})
         self._introduce_key()
 
