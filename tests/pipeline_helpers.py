@@ -6,6 +6,7 @@ import atexit
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -92,3 +93,15 @@ def fls_entries(image: Path, sector_offset: int) -> set[tuple[bytes, int, bool]]
 def icat(image: Path, sector_offset: int, inode: int) -> bytes:
     return subprocess.run(["icat", "-o", str(sector_offset), str(image), str(inode)],
                           capture_output=True, check=True).stdout
+
+def wal_commits(wal: Path) -> int:
+    """Commit frames in a SQLite write-ahead log (a frame header's second word is the
+    database size after a commit, 0 for the other frames of a transaction)."""
+    data = wal.read_bytes()
+    if len(data) < 32:
+        return 0
+    page_size = struct.unpack(">I", data[8:12])[0]
+    commits = 0
+    for at in range(32, len(data) - 23, 24 + page_size):
+        commits += struct.unpack(">I", data[at + 4:at + 8])[0] != 0
+    return commits

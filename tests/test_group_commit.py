@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from conftest import require_tool
 from PIL import Image
-from pipeline_helpers import CONFIG_HOME, EXAMINER, REPO, exhibit, ledger_entries
+from pipeline_helpers import CONFIG_HOME, EXAMINER, REPO, exhibit, ledger_entries, wal_commits
 
 CAPTURE = textwrap.dedent('''
     import pickle, shutil, sys
@@ -123,3 +123,33 @@ def test_one_group_equals_one_batch_at_a_time(mixed_image: Path, tmp_path: Path)
     with sqlite3.connect(template / "case.sqlite") as db:
         seqs = dict(db.execute("SELECT id, ledger_seq FROM batches"))
     assert {e["subject"]["batch_id"]: e["seq"] for e in tail} == seqs
+
+
+def test_steps_taken_together_cost_one_sync_of_each_file(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A walk's volumes are recorded together (``Case.record_many``): one write and one
+    fsync of the ledger and one commit of the database for all of them, where each
+    entry on its own cost both (two syncs a volume before the analysis could start)."""
+    from pipeline.case.store import Case
+
+    case = Case(tmp_path / "case", examiner=EXAMINER)
+    try:
+        wal = tmp_path / "case" / "case.sqlite-wal"
+        commits = wal_commits(wal)
+        synced: list[int] = []
+        fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), fsync(fd))[1])
+        steps: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = [
+            ("volume.skipped", {"evidence_id": "ev-x", "volume_index": i},
+             {"status": "not-allocated"}) for i in range(5)]
+        entries = case.record_many(steps)
+        assert len(synced) == 1
+        assert wal_commits(wal) == commits + 1
+        first = entries[0]["seq"]
+        assert [e["seq"] for e in entries] == list(range(first, first + 5))
+        assert [e["subject"]["volume_index"] for e in entries] == list(range(5))
+        assert case.ledger_head() == (entries[-1]["seq"], entries[-1]["hash"])
+    finally:
+        case.close()
+    assert exhibit("ledger", "verify", tmp_path / "case").returncode == 0

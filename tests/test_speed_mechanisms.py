@@ -17,7 +17,6 @@ import hashlib
 import importlib.util
 import random
 import sqlite3
-import struct
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pipeline_helpers import wal_commits
 from test_analyzers import encode, entry, procedural
 
 import analyzers.perceptual as perceptual
@@ -496,19 +496,6 @@ def test_the_derivation_budget_spent_counts_only_derived_files(tmp_path: Path) -
     db.close()
 
 
-def _wal_commits(wal: Path) -> int:
-    """Commit frames in a SQLite write-ahead log (a frame header's second word is the
-    database size after a commit, 0 for the other frames of a transaction)."""
-    data = wal.read_bytes()
-    if len(data) < 32:
-        return 0
-    page_size = struct.unpack(">I", data[8:12])[0]
-    commits = 0
-    for at in range(32, len(data) - 23, 24 + page_size):
-        commits += struct.unpack(">I", data[at + 4:at + 8])[0] != 0
-    return commits
-
-
 def test_a_new_case_is_made_in_one_transaction(tmp_path: Path) -> None:
     """Each commit is a sync of the log: made statement by statement, a new case paid one
     per table, column and index (~40), which a slow disk turns into a wait before the
@@ -516,7 +503,7 @@ def test_a_new_case_is_made_in_one_transaction(tmp_path: Path) -> None:
     path = tmp_path / "case.sqlite"
     db = CaseDatabase(path, extra_schema="CREATE TABLE IF NOT EXISTS kept_here (x TEXT);")
     try:
-        assert _wal_commits(path.with_name("case.sqlite-wal")) == 1
+        assert wal_commits(path.with_name("case.sqlite-wal")) == 1
         tables = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_schema")}
         assert {"files", "results", "video_matches", "carve_ranges", "kept_here",
                 "files_parent", "results_pictures"} <= tables

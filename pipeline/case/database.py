@@ -19,17 +19,8 @@ from typing import Any, TypeVar
 
 from ingest.layers.snapshots import UNCHANGED_NOTE
 from ingest.location import EvidenceLocation, FileEntry, Snapshot
-from pipeline.case.schema import (
-    ADDED_COLUMNS,
-    CARVE_SCHEMA,
-    EVIDENCE_TABLE,
-    FILL_MEDIA_COLUMNS,
-    LATE_INDEXES,
-    SCHEMA,
-    SCHEMA_VERSION,
-    VIDEO_SCHEMA,
-    VOLUMES_TABLE,
-)
+from pipeline.case.migrate import prepare
+from pipeline.case.schema import SCHEMA_VERSION
 
 T = TypeVar("T")
 
@@ -154,73 +145,7 @@ class CaseDatabase:
         # Issue 18: the result hash indexes take random inserts; a 64 MiB page cache (a
         # bound, not an allocation) keeps them off the OS for cases of ~10**5-10**6 files.
         self.conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
-        tables = SCHEMA + VIDEO_SCHEMA + CARVE_SCHEMA + extra_schema
-        if new:  # one transaction: one sync, not one per table, column and index (~40)
-            self.conn.executescript(f"BEGIN IMMEDIATE;{tables}")  # left open
-            try:
-                self._complete_schema()
-                self.set_info("schema_version", str(SCHEMA_VERSION))
-                self.commit()
-            except BaseException:
-                self.rollback()
-                raise
-        else:  # changes nothing where present: no write lock, which another run may hold
-            self.conn.executescript(tables)
-            self._migrate()
-
-    def _migrate(self) -> None:
-        """Add the columns a case made by an older exhibit lacks; re-key ``volumes``."""
-        if "fs_slot" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(volumes)")}:
-            self._rekey_volumes()
-        if any(r["name"] == "sha256" and r["notnull"]
-               for r in self.conn.execute("PRAGMA table_info(evidence)")):
-            self._relax_evidence()
-        self._complete_schema()
-        if (self.info("schema_version") or "1") != str(SCHEMA_VERSION):
-            self.conn.executescript(FILL_MEDIA_COLUMNS)
-            self.set_info("schema_version", str(SCHEMA_VERSION))
-
-    def _complete_schema(self) -> None:
-        """The columns added since schema 1 and the indexes on them, where missing."""
-        for table, column, decl in ADDED_COLUMNS:
-            have = {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        for index in LATE_INDEXES:  # after the columns they name exist
-            self.conn.execute(index)
-
-    def _rekey_volumes(self) -> None:
-        """Schema 2 -> 3: a volume may hold two filesystems, so its key gains ``fs_slot``.
-
-        SQLite cannot change a primary key in place: the rows move to a new table in one
-        transaction, unchanged (slot 0 each), so an old case reads as it did.
-        """
-        with self.atomic():
-            self.conn.execute("ALTER TABLE volumes RENAME TO volumes_schema2")
-            self.conn.execute(VOLUMES_TABLE)
-            self.conn.execute(
-                "INSERT INTO volumes (evidence_id, idx, offset, length, description, allocated,"
-                " fs_type, status, detail, fs_slot) SELECT evidence_id, idx, offset, length,"
-                " description, allocated, fs_type, status, detail, 0 FROM volumes_schema2")
-            self.conn.execute("DROP TABLE volumes_schema2")
-
-    def _relax_evidence(self) -> None:
-        """Schema 4 -> 5: evidence is registered before its hash is known, so the hash
-        columns take NULL. The rows move unchanged to the new table; references to
-        ``evidence`` are by name, so foreign keys are off while the table is replaced."""
-        self.conn.execute("PRAGMA foreign_keys=OFF")
-        try:
-            with self.atomic():
-                self.conn.execute(EVIDENCE_TABLE.replace("TABLE IF NOT EXISTS evidence",
-                                                         "TABLE evidence_schema5", 1))
-                cols = ", ".join(r["name"] for r in
-                                 self.conn.execute("PRAGMA table_info(evidence)"))
-                self.conn.execute(f"INSERT INTO evidence_schema5 ({cols}) SELECT {cols}"
-                                  " FROM evidence")
-                self.conn.execute("DROP TABLE evidence")
-                self.conn.execute("ALTER TABLE evidence_schema5 RENAME TO evidence")
-        finally:
-            self.conn.execute("PRAGMA foreign_keys=ON")
+        prepare(self.conn, new, extra_schema, path)
 
     def close(self) -> None:
         self.conn.close()

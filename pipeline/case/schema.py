@@ -15,7 +15,7 @@ SCHEMA_VERSION = 6  # 2: PDQ columns, known entries, near matches, media groups
 # The results' hash indexes serve matching and proofs, after the analysis. Random hex keys
 # make every insert into them a random page write, so the analysis runs without them and
 # they are built once at its end (pipeline/case/indexes.py; a case opened after a kill
-# builds them on open).
+# builds them on open, where it can: database.CaseDatabase).
 RESULT_HASH_INDEX_NAMES = ("results_md5", "results_sha1", "results_sha256")
 RESULT_HASH_INDEXES = """
 CREATE INDEX IF NOT EXISTS results_md5 ON results(md5);
@@ -126,7 +126,7 @@ CREATE TABLE IF NOT EXISTS results (
     vpdq TEXT,                           -- a video's frames: JSON list of "pdq,quality,time"
     vpdq_step REAL                       -- its seconds per hashed frame
 );
-""" + RESULT_HASH_INDEXES + """
+
 CREATE INDEX IF NOT EXISTS results_by_batch ON results(batch_id);
 CREATE TABLE IF NOT EXISTS errors (
     id INTEGER PRIMARY KEY,

@@ -239,9 +239,16 @@ class Case:
     def record(self, action: str, subject: dict[str, Any] | None = None,
                details: dict[str, Any] | None = None) -> dict[str, Any]:
         """Append a signed ledger entry and remember the new head in the database."""
-        entry = self.ledger.append(action, subject, details or {})
-        self.note_head(entry["seq"], entry["hash"])
-        return entry
+        return self.record_many([(action, subject, details or {})])[0]
+
+    def record_many(self, steps: list[tuple[str, dict[str, Any] | None, dict[str, Any]]]
+                    ) -> list[dict[str, Any]]:
+        """Steps taken together (a walk's volumes) as consecutive entries: one write and
+        one sync of the ledger, one of the database, whatever their number."""
+        entries = self.ledger.append_many(steps)
+        if entries:
+            self.note_head(entries[-1]["seq"], entries[-1]["hash"])
+        return entries
 
     def note_head(self, seq: int, digest: str) -> None:
         """Store the head unless another process already stored a later one."""

@@ -221,15 +221,6 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
         raise hashing.error or RuntimeError("acquisition hash ended without a result")
     computed = hashing.result
     seconds = hashing.seconds
-    case.record("acquisition.hashed", subject, {
-        "format": reg.image_format, "paths": reg.paths, "size": reg.size,
-        **({"objects": reg.objects} if reg.objects else {}),
-        "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
-        "seconds": round(seconds, 3),
-        "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
-        **({"media_read_by": hashing.media_reader} if hashing.media_reader else {}),
-        **hashing.containers,
-    })
     comparisons = stated_comparisons(computed, reg.expected, reg.stored_hashes)
     if reg.registered_sha256:
         comparisons += [dict(c, source="registration") for c in compare_hashes(
@@ -238,12 +229,22 @@ def conclude(case: Case, reg: Registration, wait: bool) -> None:
     same_media = [r["id"] for r in case.db.conn.execute(
         "SELECT id FROM evidence WHERE sha256 = ? AND id != ?",
         (computed["sha256"], reg.evidence_id))]
-    case.record("acquisition.compared", subject, {
-        "comparisons": comparisons,
-        "result": "match" if verified else "MISMATCH",
-        "compared": len(comparisons),
-        **({"same_media_as": same_media} if same_media else {}),
-    })
+    case.record_many([  # the hash, then its comparison: one sync for both
+        ("acquisition.hashed", subject, {
+            "format": reg.image_format, "paths": reg.paths, "size": reg.size,
+            **({"objects": reg.objects} if reg.objects else {}),
+            "md5": computed["md5"], "sha1": computed["sha1"], "sha256": computed["sha256"],
+            "seconds": round(seconds, 3),
+            "mb_per_s": round(reg.size / 1e6 / seconds, 1) if seconds > 0 else None,
+            **({"media_read_by": hashing.media_reader} if hashing.media_reader else {}),
+            **hashing.containers,
+        }),
+        ("acquisition.compared", subject, {
+            "comparisons": comparisons,
+            "result": "match" if verified else "MISMATCH",
+            "compared": len(comparisons),
+            **({"same_media_as": same_media} if same_media else {}),
+        })])
     case.db.conn.execute(
         "UPDATE evidence SET md5 = ?, sha1 = ?, sha256 = ?, verification = ?, verified = ?"
         " WHERE id = ?",

@@ -64,20 +64,22 @@ def walk_evidence(case: Case, image: EvidenceImage, evidence_id: str, reporter: 
         raise
     several = {s["volume_index"]: d["volume_filesystems"] for s, d in walked
                if "volume_filesystems" in d}
-    case.record("volumes.found", {"evidence_id": evidence_id}, {
-        "partition_table": scan.partition_table,
-        "warnings": scan.warnings,
-        "volumes": [
-            {"index": v.index, "offset": v.start, "length": v.length,
-             "description": v.description, "flag": v.flag,
-             **({"filesystems": several[v.index]} if v.index in several else {})}
-            for v in scan.volumes
-        ],
-    })
+    steps: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = [
+        ("volumes.found", {"evidence_id": evidence_id}, {
+            "partition_table": scan.partition_table,
+            "warnings": scan.warnings,
+            "volumes": [
+                {"index": v.index, "offset": v.start, "length": v.length,
+                 "description": v.description, "flag": v.flag,
+                 **({"filesystems": several[v.index]} if v.index in several else {})}
+                for v in scan.volumes
+            ],
+        })]
     for subject, details in walked:
         action = details.pop("action", None) or _ACTIONS.get(details.get("status", ""),
                                                              "volume.skipped")
-        case.record(action, subject, details)
+        steps.append((action, subject, details))
+    case.record_many(steps)  # one sync for the walk's entries, not two per volume
 
 
 def _walk_volume(case: Case, child: WalkProcess, evidence_id: str, volume: Volume,
