@@ -19,7 +19,7 @@ TEST_PACKAGES := $(RUNTIME_PACKAGES) sleuthkit hashdeep libimage-exiftool-perl f
 	mtools dosfstools e2fsprogs fdisk ntfs-3g exfatprogs gzip coreutils poppler-utils chromium \
 	zip qemu-utils apfsprogs cryptsetup-bin tar bzip2 xz-utils p7zip-full cpio xorriso libgsf-bin \
 	qpdf dmg2img ffmpeg pkg-config libavcodec-dev libavformat-dev libswscale-dev libavutil-dev \
-	testdisk
+	testdisk gcc
 
 DEMO_IMAGE := build/sample.dd
 DEMO_CASE  := demo-case
@@ -99,6 +99,8 @@ test: system-deps-test venv lint
 # vs dd and PhotoRec (testdisk). Smaller: make bench CARVE_BENCH_ARGS="--size 256"
 # Then the driver (benchmarks/driver/): CPU per result record, phase by phase, exact
 # rfc8785 vs canonical_bytes on the many-small image. Smaller: DRIVER_BENCH_ARGS="--scale 0.02"
+# Then a slow disk (benchmarks/speed/slow_disk.py): the sample image with every fsync made
+# 10 ms long. Against another tree: SLOW_DISK_BENCH_ARGS="--baseline-source DIR"
 BENCH_ARGS ?=
 ARCHIVE_BENCH_ARGS ?=
 VIDEO_BENCH_ARGS ?=
@@ -106,6 +108,7 @@ VDISK_BENCH_ARGS ?=
 SCALING_BENCH_ARGS ?=
 CARVE_BENCH_ARGS ?=
 DRIVER_BENCH_ARGS ?=
+SLOW_DISK_BENCH_ARGS ?=
 bench: system-deps-test venv
 	$(BIN)/python benchmarks/speed/run.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/speed/libmagic_cost.py
@@ -115,6 +118,7 @@ bench: system-deps-test venv
 	$(BIN)/python benchmarks/vdisk/run.py $(VDISK_BENCH_ARGS)
 	$(BIN)/python benchmarks/scaling/run.py $(SCALING_BENCH_ARGS)
 	$(BIN)/python benchmarks/driver/run.py $(DRIVER_BENCH_ARGS)
+	$(BIN)/python benchmarks/speed/slow_disk.py $(SLOW_DISK_BENCH_ARGS)
 
 # Robustness fuzzing (benchmarks/robustness/): mutated disk images and hostile media through
 # triage; prints cases, crashes/hangs contained, files recovered, lost (must be 0).
