@@ -88,8 +88,9 @@ def _complete(conn: sqlite3.Connection) -> None:
 
 def _restore_hash_indexes(conn: sqlite3.Connection, path: Path) -> None:
     """Build the hash indexes a stopped analysis left out (``pipeline.case.indexes``).
-    They only speed look-ups up: a case on a full disk or a read-only medium opens,
-    reads and verifies without them; the next run that writes builds them."""
+    They only speed look-ups up: a case whose disk is full (or whose database SQLite may
+    only read) opens, reads and verifies without them; the next run that writes builds
+    them."""
     try:
         conn.executescript(RESULT_HASH_INDEXES)
     except sqlite3.OperationalError as exc:
