@@ -25,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +346,56 @@ def test_the_untouched_case_still_verifies_and_counts_are_reported(
     summary = {"entries": len(real_case["lines"]), "export_sha256": digest, **COUNTS}
     print("\ntamper suite:", json.dumps(summary, indent=1))
     (real_case["root"] / "tamper-counts.json").write_text(json.dumps(summary, indent=1))
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs to fill, then remount read-only: write-protected media (an archive, a
+    write blocker)."""
+    mount = tmp_path / "archive"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                   check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_an_archived_case_verifies_on_read_only_media(real_case: dict[str, Any],
+                                                      read_only_mount: Path) -> None:
+    """``ledger verify`` on a case kept on read-only media checks its findings there too
+    (SQLite's log would need a shared-memory file beside the database: the file is read
+    as immutable), so an edited finding is still caught; a case whose stopped run left a
+    log is verified up to its ledger and said to need a writable copy."""
+    intact, edited, stopped = (read_only_mount / n for n in ("intact", "edited", "stopped"))
+    for target in (intact, edited):
+        shutil.copytree(real_case["case"], target, ignore=shutil.ignore_patterns("thumbnails"))
+    batch = next(e for e in real_case["entries"] if e["action"] == "batch.analysed")
+    db = sqlite3.connect(edited / "case.sqlite")
+    with db:
+        FINDING_EDITS["results column edited"](db, db.execute(
+            "SELECT file_id FROM results WHERE batch_id = ? LIMIT 1",
+            (batch["subject"]["batch_id"],)).fetchone()[0])
+    db.close()
+    shutil.copytree(real_case["case"], stopped, ignore=shutil.ignore_patterns("thumbnails"))
+    db = sqlite3.connect(stopped / "case.sqlite")  # a run stopped with rows in the log
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    with db:
+        db.execute("INSERT INTO case_info(key, value) VALUES ('stopped', 'mid-run')")
+    shutil.copy(stopped / "case.sqlite-wal", read_only_mount / "left.wal")
+    db.close()
+    shutil.move(read_only_mount / "left.wal", stopped / "case.sqlite-wal")
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_mount)], check=True)
+
+    result = verify_case(intact)
+    assert result.ok, result.failure
+    assert ("database findings vs Merkle roots", "ok") in [row[:2] for row in result.rows]
+    result = verify_case(edited)
+    assert not result.ok and result.failure_seq == batch["seq"], result.failure
+    result = verify_case(stopped)
+    assert result.ok, result.failure
+    skipped = [row for row in result.rows if row[0] == "database findings vs Merkle roots"]
+    assert skipped[0][1] == "skipped" and "writable storage" in skipped[0][2]
+    proc = exhibit("ledger", "verify", intact)
+    assert proc.stdout.startswith("OK:"), proc.stdout

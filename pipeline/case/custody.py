@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -440,7 +441,11 @@ def verify_case(case_dir: Path) -> CaseVerification:
     key_dir = case_dir / KEYS_DIR
     keys, described, problems = load_key_records(read_key_dir(key_dir))
     db_path = case_dir / DB_NAME
-    db = CaseDatabase(db_path) if db_path.exists() else None
+    log_left = db_path.with_name(f"{DB_NAME}-wal").exists()
+    writable = os.access(case_dir, os.W_OK)
+    db = None
+    if db_path.exists() and (writable or not log_left):
+        db = CaseDatabase(db_path) if writable else CaseDatabase.archived(db_path)
     try:
         head = read_head(db) if db is not None else None
         report = verify_ledger(ledger_path, expected_head=head, keys=keys)
@@ -464,7 +469,11 @@ def verify_case(case_dir: Path) -> CaseVerification:
             result.failure = f"key records in {key_dir}: {'; '.join(problems)}"
             return result
         if db is None:
-            rows.append(("database findings vs Merkle roots", "skipped", "no case.sqlite"))
+            rows.append(("database findings vs Merkle roots", "skipped",
+                         "no case.sqlite" if not db_path.exists() else
+                         f"{DB_NAME} has a write-ahead log left by a stopped run and this"
+                         " medium is read-only: copy the case to writable storage to check"
+                         " its findings"))
             return result
         _check_database(db, ledger_path, result)
         return result

@@ -147,6 +147,20 @@ class CaseDatabase:
         self.conn.execute(f"PRAGMA cache_size={CACHE_KIB}")
         prepare(self.conn, new, extra_schema, path)
 
+    @classmethod
+    def archived(cls, path: Path) -> CaseDatabase:
+        """A cleanly closed case's database on a medium nothing may write (an archive, a
+        write-blocked disk), for reading only: SQLite's write-ahead log would need a
+        shared-memory file beside it, so the file is opened as immutable. A case with a
+        log (``-wal``) left by a stopped run must be copied to writable storage first: an
+        immutable open would not see the rows committed to that log."""
+        db = cls.__new__(cls)
+        db.path = path
+        db.conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                  isolation_level=None)
+        db.conn.row_factory = sqlite3.Row
+        return db
+
     def close(self) -> None:
         self.conn.close()
 
