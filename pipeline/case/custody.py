@@ -441,11 +441,12 @@ def verify_case(case_dir: Path) -> CaseVerification:
     key_dir = case_dir / KEYS_DIR
     keys, described, problems = load_key_records(read_key_dir(key_dir))
     db_path = case_dir / DB_NAME
-    log_left = db_path.with_name(f"{DB_NAME}-wal").exists()
-    writable = os.access(case_dir, os.W_OK)
     db = None
-    if db_path.exists() and (writable or not log_left):
-        db = CaseDatabase(db_path) if writable else CaseDatabase.archived(db_path)
+    if db_path.exists():
+        if os.access(case_dir, os.W_OK):
+            db = CaseDatabase(db_path)
+        elif not db_path.with_name(f"{DB_NAME}-wal").exists():  # read-only, closed cleanly
+            db = CaseDatabase.archived(db_path)
     try:
         head = read_head(db) if db is not None else None
         report = verify_ledger(ledger_path, expected_head=head, keys=keys)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ingest.layers.snapshots import UNCHANGED_NOTE
 from ingest.location import EvidenceLocation, FileEntry, Snapshot
-from pipeline.case.migrate import prepare
+from pipeline.case.migrate import atomic, prepare
 from pipeline.case.schema import SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -205,13 +205,8 @@ class CaseDatabase:
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """``with db.atomic():`` — one step, committed whole or not at all."""
-        self.begin()
-        try:
+        with atomic(self.conn):
             yield
-            self.commit()
-        except BaseException:
-            self.rollback()
-            raise
 
     # -- case info -------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def prepare(conn: sqlite3.Connection, new: bool, extra_schema: str, path: Path) 
     another layer keeps in the case (the custody store's)."""
     tables = SCHEMA + VIDEO_SCHEMA + CARVE_SCHEMA + extra_schema
     if new:
-        with _atomic(conn, f"BEGIN IMMEDIATE;{tables}{RESULT_HASH_INDEXES}"):
+        with atomic(conn, tables + RESULT_HASH_INDEXES):
             _complete(conn)
             _set_version(conn)
         return
@@ -55,10 +55,14 @@ def prepare(conn: sqlite3.Connection, new: bool, extra_schema: str, path: Path) 
 
 
 @contextmanager
-def _atomic(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
-    """One transaction: ``begin`` (a script may hold statements after BEGIN), the block,
-    COMMIT; ROLLBACK on any error."""
-    conn.executescript(begin)  # the transaction stays open after the script
+def atomic(conn: sqlite3.Connection, script: str = "") -> Iterator[None]:
+    """One transaction: BEGIN IMMEDIATE, ``script`` (statements run inside it), the block,
+    COMMIT; ROLLBACK on any error. ``CaseDatabase.atomic`` is this on the case's
+    connection."""
+    if script:  # executescript would first commit a transaction open before it: none is
+        conn.executescript(f"BEGIN IMMEDIATE;{script}")
+    else:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         yield
         conn.execute("COMMIT")
@@ -106,7 +110,7 @@ def _rekey_volumes(conn: sqlite3.Connection) -> None:
     SQLite cannot change a primary key in place: the rows move to a new table in one
     transaction, unchanged (slot 0 each), so an old case reads as it did.
     """
-    with _atomic(conn):
+    with atomic(conn):
         conn.execute("ALTER TABLE volumes RENAME TO volumes_schema2")
         conn.execute(VOLUMES_TABLE)
         conn.execute(
@@ -122,7 +126,7 @@ def _relax_evidence(conn: sqlite3.Connection) -> None:
     ``evidence`` are by name, so foreign keys are off while the table is replaced."""
     conn.execute("PRAGMA foreign_keys=OFF")
     try:
-        with _atomic(conn):
+        with atomic(conn):
             conn.execute(EVIDENCE_TABLE.replace("TABLE IF NOT EXISTS evidence",
                                                 "TABLE evidence_schema5", 1))
             cols = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(evidence)"))
